@@ -1,0 +1,17 @@
+"""The one place where numba options are set.
+
+Kernels import ``njit_kernel`` (serial, per element) and ``njit_parallel`` (loops with ``prange``)
+from here. ``CRSKY_NUMBA_CACHE=0`` disables the on-disk cache, e.g. on read-only installs.
+"""
+
+import os
+from functools import partial
+
+from numba import njit
+
+__all__ = ["njit_kernel", "njit_parallel"]
+
+_CACHE = os.environ.get("CRSKY_NUMBA_CACHE", "1") != "0"
+
+njit_kernel = partial(njit, cache=_CACHE, nogil=True, error_model="numpy")
+njit_parallel = partial(njit, cache=_CACHE, nogil=True, parallel=True, error_model="numpy")
