@@ -1,0 +1,39 @@
+"""The ``crsky`` command: one subcommand per pipeline stage (the Snakemake rules call these)."""
+
+import argparse
+import logging
+import sys
+
+from crsky import __version__
+from crsky.cli import backtrack
+from crsky.errors import CrskyError
+
+__all__ = ["main"]
+
+_STAGES = (backtrack,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crsky", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"crsky {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    for stage in _STAGES:
+        stage.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad input, with one message on stderr)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.run(args)
+    except CrskyError as err:
+        print(f"crsky {args.stage}: error: {err}", file=sys.stderr)
+        return 2
+    return 0

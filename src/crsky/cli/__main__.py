@@ -1,0 +1,5 @@
+import sys
+
+from crsky.cli import main
+
+sys.exit(main())

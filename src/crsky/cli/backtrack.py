@@ -1,0 +1,74 @@
+"""``crsky backtrack``: trace one (rigidity bin, shard) and write its HDF5 shard."""
+
+import argparse
+import json
+
+from crsky.backtrack import Accuracy
+from crsky.backtrack.shard import ShardJob, run_shard
+from crsky.binning import RigidityBins, Sharding
+from crsky.errors import ConfigError
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("backtrack", help=__doc__, description=__doc__)
+    p.add_argument("--output", required=True, help="shard file to write (.h5)")
+    p.add_argument("--seed", type=int, required=True, help="config seed")
+    p.add_argument("--field", required=True, help="field model name, e.g. jf12")
+    p.add_argument("--field-options", default="{}", help="field options as a JSON object")
+    p.add_argument(
+        "--bins",
+        nargs=3,
+        type=float,
+        required=True,
+        metavar=("LOG10_RMIN", "LOG10_RMAX", "N_BINS"),
+        help="rigidity bins: log10(R/V) limits and number of bins",
+    )
+    p.add_argument("--bin", type=int, required=True, help="rigidity bin index")
+    p.add_argument("--particles-per-bin", type=int, required=True)
+    p.add_argument("--shard-size", type=int, required=True)
+    p.add_argument("--shard", type=int, required=True, help="shard index within the bin")
+    p.add_argument(
+        "--nside",
+        type=int,
+        required=True,
+        help="HEALPix nside over whose pixels observed directions are stratified",
+    )
+    p.add_argument("--engine", default="builtin", choices=("builtin", "crpropa"))
+    p.add_argument("--tolerance", type=float, default=Accuracy.tolerance)
+    p.add_argument("--min-step-kpc", type=float, default=Accuracy.min_step_kpc)
+    p.add_argument("--max-step-kpc", type=float, default=Accuracy.max_step_kpc)
+    p.add_argument("--max-path-length-kpc", type=float, default=Accuracy.max_path_length_kpc)
+    p.add_argument("--r-galaxy-kpc", type=float, default=Accuracy.r_galaxy_kpc)
+    p.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    try:
+        field_options = json.loads(args.field_options)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"'--field-options' is not a JSON object: {err}") from err
+    if not isinstance(field_options, dict):
+        raise ConfigError("'--field-options' must be a JSON object")
+    lo, hi, n_bins = args.bins
+    job = ShardJob(
+        seed=args.seed,
+        field_model=args.field,
+        field_options=field_options,
+        bins=RigidityBins(lo, hi, int(n_bins)),
+        bin_index=args.bin,
+        sharding=Sharding(args.particles_per_bin, args.shard_size),
+        shard_index=args.shard,
+        nside=args.nside,
+        accuracy=Accuracy(
+            args.tolerance,
+            args.min_step_kpc,
+            args.max_step_kpc,
+            args.max_path_length_kpc,
+            args.r_galaxy_kpc,
+        ),
+        engine=args.engine,
+    )
+    run_shard(job, args.output, threads=args.threads)

@@ -1,0 +1,37 @@
+# Stage 1: backtrack antiparticles from Earth to the edge of the Galaxy, one job per
+# (rigidity bin, shard). Output format: DESIGN.md section 4, "Backtracking shard".
+
+
+rule backtrack:
+    output:
+        f"{RESULTS}/backtrack/{FIELD}/bin{{bin}}/shard{{shard}}.h5",
+    log:
+        f"{LOGS}/backtrack/{FIELD}/bin{{bin}}/shard{{shard}}.log",
+    conda:
+        "../../envs/crsky.yaml"
+    threads: rule_threads("backtrack")
+    resources:
+        **rule_resources("backtrack"),
+    params:
+        seed=config["seed"],
+        field=FIELD,
+        field_options=json.dumps(config["field"]["options"]),
+        bins=f"{BINS.log10_rigidity_min} {BINS.log10_rigidity_max} {BINS.n_bins}",
+        particles_per_bin=SHARDING.particles_per_bin,
+        shard_size=SHARDING.shard_size,
+        nside=lookup(dpath="lens/nside", within=config),
+        engine=lookup(dpath="backtrack/engine", within=config),
+        tolerance=lookup(dpath="backtrack/tolerance", within=config),
+        min_step_kpc=lookup(dpath="backtrack/min_step_kpc", within=config),
+        max_step_kpc=lookup(dpath="backtrack/max_step_kpc", within=config),
+        max_path_length_kpc=lookup(dpath="backtrack/max_path_length_kpc", within=config),
+        r_galaxy_kpc=lookup(dpath="backtrack/r_galaxy_kpc", within=config),
+    shell:
+        "crsky backtrack --output {output} --seed {params.seed} --field {params.field}"
+        " --field-options '{params.field_options}' --bins {params.bins}"
+        " --bin {wildcards.bin} --particles-per-bin {params.particles_per_bin}"
+        " --shard-size {params.shard_size} --shard {wildcards.shard} --nside {params.nside}"
+        " --engine {params.engine} --tolerance {params.tolerance}"
+        " --min-step-kpc {params.min_step_kpc} --max-step-kpc {params.max_step_kpc}"
+        " --max-path-length-kpc {params.max_path_length_kpc}"
+        " --r-galaxy-kpc {params.r_galaxy_kpc} --threads {threads} > {log} 2>&1"
