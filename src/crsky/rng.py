@@ -5,7 +5,7 @@ import numpy as np
 __all__ = ["STAGE_IDS", "job_rng"]
 
 # Fixed stage ids: changing one changes every random number of that stage.
-STAGE_IDS = {"backtrack": 1, "skymaps": 3, "train": 4, "evaluate": 5}
+STAGE_IDS = {"backtrack": 1, "lens": 2, "skymaps": 3, "train": 4, "evaluate": 5}
 
 
 def job_rng(seed: int, stage: str, *indices: int) -> np.random.Generator:

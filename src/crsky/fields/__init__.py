@@ -71,9 +71,18 @@ def _make_uniform(b_ugauss=(0.0, 0.0, 1.0), **options) -> FieldModel:
     return uniform_field(b_ugauss)
 
 
+def _make_jf12(components=("disk", "toroidal_halo", "x_field"), **options) -> FieldModel:
+    from crsky.fields.jf12 import jf12_field
+
+    if options:
+        raise ConfigError(f"field 'jf12' takes only 'components', got {sorted(options)}")
+    return jf12_field(components)
+
+
 _REGISTRY: dict[str, Callable[..., FieldModel]] = {
     "zero": _make_zero,
     "uniform": _make_uniform,
+    "jf12": _make_jf12,
 }
 
 

@@ -20,7 +20,9 @@ def uniform_field(b_ugauss, name: str = "uniform"):
 
     b = np.asarray(b_ugauss, dtype=np.float64)
     if b.shape != (3,) or not np.all(np.isfinite(b)):
-        raise ConfigError(f"uniform field 'b_ugauss' must be 3 finite numbers in µG, got {b_ugauss!r}")
+        raise ConfigError(
+            f"uniform field 'b_ugauss' must be 3 finite numbers in µG, got {b_ugauss!r}"
+        )
     return FieldModel(
         name=name,
         kernel=uniform_kernel,
