@@ -7,7 +7,11 @@ import numpy as np
 
 from crsky.errors import ConfigError
 
-__all__ = ["RigidityBins", "Sharding"]
+__all__ = ["LOG10_RIGIDITY_LIMITS", "RigidityBins", "Sharding"]
+
+# Supported rigidities, log10(R / V): below 10^15 V gyroradii in µG fields are below 0.4 pc and
+# tracing to 20 kpc becomes unaffordable; above 10^22 V no cosmic rays are known.
+LOG10_RIGIDITY_LIMITS = (15.0, 22.0)
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,13 @@ class RigidityBins:
     def __post_init__(self):
         if not (np.isfinite(self.log10_rigidity_min) and np.isfinite(self.log10_rigidity_max)):
             raise ConfigError("rigidity bin limits must be finite log10(R / V) values")
+        lo, hi = LOG10_RIGIDITY_LIMITS
+        if not (lo <= self.log10_rigidity_min and self.log10_rigidity_max <= hi):
+            raise ConfigError(
+                f"rigidity bins 'log10_rigidity_min' .. 'log10_rigidity_max' = "
+                f"{self.log10_rigidity_min} .. {self.log10_rigidity_max} must lie within "
+                f"{lo} .. {hi} (log10 of R in volts)"
+            )
         if self.log10_rigidity_max <= self.log10_rigidity_min:
             raise ConfigError(
                 f"'log10_rigidity_max' ({self.log10_rigidity_max}) must exceed "

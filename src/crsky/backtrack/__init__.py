@@ -43,7 +43,7 @@ class Accuracy:
     r_galaxy_kpc: radius of the sphere where backtracking stops.
     """
 
-    tolerance: float = 1e-5
+    tolerance: float = 1e-7
     min_step_kpc: float = 1e-4
     max_step_kpc: float = 1.0
     max_path_length_kpc: float = 1000.0

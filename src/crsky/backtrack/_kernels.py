@@ -47,25 +47,69 @@ _E5, _E6, _E7 = -17253 / 339200, 22 / 525, -1 / 40
 
 
 @njit_kernel
-def _du(kernel, params, kappa, x, u, out, row):
-    """out[row] = kappa * u x B(x): direction derivative in 1/kpc."""
+def _curvature(kernel, params, kappa, x, u):
+    """kappa * u x B(x): derivative of the unit direction u (3-tuple) at x (3-tuple), 1/kpc."""
     bx, by, bz = kernel(x[0], x[1], x[2], params)
-    out[row, 0] = kappa * (u[1] * bz - u[2] * by)
-    out[row, 1] = kappa * (u[2] * bx - u[0] * bz)
-    out[row, 2] = kappa * (u[0] * by - u[1] * bx)
+    return (
+        kappa * (u[1] * bz - u[2] * by),
+        kappa * (u[2] * bx - u[0] * bz),
+        kappa * (u[0] * by - u[1] * bx),
+    )
 
 
 @njit_kernel
-def _stage(x, u, ku, kx, h, coef, n, xs, us):
-    """xs, us = (x, u) + h * sum_j coef[j] * k[j] for the first n stages."""
-    for c in range(3):
-        ax = 0.0
-        au = 0.0
-        for j in range(n):
-            ax += coef[j] * kx[j, c]
-            au += coef[j] * ku[j, c]
-        xs[c] = x[c] + h * ax
-        us[c] = u[c] + h * au
+def _comb(
+    v,
+    h,
+    c1,
+    k1,
+    c2=0.0,
+    k2=(0.0, 0.0, 0.0),
+    c3=0.0,
+    k3=(0.0, 0.0, 0.0),
+    c4=0.0,
+    k4=(0.0, 0.0, 0.0),
+    c5=0.0,
+    k5=(0.0, 0.0, 0.0),
+    c6=0.0,
+    k6=(0.0, 0.0, 0.0),
+):
+    """v + h * sum_j c_j k_j for 3-tuples (unused terms default to zero)."""
+    return (
+        v[0] + h * (c1 * k1[0] + c2 * k2[0] + c3 * k3[0] + c4 * k4[0] + c5 * k5[0] + c6 * k6[0]),
+        v[1] + h * (c1 * k1[1] + c2 * k2[1] + c3 * k3[1] + c4 * k4[1] + c5 * k5[1] + c6 * k6[1]),
+        v[2] + h * (c1 * k1[2] + c2 * k2[2] + c3 * k3[2] + c4 * k4[2] + c5 * k5[2] + c6 * k6[2]),
+    )
+
+
+@njit_kernel
+def _dopri_step(kernel, params, kappa, x, u, k1, h):
+    """One Dormand–Prince step of length h (kpc) from (x, u) with k1 = du/ds there.
+
+    Returns (x_new, u_new, k7, error) where k7 = du/ds at the new state (first stage of the next
+    step, FSAL) and error is |u5 - u4|, the local error estimate of the direction.
+    """
+    # dx/ds = u, so the position stages integrate the direction stages u1 ... u6
+    u1 = u
+    u2 = _comb(u, h, _A21, k1)
+    k2 = _curvature(kernel, params, kappa, _comb(x, h, _A21, u1), u2)
+    u3 = _comb(u, h, _A31, k1, _A32, k2)
+    k3 = _curvature(kernel, params, kappa, _comb(x, h, _A31, u1, _A32, u2), u3)
+    u4 = _comb(u, h, _A41, k1, _A42, k2, _A43, k3)
+    k4 = _curvature(kernel, params, kappa, _comb(x, h, _A41, u1, _A42, u2, _A43, u3), u4)
+    u5 = _comb(u, h, _A51, k1, _A52, k2, _A53, k3, _A54, k4)
+    x5 = _comb(x, h, _A51, u1, _A52, u2, _A53, u3, _A54, u4)
+    k5 = _curvature(kernel, params, kappa, x5, u5)
+    u6 = _comb(u, h, _A61, k1, _A62, k2, _A63, k3, _A64, k4, _A65, k5)
+    x6 = _comb(x, h, _A61, u1, _A62, u2, _A63, u3, _A64, u4, _A65, u5)
+    k6 = _curvature(kernel, params, kappa, x6, u6)
+    u_new = _comb(u, h, _B1, k1, _B3, k3, _B4, k4, _B5, k5, _B6, k6)
+    x_new = _comb(x, h, _B1, u1, _B3, u3, _B4, u4, _B5, u5, _B6, u6)
+    k7 = _curvature(kernel, params, kappa, x_new, u_new)
+    zero = (0.0, 0.0, 0.0)
+    e = _comb(zero, h, _E1, k1, _E3, k3, _E4, k4, _E5, k5, _E6, k6)
+    e = _comb(e, h, _E7, k7)
+    return x_new, u_new, k7, np.sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2])
 
 
 @njit_kernel
@@ -80,78 +124,38 @@ def _distance_to_sphere(x, u, r_max):
 
 
 @njit_kernel
-def _trace_one(kernel, params, x, u, kappa, r_max, max_path, tol, min_step, max_step, first_step):
-    """Trace one particle in place (x, u are length-3 arrays). Returns (path_kpc, n_steps)."""
-    kx = np.empty((7, 3))
-    ku = np.empty((7, 3))
-    xs = np.empty(3)
-    us = np.empty(3)
-    coef = np.zeros(6)
+def _step_factor(tol, err):
+    """Step-size factor 0.9 (tol / err)^(1/5), clipped to [0.2, 5]."""
+    if err <= 0.0:
+        return 5.0
+    return min(5.0, max(0.2, 0.9 * (tol / err) ** 0.2))
+
+
+@njit_kernel
+def _trace_one(kernel, params, x, u, kappa, r_max, max_path, tol, min_step, max_step, h):
+    """Trace one particle from the 3-tuples x (kpc), u; h is the first trial step (kpc).
+
+    Returns (x, u, path_kpc, n_steps) at the sphere, at max_path, or where it stopped.
+    """
     s = 0.0
-    h = first_step
     n_steps = 0
-    for c in range(3):
-        kx[0, c] = u[c]
-    _du(kernel, params, kappa, x, u, ku, 0)
-    while True:
-        r2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2]
-        if r2 >= r_max * r_max or s >= max_path:
-            return s, n_steps
+    k = _curvature(kernel, params, kappa, x, u)
+    while x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < r_max * r_max and s < max_path:
         h_cap = min(max_path - s, _distance_to_sphere(x, u, r_max) + BOUNDARY_OVERSHOOT_KPC)
         while True:
             h = min(max(h, min_step), max_step, h_cap)
-            coef[0] = _A21
-            _stage(x, u, ku, kx, h, coef, 1, xs, us)
-            kx[1, :] = us
-            _du(kernel, params, kappa, xs, us, ku, 1)
-            coef[0], coef[1] = _A31, _A32
-            _stage(x, u, ku, kx, h, coef, 2, xs, us)
-            kx[2, :] = us
-            _du(kernel, params, kappa, xs, us, ku, 2)
-            coef[0], coef[1], coef[2] = _A41, _A42, _A43
-            _stage(x, u, ku, kx, h, coef, 3, xs, us)
-            kx[3, :] = us
-            _du(kernel, params, kappa, xs, us, ku, 3)
-            coef[0], coef[1], coef[2], coef[3] = _A51, _A52, _A53, _A54
-            _stage(x, u, ku, kx, h, coef, 4, xs, us)
-            kx[4, :] = us
-            _du(kernel, params, kappa, xs, us, ku, 4)
-            coef[0], coef[1], coef[2], coef[3], coef[4] = _A61, _A62, _A63, _A64, _A65
-            _stage(x, u, ku, kx, h, coef, 5, xs, us)
-            kx[5, :] = us
-            _du(kernel, params, kappa, xs, us, ku, 5)
-            coef[0], coef[1], coef[2], coef[3], coef[4], coef[5] = _B1, 0.0, _B3, _B4, _B5, _B6
-            _stage(x, u, ku, kx, h, coef, 6, xs, us)  # 5th-order solution
-            kx[6, :] = us
-            _du(kernel, params, kappa, xs, us, ku, 6)  # FSAL: first stage of the next step
-            err2 = 0.0
-            for c in range(3):
-                e = h * (
-                    _E1 * ku[0, c]
-                    + _E3 * ku[2, c]
-                    + _E4 * ku[3, c]
-                    + _E5 * ku[4, c]
-                    + _E6 * ku[5, c]
-                    + _E7 * ku[6, c]
-                )
-                err2 += e * e
-            err = np.sqrt(err2)
+            x_new, u_new, k_new, err = _dopri_step(kernel, params, kappa, x, u, k, h)
             if err <= tol or h <= min_step:
                 break
             h *= max(0.2, 0.9 * (tol / err) ** 0.2)
-        # accept: normalise u, FSAL-reuse the last stage
-        norm = np.sqrt(us[0] * us[0] + us[1] * us[1] + us[2] * us[2])
-        for c in range(3):
-            x[c] = xs[c]
-            u[c] = us[c] / norm
-            kx[0, c] = u[c]
-            ku[0, c] = ku[6, c] / norm
+        norm = np.sqrt(u_new[0] * u_new[0] + u_new[1] * u_new[1] + u_new[2] * u_new[2])
+        x = x_new
+        u = (u_new[0] / norm, u_new[1] / norm, u_new[2] / norm)
+        k = (k_new[0] / norm, k_new[1] / norm, k_new[2] / norm)  # u x B is linear in u
         s += h
         n_steps += 1
-        if err > 0.0:
-            h *= min(5.0, max(0.2, 0.9 * (tol / err) ** 0.2))
-        else:
-            h *= 5.0
+        h *= _step_factor(tol, err)
+    return x, u, s, n_steps
 
 
 @njit_parallel
@@ -176,13 +180,14 @@ def trace_particles(
     position_kpc, direction: (N, 3) float64 start states; kappa: (N,) float64 in 1/(kpc µG).
     """
     for i in prange(position_kpc.shape[0]):
-        x = position_kpc[i].copy()
-        u = direction[i].copy()
+        x0 = (position_kpc[i, 0], position_kpc[i, 1], position_kpc[i, 2])
+        u0 = (direction[i, 0], direction[i, 1], direction[i, 2])
         first_step = min(max_step, max(min_step, 0.01 / max(abs(kappa[i]), 1e-300)))
-        path, n_steps = _trace_one(
-            kernel, params, x, u, kappa[i], r_max, max_path, tol, min_step, max_step, first_step
+        x, u, path, n_steps = _trace_one(
+            kernel, params, x0, u0, kappa[i], r_max, max_path, tol, min_step, max_step, first_step
         )
-        out_position_kpc[i] = x
-        out_direction[i] = u
+        for c in range(3):
+            out_position_kpc[i, c] = x[c]
+            out_direction[i, c] = u[c]
         out_path_kpc[i] = path
         out_n_steps[i] = n_steps
