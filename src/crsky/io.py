@@ -1,4 +1,5 @@
-"""Atomic output: write to a temporary name in the target folder, rename into place when done."""
+"""Atomic, reproducible output: write to a temporary name in the target folder, rename into place
+when done; HDF5 files carry no timestamps, so the same inputs give the same bytes."""
 
 import os
 import tempfile
@@ -6,9 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import h5py
+
 from crsky.errors import InputFileError
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_h5", "atomic_output", "write_dataset"]
 
 
 @contextmanager
@@ -31,3 +34,19 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """An HDF5 file opened for writing under a temporary name, renamed to ``path`` on success.
+
+    Creation-order tracking is off: it stores timestamps, which would make the bytes depend on
+    the time of writing. Create datasets with :func:`write_dataset`.
+    """
+    with atomic_output(path) as tmp, h5py.File(tmp, "w", track_order=False) as f:
+        yield f
+
+
+def write_dataset(group: h5py.Group, name: str, data, **options) -> h5py.Dataset:
+    """``group.create_dataset`` without the creation timestamp (same data, same bytes)."""
+    return group.create_dataset(name, data=data, track_times=False, **options)

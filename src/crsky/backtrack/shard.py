@@ -15,7 +15,7 @@ from crsky.backtrack.sampling import sample_log_uniform_rigidity, sample_stratif
 from crsky.binning import RigidityBins, Sharding
 from crsky.errors import InputFileError
 from crsky.fields import get_field
-from crsky.io import atomic_output
+from crsky.io import atomic_h5, write_dataset
 from crsky.rng import job_rng
 
 __all__ = ["SHARD_DATASETS", "ShardJob", "read_shard", "run_shard"]
@@ -114,9 +114,9 @@ def run_shard(job: ShardJob, output: str | Path, threads: int | None = None) -> 
         "path_length_kpc": path,
         "escaped": escaped,
     }
-    with atomic_output(output) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+    with atomic_h5(output) as f:
         for name, (dtype, _) in SHARD_DATASETS.items():
-            f.create_dataset(name, data=columns[name].astype(dtype))
+            write_dataset(f, name, columns[name].astype(dtype))
         for key, value in attrs.items():
             f.attrs[key] = value
     return Path(output)

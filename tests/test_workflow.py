@@ -1,0 +1,124 @@
+"""The Snakemake workflow: lint, formatting, dry-runs of every config x profile, a tiny real run.
+
+No HTCondor pool exists here: dry-runs with profiles/condor build the DAG and the plugin's
+settings but submit nothing ("no pool" in the test names).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+
+from crsky.backtrack.shard import read_shard
+
+BIN = Path(sys.executable).parent
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
+
+
+def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> str:
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    result = subprocess.run(
+        [str(BIN / "snakemake"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{output}")
+    return output
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a (dry-)run."""
+    table = output.split("Job stats:")[1]
+    return {
+        m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"
+    }
+
+
+def workflow_copy(tmp_path: Path, overrides: dict | None = None) -> Path:
+    """A user's checkout: the workflow files in tmp_path, plus an override config if given."""
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    if overrides:
+        (tmp_path / "config" / "test.yaml").write_text(yaml.safe_dump(overrides))
+    return tmp_path
+
+
+def test_lint_is_clean():
+    output = snakemake("--lint")
+    assert "Congratulations, your workflow is in a good condition!" in output
+
+
+def test_snakefmt_is_clean():
+    result = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", "Snakefile", "workflow"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_default_config_dry_run():
+    counts = job_counts(snakemake("-n"))
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    n_shards = -(-config["backtrack"]["particles_per_bin"] // config["backtrack"]["shard_size"])
+    assert counts["backtrack"] == config["rigidity_bins"]["n_bins"] * n_shards
+
+
+@pytest.mark.parametrize("profile", ["profiles/default", "profiles/condor"])
+def test_production_dry_run_no_pool(profile):
+    # 175 bins x 10 shards of 500,000 particles = 5 M per bin (seed 000)
+    output = snakemake("-n", "--profile", profile, "--configfile", "config/production.yaml")
+    assert job_counts(output)["backtrack"] == 175 * 10
+
+
+def test_bad_config_is_rejected_before_any_job(tmp_path):
+    workdir = workflow_copy(tmp_path, {"backtrack": {"shard_size": 0}})
+    output = snakemake("-n", "--configfile", "config/test.yaml", cwd=workdir, check=False)
+    assert "shard_size" in output and "minimum" in output
+
+
+TINY = {
+    "rigidity_bins": {"log10_rigidity_min": 19.5, "log10_rigidity_max": 20.5, "n_bins": 2},
+    "lens": {"nside": 2},
+    "backtrack": {"particles_per_bin": 96, "shard_size": 48},
+}
+
+
+@pytest.mark.slow
+def test_tiny_real_run_and_single_target_rerun(tmp_path):
+    workdir = workflow_copy(tmp_path, TINY)
+    snakemake("--configfile", "config/test.yaml", "--cores", "2", cwd=workdir)
+    shards = sorted((workdir / "results/backtrack/jf12").glob("bin*/shard*.h5"))
+    assert len(shards) == 4
+    data, attrs = read_shard(shards[-1])
+    assert attrs["field_model"] == "jf12" and len(data["escaped"]) == 48
+    assert data["escaped"].all()  # 10^20 V protons all leave the Galaxy
+    # nothing left to do; deleting one shard reruns exactly that job, with the same bytes
+    assert "Nothing to be done" in snakemake("-n", "--configfile", "config/test.yaml", cwd=workdir)
+    before = shards[1].read_bytes()
+    shards[1].unlink()
+    output = snakemake("-n", "--configfile", "config/test.yaml", cwd=workdir)
+    assert job_counts(output) == {"backtrack": 1, "all": 1}
+    snakemake(
+        "--configfile",
+        "config/test.yaml",
+        "--cores",
+        "1",
+        str(shards[1].relative_to(workdir)),
+        cwd=workdir,
+    )
+    assert shards[1].read_bytes() == before
