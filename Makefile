@@ -1,0 +1,29 @@
+# Two commands on a fresh machine (Python 3.11 and internet access to the package index):
+#   make run    installs crsky into .venv and runs the embedded default workflow
+#   make test   installs crsky into .venv and runs the linters and the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test lint dry-run-production
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --editable '.[workflow,test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/snakemake
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow
+
+test: lint
+	$(BIN)/pytest
+
+dry-run-production: $(VENV)/.installed
+	$(BIN)/snakemake -n --profile profiles/condor --configfile config/production.yaml
