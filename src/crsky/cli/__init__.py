@@ -5,12 +5,12 @@ import logging
 import sys
 
 from crsky import __version__
-from crsky.cli import backtrack
+from crsky.cli import backtrack, skymaps
 from crsky.errors import CrskyError
 
 __all__ = ["main"]
 
-_STAGES = (backtrack,)
+_STAGES = (backtrack, skymaps)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,201 @@
+"""The configuration of one skymap dataset (``skymaps.datasets.<name>`` in the workflow config).
+
+Every key has a default (``DATASET_DEFAULTS``, the same values as
+workflow/schemas/config.schema.yaml); a dataset lists only what differs. Sections merge key by key,
+except ``composition`` and ``signal_fraction``, which replace the default as a whole. Energies are
+in EeV, angles in degrees. Maps are cut into chunks of ``chunk_size`` maps: chunk k holds maps
+k · chunk_size ... min((k + 1) · chunk_size, n_maps) − 1, and is one job.
+"""
+
+import copy
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from crsky.errors import ConfigError
+from crsky.sky.composition import Composition
+from crsky.sky.deflection import ToyDeflection
+from crsky.sky.exposure import Exposure
+from crsky.sky.sources import SIGNAL_COUNT_MODES, SignalFraction, Sources
+from crsky.sky.spectrum import EnergySampler, spectrum_from_config
+
+__all__ = ["DATASET_DEFAULTS", "DEFLECTION_MODES", "DatasetConfig", "dataset_stream_id"]
+
+DEFLECTION_MODES = ("toy", "lens", "none")
+
+DATASET_DEFAULTS = {
+    "n_maps": 1000,
+    "chunk_size": 20000,
+    "n_cr": 1000,
+    "nside": 64,
+    "energy_min_eev": 40.0,
+    "energy_max_eev": 316.0,
+    "spectrum": {"model": "auger2019"},
+    "composition": {"H": 0.15, "He": 0.45, "N": 0.40},
+    "exposure": {"model": "sommers", "latitude_deg": -35.2, "theta_max_deg": 60.0},
+    "sources": {"n_sources": 1, "positions": "random", "fluxes": "equal"},
+    "signal_fraction": {"value": 0.055},
+    "signal_count": "round",
+    "deflection": {
+        "mode": "toy",
+        "blur_fraction": 0.5,
+        "rotation_rad_ev": 2.79,
+        "extragalactic_smearing_deg": 0.0,
+    },
+}
+_REPLACED = ("composition", "signal_fraction")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _merge(defaults: dict, given: dict, where: str) -> dict:
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {unknown} in {where}; expected some of {sorted(defaults)}"
+        )
+    out = copy.deepcopy(defaults)
+    for key, value in given.items():
+        if isinstance(defaults[key], dict) and key not in _REPLACED:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key} must be a mapping, got {value!r}")
+            out[key] = _merge(defaults[key], value, f"{where}.{key}")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _positive_int(config: dict, key: str, name: str) -> int:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ConfigError(
+            f"skymaps dataset {name!r}: {key!r} must be a positive integer, got {value!r}"
+        )
+    return int(value)
+
+
+def dataset_stream_id(name: str) -> int:
+    """Stable 63-bit integer of a dataset name, one entry of the chunk's SeedSequence."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """A validated dataset: ``name`` and the full ``config`` (defaults filled in)."""
+
+    name: str
+    config: dict
+
+    @classmethod
+    def from_dict(cls, name: str, given: dict) -> "DatasetConfig":
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError(
+                f"skymaps dataset name {name!r} must start with a letter and contain only "
+                "letters, digits and underscores"
+            )
+        if not isinstance(given, dict):
+            raise ConfigError(f"skymaps dataset {name!r} must be a mapping, got {given!r}")
+        dataset = cls(name, _merge(DATASET_DEFAULTS, given, f"skymaps.datasets.{name}"))
+        dataset.validate()
+        return dataset
+
+    # --- validation and parsed parts ------------------------------------------------------
+    def validate(self) -> None:
+        """Build every part once, so that bad values stop here with a named key."""
+        c, name = self.config, self.name
+        for key in ("n_maps", "chunk_size", "n_cr"):
+            _positive_int(c, key, name)
+        if self.n_cr > 65535:
+            raise ConfigError(f"skymaps dataset {name!r}: 'n_cr' must be ≤ 65535, got {self.n_cr}")
+        nside = _positive_int(c, "nside", name)
+        if nside & (nside - 1) or nside > 8192:
+            raise ConfigError(f"skymaps dataset {name!r}: 'nside' must be a power of 2 ≤ 8192")
+        for key in ("energy_min_eev", "energy_max_eev"):
+            if not (isinstance(c[key], int | float) and np.isfinite(c[key]) and c[key] > 0):
+                raise ConfigError(f"skymaps dataset {name!r}: {key!r} must be a positive number")
+        if c["signal_count"] not in SIGNAL_COUNT_MODES:
+            raise ConfigError(
+                f"skymaps dataset {name!r}: 'signal_count' must be one of {SIGNAL_COUNT_MODES}, "
+                f"got {c['signal_count']!r}"
+            )
+        if self.deflection_mode not in DEFLECTION_MODES:
+            raise ConfigError(
+                f"skymaps dataset {name!r}: deflection 'mode' must be one of {DEFLECTION_MODES}, "
+                f"got {self.deflection_mode!r}"
+            )
+        _ = (self.energy_sampler, self.composition, self.exposure, self.sources)
+        _ = (self.signal_fraction, self.toy_deflection)
+
+    @property
+    def n_maps(self) -> int:
+        return int(self.config["n_maps"])
+
+    @property
+    def chunk_size(self) -> int:
+        return int(self.config["chunk_size"])
+
+    @property
+    def n_cr(self) -> int:
+        return int(self.config["n_cr"])
+
+    @property
+    def nside(self) -> int:
+        return int(self.config["nside"])
+
+    @property
+    def n_chunks(self) -> int:
+        return math.ceil(self.n_maps / self.chunk_size)
+
+    def chunk_range(self, chunk: int) -> tuple[int, int]:
+        """(first map, one past the last map) of chunk ``chunk``."""
+        if isinstance(chunk, bool) or not 0 <= chunk < self.n_chunks:
+            raise ConfigError(
+                f"chunk index {chunk!r} is outside dataset {self.name!r}'s chunks "
+                f"0 ... {self.n_chunks - 1}"
+            )
+        first = chunk * self.chunk_size
+        return first, min(first + self.chunk_size, self.n_maps)
+
+    @property
+    def log10_energy_min(self) -> float:
+        return 18.0 + math.log10(self.config["energy_min_eev"])
+
+    @property
+    def log10_energy_max(self) -> float:
+        return 18.0 + math.log10(self.config["energy_max_eev"])
+
+    @property
+    def deflection_mode(self) -> str:
+        return self.config["deflection"]["mode"]
+
+    @cached_property
+    def energy_sampler(self) -> EnergySampler:
+        return EnergySampler(
+            spectrum_from_config(self.config["spectrum"]),
+            self.log10_energy_min,
+            self.log10_energy_max,
+        )
+
+    @cached_property
+    def composition(self) -> Composition:
+        return Composition.from_config(self.config["composition"])
+
+    @cached_property
+    def exposure(self) -> Exposure:
+        return Exposure.from_config(self.config["exposure"])
+
+    @cached_property
+    def sources(self) -> Sources:
+        return Sources.from_config(self.config["sources"])
+
+    @cached_property
+    def signal_fraction(self) -> SignalFraction:
+        return SignalFraction.from_config(self.config["signal_fraction"])
+
+    @cached_property
+    def toy_deflection(self) -> ToyDeflection:
+        d = self.config["deflection"]
+        return ToyDeflection(float(d["blur_fraction"]), float(d["rotation_rad_ev"]))

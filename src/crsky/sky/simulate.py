@@ -1,0 +1,400 @@
+"""Whole simulated skies of one dataset, and the chunk job that writes them (``crsky skymaps``).
+
+A map of N CRs with signal fraction f (drawn per map) has n_signal = round(f N) (or binomial) CRs
+from its sources and N − n_signal isotropic CRs drawn on the exposure-weighted sky
+(:mod:`crsky.sky.isotropic`). Every CR gets an energy from the spectrum above the threshold and a
+charge from the composition; energies are quantised to the stored grid (``crsky.store``) *before*
+rigidities are computed, so a stored (E, Z) is exactly the one that was deflected.
+
+Signal CRs are drawn as *emitted* CRs and kept only when *observed*: a source is picked by flux,
+the CR is deflected (toy model, lens, or not at all), and kept with probability ω / max ω of the
+relative exposure at its arrival direction (lens mode: pixel-averaged exposure at the lens nside)
+and, in lens mode, only if the lens does not lose it (transparency). Rejected CRs are replaced by
+new emitted ones until the map has its n_signal observed signal CRs, so exposure and transparency
+shape the signal's arrival directions, energies and charges (see :mod:`crsky.sky.deflection`).
+If a map's sources are practically unobservable (none of the first 100 emitted CRs observed, or
+fewer than 1 in ``MAX_ATTEMPTS_PER_CR`` = 20 overall: the sources sit where the detector has less
+than about 5 % of its best exposure), random sources are redrawn for that map (counted in the
+chunk attribute ``n_source_redraws``): random source positions are conditioned on an observable
+signal. Fixed sources that cannot be observed are a configuration error.
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import healpy as hp
+import numpy as np
+
+from crsky import __version__
+from crsky.errors import ConfigError
+from crsky.io import atomic_h5
+from crsky.rng import job_rng
+from crsky.sky.dataset import DatasetConfig, dataset_stream_id
+from crsky.sky.deflection import LensDeflection, LensLike, check_lens_coverage, perpendicular_axes
+from crsky.sky.isotropic import isotropic_sampler
+from crsky.sky.sources import signal_counts
+from crsky.store import (
+    FORMAT,
+    FORMAT_VERSION,
+    LOG10_ENERGY_ORIGIN,
+    LOG10_ENERGY_STEP,
+    pixel_dtype,
+    pixel_lookup,
+)
+
+__all__ = [
+    "BATCH_MAPS",
+    "MAX_ATTEMPTS_PER_CR",
+    "MapBatch",
+    "SkySimulator",
+    "dequantise_log10_energy",
+    "quantise_log10_energy",
+    "run_chunk",
+]
+
+log = logging.getLogger(__name__)
+
+BATCH_MAPS = 1024  # maps simulated (and written) at once; part of what fixes the bytes
+HDF5_CHUNK_MAPS = 128  # maps per HDF5 chunk
+MAX_ATTEMPTS_PER_CR = 20  # acceptance floor 1 / 20 below which a map's sources are unobservable
+_MAX_REDRAWS = 1000  # per map
+_PILOT = 100  # emitted CRs without any observed one that mark a source as unobservable
+_MAX_CANDIDATES = 1 << 21  # emitted signal candidates evaluated per round
+_GZIP_LEVEL = 4
+
+
+def quantise_log10_energy(log10_energy: np.ndarray) -> np.ndarray:
+    """Index (int64) of the nearest stored value LOG10_ENERGY_ORIGIN + k · LOG10_ENERGY_STEP."""
+    return np.rint((np.asarray(log10_energy) - LOG10_ENERGY_ORIGIN) / LOG10_ENERGY_STEP).astype(
+        np.int64
+    )
+
+
+def dequantise_log10_energy(code: np.ndarray) -> np.ndarray:
+    """Stored log10(E / eV) (float64, exactly representable in float32) of energy indices."""
+    return LOG10_ENERGY_ORIGIN + np.asarray(code, dtype=np.float64) * LOG10_ENERGY_STEP
+
+
+@dataclass
+class MapBatch:
+    """Simulated maps: CR arrays (n_maps, n_cr) sorted within each map, and labels per map."""
+
+    pixel: np.ndarray
+    log10_energy: np.ndarray
+    charge: np.ndarray
+    is_signal: np.ndarray
+    signal_fraction: np.ndarray
+    n_signal: np.ndarray
+    source_direction: np.ndarray
+    source_flux: np.ndarray
+    deflection_axis: np.ndarray | None
+    n_source_redraws: int
+
+
+class SkySimulator:
+    """Simulates maps of ``dataset``; ``lens`` is required in lens mode (see
+    :func:`crsky.sky.deflection.load_lens`)."""
+
+    def __init__(self, dataset: DatasetConfig, lens: LensLike | None = None):
+        self.dataset = dataset
+        self.mode = dataset.deflection_mode
+        self.background = isotropic_sampler(dataset.nside, dataset.exposure)
+        self.lens = None
+        if self.mode == "lens":
+            if lens is None:
+                raise ConfigError(
+                    f"skymaps dataset {dataset.name!r} uses deflection 'lens' but no lens was given"
+                )
+            if lens.nside < dataset.nside:
+                raise ConfigError(
+                    f"skymaps dataset {dataset.name!r}: 'nside' {dataset.nside} exceeds the lens "
+                    f"nside {lens.nside}"
+                )
+            check_lens_coverage(
+                lens,
+                dataset.log10_energy_min,
+                dataset.log10_energy_max,
+                dataset.composition.charges,
+                margin_dex=LOG10_ENERGY_STEP,
+            )
+            self.lens = LensDeflection(
+                lens, float(dataset.config["deflection"]["extragalactic_smearing_deg"])
+            )
+            self._lens_exposure = dataset.exposure.pixel_exposure(lens.nside)
+            self._lens_to_stored = pixel_lookup(lens.nside, dataset.nside, False)
+
+    # --- one CR population at a time -------------------------------------------------------
+    def _energies_and_charges(self, n: int, rng: np.random.Generator):
+        code = quantise_log10_energy(self.dataset.energy_sampler.sample(n, rng))
+        charge = self.dataset.composition.sample(n, rng)
+        return code, charge
+
+    def _signal_candidates(self, source_direction, axis, rng):
+        """Emit one CR per row of ``source_direction`` (n, 3): (observed, pixel, code, charge)."""
+        n = source_direction.shape[0]
+        code, charge = self._energies_and_charges(n, rng)
+        log10_r = dequantise_log10_energy(code) - np.log10(charge.astype(np.float64))
+        if self.mode == "lens":
+            observed_pixel = self.lens.observed_pixels(source_direction, log10_r, rng)
+            seen = observed_pixel >= 0
+            exposure = np.zeros(n)
+            exposure[seen] = self._lens_exposure[observed_pixel[seen]]
+            observed = rng.random(n) < exposure
+            pixel = np.where(observed, self._lens_to_stored[np.maximum(observed_pixel, 0)], -1)
+            return observed, pixel, code, charge
+        if self.mode == "toy":
+            direction = self.dataset.toy_deflection.apply(source_direction, axis, log10_r, rng)
+        else:
+            direction = source_direction
+        observed = rng.random(n) < self.dataset.exposure.of_direction(direction)
+        pixel = np.full(n, -1, dtype=np.int64)
+        d = direction[observed]
+        pixel[observed] = hp.vec2pix(self.dataset.nside, d[:, 0], d[:, 1], d[:, 2])
+        return observed, pixel, code, charge
+
+    def _draw_sources(self, n_maps: int, rng: np.random.Generator):
+        direction = self.dataset.sources.directions(n_maps, rng)
+        axis = None
+        if self.mode == "toy":
+            flat = direction.reshape(-1, 3)
+            axis = perpendicular_axes(flat, rng).reshape(direction.shape)
+        return direction, axis
+
+    def _signal(self, n_signal, source_direction, axis, rng):
+        """Observed signal CRs of every map: flat (map, pixel, code, charge), the final source
+        directions and axes (redrawn where unobservable), and the number of redraws."""
+        n_maps = n_signal.size
+        sources = self.dataset.sources
+        need = n_signal.copy()
+        attempts = np.zeros(n_maps, dtype=np.int64)
+        seen = np.zeros(n_maps, dtype=np.int64)
+        redraws = np.zeros(n_maps, dtype=np.int64)
+        generation = np.zeros(n_maps, dtype=np.int64)
+        last = np.zeros(n_maps, dtype=np.int64)  # candidates of each map in the last round
+        kept = []
+        while (active := np.flatnonzero(need > 0)).size:
+            acceptance = (seen[active] + 1.0) / (attempts[active] + 2.0)
+            per_map = np.ceil(need[active] * np.minimum(1.5 / acceptance, MAX_ATTEMPTS_PER_CR))
+            per_map = np.minimum(per_map, np.maximum(2 * need[active], 2 * last[active]))
+            per_map = per_map.astype(np.int64)
+            total = per_map.sum()
+            if total > _MAX_CANDIDATES:
+                per_map = np.maximum(1, per_map * _MAX_CANDIDATES // total)
+            last[active] = per_map
+            m = np.repeat(active, per_map)
+            k = sources.pick(m.size, rng)
+            axes = None if axis is None else axis[m, k]
+            observed, pixel, code, charge = self._signal_candidates(
+                source_direction[m, k], axes, rng
+            )
+            # keep the first need[m] observed candidates of each map (candidates are grouped by map)
+            running = np.cumsum(observed)
+            group_start = np.concatenate([[0], np.cumsum(per_map)[:-1]])
+            before = running[group_start] - observed[group_start]
+            rank = running - np.repeat(before, per_map) - 1
+            keep = observed & (rank < np.repeat(need[active], per_map))
+            kept.append((m[keep], generation[m[keep]], pixel[keep], code[keep], charge[keep]))
+            need -= np.bincount(m[keep], minlength=n_maps)
+            attempts += np.bincount(m, minlength=n_maps)
+            seen += np.bincount(m[observed], minlength=n_maps)
+            hopeless = (need > 0) & (
+                ((seen == 0) & (attempts >= _PILOT))
+                | (attempts > MAX_ATTEMPTS_PER_CR * n_signal + _PILOT)
+            )
+            if hopeless.any():
+                self._redraw(hopeless, source_direction, axis, rng, redraws)
+                generation[hopeless] += 1
+                need[hopeless] = n_signal[hopeless]
+                attempts[hopeless] = seen[hopeless] = last[hopeless] = 0
+        if kept:
+            m, gen, pixel, code, charge = (np.concatenate(c) for c in zip(*kept, strict=True))
+        else:
+            m = gen = pixel = code = np.zeros(0, np.int64)
+            charge = np.zeros(0, np.uint8)
+        current = gen == generation[m]
+        return (m[current], pixel[current], code[current], charge[current]), int(redraws.sum())
+
+    def _redraw(self, hopeless, source_direction, axis, rng, redraws) -> None:
+        where = np.flatnonzero(hopeless)
+        name = self.dataset.name
+        if self.dataset.sources.positions_deg is not None:
+            raise ConfigError(
+                f"skymaps dataset {name!r}: fewer than 1 in {MAX_ATTEMPTS_PER_CR} CRs from the "
+                "fixed source positions is observed (exposure and lens); choose other 'positions'"
+            )
+        redraws[where] += 1
+        if redraws.max() > _MAX_REDRAWS:
+            raise ConfigError(
+                f"skymaps dataset {name!r}: no observable source position found in {_MAX_REDRAWS} "
+                "random draws (check the exposure and the lens transparency)"
+            )
+        new_direction, new_axis = self._draw_sources(where.size, rng)
+        source_direction[where] = new_direction
+        if axis is not None:
+            axis[where] = new_axis
+
+    # --- whole maps ------------------------------------------------------------------------
+    def simulate(self, n_maps: int, rng: np.random.Generator) -> MapBatch:
+        """Simulate ``n_maps`` maps with ``rng``."""
+        d = self.dataset
+        n_cr = d.n_cr
+        fraction = d.signal_fraction.sample(n_maps, rng)
+        n_signal = signal_counts_for(d, fraction, rng)
+        source_direction, axis = self._draw_sources(n_maps, rng)
+        n_background = n_cr - n_signal
+        bg_pixel = self.background.sample(int(n_background.sum()), rng)
+        bg_code, bg_charge = self._energies_and_charges(bg_pixel.size, rng)
+        (sig_map, sig_pixel, sig_code, sig_charge), redraws = self._signal(
+            n_signal, source_direction, axis, rng
+        )
+        keys = np.empty(n_maps * n_cr, dtype=np.uint64)
+        bg_map = np.repeat(np.arange(n_maps), n_background)
+        bg_slot = np.arange(bg_map.size) - np.repeat(
+            np.cumsum(n_background) - n_background, n_background
+        )
+        keys[bg_map * n_cr + bg_slot] = _pack(bg_pixel, bg_code, bg_charge, False)
+        order = np.argsort(sig_map, kind="stable")
+        sig_map = sig_map[order]
+        sig_slot = np.arange(sig_map.size) - np.repeat(np.cumsum(n_signal) - n_signal, n_signal)
+        keys[sig_map * n_cr + n_background[sig_map] + sig_slot] = _pack(
+            sig_pixel[order], sig_code[order], sig_charge[order], True
+        )
+        keys = np.sort(keys.reshape(n_maps, n_cr), axis=1)
+        pixel, code, charge, is_signal = _unpack(keys)
+        return MapBatch(
+            pixel=pixel,
+            log10_energy=dequantise_log10_energy(code).astype(np.float32),
+            charge=charge,
+            is_signal=is_signal,
+            signal_fraction=fraction,
+            n_signal=n_signal,
+            source_direction=source_direction,
+            source_flux=np.broadcast_to(d.sources.flux_share, (n_maps, d.sources.n_sources)),
+            deflection_axis=axis,
+            n_source_redraws=redraws,
+        )
+
+
+def signal_counts_for(
+    dataset: DatasetConfig, fraction: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """n_signal per map for the dataset's counting mode."""
+    return signal_counts(fraction, dataset.n_cr, dataset.config["signal_count"], rng)
+
+
+# Sort key of one CR: pixel (bits 32-63), energy index (6-31), charge (1-5), is_signal (0).
+def _pack(pixel, code, charge, is_signal: bool) -> np.ndarray:
+    if code.size and (code.min() < 0 or code.max() >= 1 << 26):
+        raise ConfigError("energies outside the storable range 10^17 ... 10^29 eV")
+    key = pixel.astype(np.uint64) << np.uint64(32)
+    key |= code.astype(np.uint64) << np.uint64(6)
+    key |= charge.astype(np.uint64) << np.uint64(1)
+    return key | np.uint64(is_signal)
+
+
+def _unpack(key: np.ndarray):
+    pixel = (key >> np.uint64(32)).astype(np.int64)
+    code = ((key >> np.uint64(6)) & np.uint64((1 << 26) - 1)).astype(np.int64)
+    charge = ((key >> np.uint64(1)) & np.uint64(31)).astype(np.uint8)
+    is_signal = (key & np.uint64(1)).astype(bool)
+    return pixel, code, charge, is_signal
+
+
+def _create(f: h5py.File, name: str, shape: tuple, dtype) -> h5py.Dataset:
+    chunks = (min(HDF5_CHUNK_MAPS, shape[0]), *shape[1:])
+    return f.create_dataset(
+        name,
+        shape=shape,
+        dtype=dtype,
+        chunks=chunks,
+        compression="gzip",
+        compression_opts=_GZIP_LEVEL,
+        shuffle=True,
+        track_times=False,
+    )
+
+
+def chunk_attributes(
+    dataset: DatasetConfig, chunk: int, seed: int, lens_folder: str | Path | None
+) -> dict:
+    """Attributes of a chunk file (crsky.store documents them)."""
+    first, _ = dataset.chunk_range(chunk)
+    attrs = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dataset": dataset.name,
+        "chunk": chunk,
+        "n_chunks": dataset.n_chunks,
+        "first_map": first,
+        "nside": dataset.nside,
+        "ordering": "RING",
+        "n_cr": dataset.n_cr,
+        "seed": int(seed),
+        "config": json.dumps(dataset.config, sort_keys=True),
+        "log10_energy_step": LOG10_ENERGY_STEP,
+        "log10_energy_origin": LOG10_ENERGY_ORIGIN,
+        "deflection_mode": dataset.deflection_mode,
+        "crsky_version": __version__,
+    }
+    if lens_folder is not None:
+        attrs["lens_folder"] = str(lens_folder)
+        attrs["lens_cfg"] = (Path(lens_folder) / "lens.cfg").read_text()
+    return attrs
+
+
+def run_chunk(
+    dataset: DatasetConfig,
+    chunk: int,
+    seed: int,
+    output: str | Path,
+    lens: LensLike | None = None,
+    lens_folder: str | Path | None = None,
+) -> Path:
+    """Simulate chunk ``chunk`` of ``dataset`` and write it atomically to ``output`` (HDF5).
+
+    The random stream is job_rng(seed, "skymaps", dataset_stream_id(name), chunk): rerunning a
+    chunk alone gives the same bytes.
+    """
+    first, stop = dataset.chunk_range(chunk)
+    attrs = chunk_attributes(dataset, chunk, seed, lens_folder)
+    simulator = SkySimulator(dataset, lens)
+    rng = job_rng(seed, "skymaps", dataset_stream_id(dataset.name), chunk)
+    n_maps, n_cr, n_src = stop - first, dataset.n_cr, dataset.sources.n_sources
+    redraws = 0
+    begin = time.perf_counter()
+    with atomic_h5(output) as f:
+        out = {
+            "pixel": _create(f, "pixel", (n_maps, n_cr), pixel_dtype(dataset.nside)),
+            "log10_energy": _create(f, "log10_energy", (n_maps, n_cr), np.float32),
+            "charge": _create(f, "charge", (n_maps, n_cr), np.uint8),
+            "is_signal": _create(f, "is_signal", (n_maps, n_cr), bool),
+            "signal_fraction": _create(f, "signal_fraction", (n_maps,), np.float32),
+            "n_signal": _create(f, "n_signal", (n_maps,), np.uint16),
+            "source_direction": _create(f, "source_direction", (n_maps, n_src, 3), np.float32),
+            "source_flux": _create(f, "source_flux", (n_maps, n_src), np.float32),
+        }
+        if dataset.deflection_mode == "toy":
+            out["deflection_axis"] = _create(f, "deflection_axis", (n_maps, n_src, 3), np.float32)
+        for start in range(0, n_maps, BATCH_MAPS):
+            end = min(start + BATCH_MAPS, n_maps)
+            batch = simulator.simulate(end - start, rng)
+            redraws += batch.n_source_redraws
+            for name, dset in out.items():
+                dset[start:end] = getattr(batch, name).astype(dset.dtype)
+            elapsed = time.perf_counter() - begin
+            log.info(
+                "%s chunk %d: %d/%d maps (%.0f maps/s)",
+                dataset.name,
+                chunk,
+                end,
+                n_maps,
+                end / elapsed,
+            )
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.attrs["n_source_redraws"] = redraws
+    return Path(output)

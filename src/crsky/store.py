@@ -1,0 +1,288 @@
+"""Skymap chunks on disk: the format, and the reader used by training and evaluation.
+
+A chunk (HDF5, written by ``crsky skymaps``; DESIGN.md section 4) holds ``n_maps`` simulated skies
+of ``n_cr`` cosmic rays each, stored as CR lists (not dense maps):
+
+=====================  ======================  ==================================================
+dataset                shape, dtype            meaning
+=====================  ======================  ==================================================
+``pixel``              (n_maps, n_cr) uint16   HEALPix RING pixel at the chunk's ``nside``
+                       (uint32 if nside > 64)  (Galactic frame); ascending within each map
+``log10_energy``       (n_maps, n_cr) float32  log10(E / eV), a multiple of
+                                               ``log10_energy_step`` = 2^-9 dex (0.45 % in E)
+``charge``             (n_maps, n_cr) uint8    Z in units of e
+``is_signal``          (n_maps, n_cr) bool     the CR comes from a source
+``signal_fraction``    (n_maps,) float32       signal fraction drawn for the map (the label)
+``n_signal``           (n_maps,) uint16        number of signal CRs in the map
+``source_direction``   (n_maps, n_src, 3) f32  Galactic unit vectors of the (extragalactic)
+                                               source positions
+``source_flux``        (n_maps, n_src) float32 relative fluxes (sum 1)
+``deflection_axis``    (n_maps, n_src, 3) f32  toy mode only: coherent rotation axis per source
+=====================  ======================  ==================================================
+
+Within a map CRs are sorted by (pixel, energy, charge, is_signal), so a map's bytes do not depend
+on how it was generated. Attributes: ``format`` ("crsky-skymaps"), ``format_version``, ``dataset``,
+``chunk``, ``n_chunks``, ``first_map``, ``nside``, ``ordering`` ("RING"), ``n_cr``, ``seed``,
+``config`` (the full dataset config as JSON), ``log10_energy_step``, ``deflection_mode``,
+``n_source_redraws``, ``crsky_version`` and, in lens mode, ``lens_folder`` and ``lens_cfg``.
+
+Reading::
+
+    from crsky.store import open_chunk, iter_batches
+
+    with open_chunk("results/skymaps/train/chunk0000.h5") as chunk:
+        labels = chunk.labels(0, 256)                 # dict of label arrays for maps 0 ... 255
+        crs = chunk.cosmic_rays(0, 256)               # CosmicRays: pixel, log10_energy, ...
+        counts = chunk.counts(0, 256, nside=32, nest=True)  # (256, 12288) float32
+
+    for batch in iter_batches(paths, batch_size=128, nside=64, nest=True):
+        batch.counts, batch.labels["signal_fraction"]     # one batch of maps, chunk by chunk
+
+Counts maps are rendered with one ``np.bincount`` per batch (pixel + map offset · npix).
+Rendering at a lower nside than stored merges the 4^k NESTED children of each coarse pixel, so the
+counts of a coarse pixel are exactly the sum over its fine pixels; a higher nside is an error.
+"""
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import h5py
+import healpy as hp
+import numpy as np
+
+from crsky.errors import ConfigError, InputFileError
+
+__all__ = [
+    "CR_DATASETS",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "LABEL_DATASETS",
+    "LOG10_ENERGY_ORIGIN",
+    "LOG10_ENERGY_STEP",
+    "Batch",
+    "CosmicRays",
+    "SkymapChunk",
+    "iter_batches",
+    "open_chunk",
+    "pixel_dtype",
+    "pixel_lookup",
+    "render_counts",
+]
+
+FORMAT = "crsky-skymaps"
+FORMAT_VERSION = 1
+LOG10_ENERGY_STEP = 2.0**-9  # dex; stored energies are LOG10_ENERGY_ORIGIN + k · step
+LOG10_ENERGY_ORIGIN = 17.0
+CR_DATASETS = ("pixel", "log10_energy", "charge", "is_signal")
+LABEL_DATASETS = ("signal_fraction", "n_signal", "source_direction", "source_flux")
+OPTIONAL_LABELS = ("deflection_axis",)
+
+
+def pixel_dtype(nside: int) -> np.dtype:
+    """uint16 while every pixel index fits (nside ≤ 64), else uint32."""
+    return np.dtype(np.uint16 if 12 * nside * nside <= 1 << 16 else np.uint32)
+
+
+@dataclass(frozen=True)
+class CosmicRays:
+    """CR lists of consecutive maps, each array (n_maps, n_cr)."""
+
+    pixel: np.ndarray
+    log10_energy: np.ndarray
+    charge: np.ndarray
+    is_signal: np.ndarray
+
+    @property
+    def log10_rigidity(self) -> np.ndarray:
+        """log10(R / V) = log10(E / eV) − log10 Z, float64."""
+        return self.log10_energy.astype(np.float64) - np.log10(self.charge.astype(np.float64))
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of maps: ``counts`` (n, npix) float32, ``labels`` by name, where they came from
+    (``path``, ``first_map`` within that chunk)."""
+
+    counts: np.ndarray
+    labels: dict[str, np.ndarray]
+    path: Path
+    first_map: int
+
+
+@cache
+def pixel_lookup(nside_in: int, nside_out: int, nest: bool) -> np.ndarray:
+    """Target pixel (int64, npix_in) at ``nside_out`` (NESTED if ``nest``, else RING) of every RING
+    pixel at ``nside_in``; nside_out must not exceed nside_in."""
+    for nside in (nside_in, nside_out):
+        if not (isinstance(nside, int | np.integer) and hp.isnsideok(int(nside), nest=True)):
+            raise ConfigError(f"'nside' must be a power of 2, got {nside!r}")
+    if nside_out > nside_in:
+        raise ConfigError(
+            f"cannot render counts at nside {nside_out} from CRs stored at nside {nside_in}: "
+            "only equal or lower nside"
+        )
+    nested = hp.ring2nest(nside_in, np.arange(hp.nside2npix(nside_in))).astype(np.int64)
+    shift = 2 * (int(nside_in).bit_length() - int(nside_out).bit_length())
+    coarse = nested >> shift
+    out = coarse if nest else hp.nest2ring(nside_out, coarse).astype(np.int64)
+    out.setflags(write=False)
+    return out
+
+
+def render_counts(
+    pixel: np.ndarray,
+    nside_in: int,
+    nside: int | None = None,
+    nest: bool = False,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Counts maps (n_maps, npix) float32 of RING pixels ``pixel`` (n_maps, n_cr) at ``nside_in``,
+    rendered at ``nside`` (default: nside_in) in NESTED (``nest``) or RING ordering.
+
+    ``weights`` (same shape as ``pixel``) sums weights instead of counting (e.g. energies).
+    """
+    pixel = np.asarray(pixel)
+    if pixel.ndim != 2:
+        raise ConfigError(f"'pixel' must have shape (n_maps, n_cr), got {pixel.shape}")
+    nside = nside_in if nside is None else int(nside)
+    target = pixel_lookup(int(nside_in), nside, bool(nest))[pixel]
+    npix = hp.nside2npix(nside)
+    n_maps = pixel.shape[0]
+    target += (np.arange(n_maps, dtype=np.int64) * npix)[:, None]
+    flat_weights = None if weights is None else np.asarray(weights, np.float64).ravel()
+    counts = np.bincount(target.ravel(), weights=flat_weights, minlength=n_maps * npix)
+    return counts.reshape(n_maps, npix).astype(np.float32)
+
+
+class SkymapChunk:
+    """An open chunk file (read-only). Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as err:
+            raise InputFileError(f"cannot open skymap chunk {str(self.path)!r}: {err}") from err
+        try:
+            self._check()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _check(self) -> None:
+        f, where = self._file, f"skymap chunk {str(self.path)!r}"
+        if f.attrs.get("format") != FORMAT:
+            raise InputFileError(f"{where} is not a {FORMAT} file (attribute 'format')")
+        if int(f.attrs.get("format_version", -1)) != FORMAT_VERSION:
+            raise InputFileError(
+                f"{where} has format_version {f.attrs.get('format_version')!r}, "
+                f"this reader reads {FORMAT_VERSION}"
+            )
+        missing = [n for n in CR_DATASETS + LABEL_DATASETS if n not in f]
+        if missing:
+            raise InputFileError(f"{where} lacks datasets {missing}")
+        shape = f["pixel"].shape
+        for name in CR_DATASETS:
+            if f[name].shape != shape:
+                raise InputFileError(
+                    f"{where}: {name!r} has shape {f[name].shape}, expected {shape}"
+                )
+        if f["n_signal"].shape != shape[:1]:
+            raise InputFileError(f"{where}: label arrays do not match {shape[0]} maps")
+
+    # --- metadata -------------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict:
+        return dict(self._file.attrs)
+
+    @property
+    def n_maps(self) -> int:
+        return int(self._file["pixel"].shape[0])
+
+    @property
+    def n_cr(self) -> int:
+        return int(self._file["pixel"].shape[1])
+
+    @property
+    def nside(self) -> int:
+        return int(self._file.attrs["nside"])
+
+    @property
+    def dataset(self) -> str:
+        return str(self._file.attrs["dataset"])
+
+    @property
+    def config(self) -> dict:
+        """The full dataset config the chunk was simulated with."""
+        return json.loads(self._file.attrs["config"])
+
+    def __len__(self) -> int:
+        return self.n_maps
+
+    # --- data -----------------------------------------------------------------------------
+    def _slice(self, start: int, stop: int | None) -> slice:
+        stop = self.n_maps if stop is None else stop
+        if not 0 <= start <= stop <= self.n_maps:
+            raise ConfigError(
+                f"maps {start} ... {stop} are outside chunk {str(self.path)!r} "
+                f"(0 ... {self.n_maps})"
+            )
+        return slice(start, stop)
+
+    def labels(self, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+        """Labels of maps start ... stop − 1: signal_fraction, n_signal, source_direction,
+        source_flux (and deflection_axis in toy mode)."""
+        s = self._slice(start, stop)
+        names = LABEL_DATASETS + tuple(n for n in OPTIONAL_LABELS if n in self._file)
+        return {name: self._file[name][s] for name in names}
+
+    def cosmic_rays(self, start: int = 0, stop: int | None = None) -> CosmicRays:
+        """CR lists of maps start ... stop − 1."""
+        s = self._slice(start, stop)
+        return CosmicRays(*(self._file[name][s] for name in CR_DATASETS))
+
+    def counts(
+        self, start: int = 0, stop: int | None = None, nside: int | None = None, nest: bool = False
+    ) -> np.ndarray:
+        """Counts maps (n, npix) float32 of maps start ... stop − 1 at ``nside`` (default: the
+        stored one; lower is allowed) in NESTED (``nest``) or RING ordering."""
+        s = self._slice(start, stop)
+        return render_counts(self._file["pixel"][s], self.nside, nside, nest)
+
+    def iter_batches(
+        self, batch_size: int, nside: int | None = None, nest: bool = False
+    ) -> Iterator[Batch]:
+        """Consecutive batches of ≤ batch_size maps (counts and labels)."""
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ConfigError(f"'batch_size' must be a positive integer, got {batch_size!r}")
+        for start in range(0, self.n_maps, batch_size):
+            stop = min(start + batch_size, self.n_maps)
+            yield Batch(
+                self.counts(start, stop, nside, nest), self.labels(start, stop), self.path, start
+            )
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "SkymapChunk":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_chunk(path: str | Path) -> SkymapChunk:
+    """Open a chunk for reading; InputFileError naming the file if it is missing or malformed."""
+    return SkymapChunk(path)
+
+
+def iter_batches(
+    paths: Iterable[str | Path], batch_size: int, nside: int | None = None, nest: bool = False
+) -> Iterator[Batch]:
+    """Batches of maps over several chunks, in order (a batch never spans two chunks)."""
+    for path in paths:
+        with open_chunk(path) as chunk:
+            yield from chunk.iter_batches(batch_size, nside, nest)
