@@ -14,6 +14,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/backtrack.smk"
+include: "workflow/rules/lens.smk"
 
 
 rule all:

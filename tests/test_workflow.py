@@ -107,12 +107,14 @@ def test_tiny_real_run_and_single_target_rerun(tmp_path):
     data, attrs = read_shard(shards[-1])
     assert attrs["field_model"] == "jf12" and len(data["escaped"]) == 48
     assert data["escaped"].all()  # 10^20 V protons all leave the Galaxy
-    # nothing left to do; deleting one shard reruns exactly that job, with the same bytes
+    # nothing left to do; a deleted shard (an intermediate of the lens) rebuilt as a target reruns
+    # exactly that job, with the same bytes
     assert "Nothing to be done" in snakemake("-n", "--configfile", "config/test.yaml", cwd=workdir)
     before = shards[1].read_bytes()
     shards[1].unlink()
-    output = snakemake("-n", "--configfile", "config/test.yaml", cwd=workdir)
-    assert job_counts(output) == {"backtrack": 1, "all": 1}
+    target = str(shards[1].relative_to(workdir))
+    output = snakemake("-n", target, "--configfile", "config/test.yaml", cwd=workdir)
+    assert job_counts(output) == {"backtrack": 1}
     snakemake(
         "--configfile",
         "config/test.yaml",
@@ -122,3 +124,9 @@ def test_tiny_real_run_and_single_target_rerun(tmp_path):
         cwd=workdir,
     )
     assert shards[1].read_bytes() == before
+    # same bytes: nothing downstream is out of date; forcing one bin's lens part reruns only
+    # that part, the lens.cfg job and the plots
+    assert "Nothing to be done" in snakemake("-n", "--configfile", "config/test.yaml", cwd=workdir)
+    part = "results/lens_parts/jf12/bin001.npz"
+    output = snakemake("-n", "--forcerun", part, "--configfile", "config/test.yaml", cwd=workdir)
+    assert job_counts(output) == {"lens_part": 1, "lens": 1, "lens_plots": 1, "all": 1}

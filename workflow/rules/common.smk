@@ -36,6 +36,47 @@ def backtrack_shards():
     )
 
 
+def bin_shards(wildcards):
+    """Every backtracking shard of rigidity bin ``wildcards.bin`` (input of lens_part)."""
+    return expand(
+        f"{RESULTS}/backtrack/{FIELD}/bin{wildcards.bin}/shard{{shard}}.h5",
+        shard=shard_ids(),
+    )
+
+
+LENS = f"{RESULTS}/lens/{FIELD}"  # the lens folder (lens.cfg written last)
+LENS_PARTS = f"{RESULTS}/lens_parts/{FIELD}"  # row-normalised per-bin parts
+
+
+def lens_folder():
+    """The lens folder of the configured field model (DESIGN.md section 4, "Lens")."""
+    return LENS
+
+
+def lens_cfg():
+    """The lens index; it exists only once the whole lens is written."""
+    return f"{LENS}/lens.cfg"
+
+
+def lens_part_files():
+    """Per-bin matrix files of the final lens (.npz, and .mldat + lens_crpropa.cfg if enabled)."""
+    files = expand(f"{LENS}/bin{{bin}}.npz", bin=bin_ids())
+    if config["lens"]["write_mldat"]:
+        files += expand(f"{LENS}/bin{{bin}}.mldat", bin=bin_ids())
+        files.append(f"{LENS}/lens_crpropa.cfg")
+    return files
+
+
+def lens_outputs():
+    """The lens index, its diagnostics table and plots."""
+    return [
+        lens_cfg(),
+        f"{LENS}/diagnostics.csv",
+        f"{LENS}/deflection.png",
+        f"{LENS}/transparency.png",
+    ]
+
+
 def rule_threads(name):
     """Threads of rule ``name`` (config resources.<name>.threads; HTCondor request_cpus)."""
     return config["resources"][name]["threads"]
@@ -62,4 +103,4 @@ def rule_resources(name):
 
 def final_outputs():
     """Targets of the default rule: the last stage that exists so far."""
-    return backtrack_shards()
+    return lens_outputs()

@@ -5,12 +5,12 @@ import logging
 import sys
 
 from crsky import __version__
-from crsky.cli import backtrack, skymaps
+from crsky.cli import backtrack, lens, skymaps
 from crsky.errors import CrskyError
 
 __all__ = ["main"]
 
-_STAGES = (backtrack, skymaps)
+_STAGES = (backtrack, lens, skymaps)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,82 @@
+# Stage 2: Galactic lenses. One job per rigidity bin reduces that bin's shards to a
+# row-normalised part; one job divides all parts by the global maximum column sum and writes
+# the lens folder with lens.cfg last; one job draws the diagnostic plots.
+# Output format: DESIGN.md section 4, "Lens".
+import os
+
+
+rule lens_part:
+    input:
+        bin_shards,
+    output:
+        part=f"{LENS_PARTS}/bin{{bin}}.npz",
+        stats=f"{LENS_PARTS}/bin{{bin}}.json",
+    log:
+        f"{LOGS}/lens/{FIELD}/bin{{bin}}.log",
+    conda:
+        "../../envs/crsky.yaml"
+    threads: rule_threads("lens_part")
+    resources:
+        **rule_resources("lens_part"),
+    params:
+        field=FIELD,
+        nside=lookup(dpath="lens/nside", within=config),
+    shell:
+        "crsky lens part --shards {input} --field {params.field} --nside {params.nside}"
+        " --bin {wildcards.bin} --output {output.part} > {log} 2>&1"
+
+
+rule lens:
+    input:
+        parts=expand(f"{LENS_PARTS}/bin{{bin}}.npz", bin=bin_ids()),
+        stats=expand(f"{LENS_PARTS}/bin{{bin}}.json", bin=bin_ids()),
+    output:
+        cfg=lens_cfg(),
+        diagnostics=f"{LENS}/diagnostics.csv",
+        provenance=f"{LENS}/provenance.json",
+        parts=lens_part_files(),
+    log:
+        f"{LOGS}/lens/{FIELD}/lens.log",
+    conda:
+        "../../envs/crsky.yaml"
+    threads: rule_threads("lens")
+    resources:
+        **rule_resources("lens"),
+    params:
+        lens_dir=lambda wildcards, output: os.path.dirname(output.cfg),
+        mldat="--mldat" if config["lens"]["write_mldat"] else "--no-mldat",
+        compress="--compress" if config["lens"]["compress"] else "",
+    shell:
+        "crsky lens cfg --parts {input.parts} --lens-dir {params.lens_dir}"
+        " {params.mldat} {params.compress} > {log} 2>&1"
+
+
+rule lens_plots:
+    input:
+        cfg=rules.lens.output.cfg,
+        diagnostics=rules.lens.output.diagnostics,
+    output:
+        deflection=report(
+            f"{LENS}/deflection.png",
+            caption="../report/lens_deflection.rst",
+            category="Lens",
+        ),
+        transparency=report(
+            f"{LENS}/transparency.png",
+            caption="../report/lens_transparency.rst",
+            category="Lens",
+        ),
+    log:
+        f"{LOGS}/lens/{FIELD}/plots.log",
+    conda:
+        "../../envs/crsky.yaml"
+    threads: rule_threads("lens_plots")
+    resources:
+        **rule_resources("lens_plots"),
+    params:
+        lens_dir=lambda wildcards, input: os.path.dirname(input.cfg),
+        maps=lookup(dpath="lens/transparency_maps", within=config),
+    shell:
+        "crsky lens plots --lens-dir {params.lens_dir} --maps {params.maps}"
+        " --deflection-png {output.deflection}"
+        " --transparency-png {output.transparency} > {log} 2>&1"
