@@ -1,10 +1,10 @@
 """The configuration of one skymap dataset (``skymaps.datasets.<name>`` in the workflow config).
 
 Every key has a default (``DATASET_DEFAULTS``, the same values as
-workflow/schemas/config.schema.yaml); a dataset lists only what differs. Sections merge key by key,
-except ``composition`` and ``signal_fraction``, which replace the default as a whole. Energies are
-in EeV, angles in degrees. Maps are cut into chunks of ``chunk_size`` maps: chunk k holds maps
-k · chunk_size ... min((k + 1) · chunk_size, n_maps) − 1, and is one job.
+workflow/schemas/config.schema.yaml); a dataset lists only what differs. Sections merge key by
+key, except ``composition``, ``signal_fraction`` and ``spectrum``, which replace the default as a
+whole. Energies are in EeV, angles in degrees. Maps are cut into chunks of ``chunk_size`` maps:
+chunk k holds maps k · chunk_size ... min((k + 1) · chunk_size, n_maps) − 1, and is one job.
 """
 
 import copy
@@ -47,7 +47,7 @@ DATASET_DEFAULTS = {
         "extragalactic_smearing_deg": 0.0,
     },
 }
-_REPLACED = ("composition", "signal_fraction")
+_REPLACED = ("composition", "signal_fraction", "spectrum")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 

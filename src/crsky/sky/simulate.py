@@ -114,13 +114,10 @@ class SkySimulator:
                     f"skymaps dataset {dataset.name!r}: 'nside' {dataset.nside} exceeds the lens "
                     f"nside {lens.nside}"
                 )
-            check_lens_coverage(
-                lens,
-                dataset.log10_energy_min,
-                dataset.log10_energy_max,
-                dataset.composition.charges,
-                margin_dex=LOG10_ENERGY_STEP,
-            )
+            stored = dequantise_log10_energy(
+                quantise_log10_energy([dataset.log10_energy_min, dataset.log10_energy_max])
+            )  # the extreme energies as stored (rounded to the energy grid)
+            check_lens_coverage(lens, stored[0], stored[1], dataset.composition.charges)
             self.lens = LensDeflection(
                 lens, float(dataset.config["deflection"]["extragalactic_smearing_deg"])
             )

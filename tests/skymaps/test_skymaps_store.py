@@ -1,0 +1,175 @@
+"""Chunk files: exact round trip through crsky.store, rendering, determinism, atomic writes."""
+
+import json
+import os
+import re
+
+import h5py
+import healpy as hp
+import numpy as np
+import pytest
+
+from crsky.cli import main
+from crsky.errors import ConfigError, InputFileError
+from crsky.rng import job_rng
+from crsky.sky import simulate
+from crsky.sky.dataset import DatasetConfig, dataset_stream_id
+from crsky.sky.simulate import SkySimulator, run_chunk
+from crsky.store import iter_batches, open_chunk, pixel_lookup, render_counts
+
+SMALL = {"n_maps": 300, "chunk_size": 200, "n_cr": 400, "nside": 16}
+
+
+@pytest.fixture(scope="module")
+def chunk_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("skymaps") / "train" / "chunk0001.h5"
+    run_chunk(DatasetConfig.from_dict("train", SMALL), 1, 42, path)
+    return path
+
+
+def test_reader_returns_exactly_what_was_simulated(chunk_file):
+    dataset = DatasetConfig.from_dict("train", SMALL)
+    rng = job_rng(42, "skymaps", dataset_stream_id("train"), 1)
+    expected = SkySimulator(dataset).simulate(100, rng)  # chunk 1 holds maps 200 ... 299
+    with open_chunk(chunk_file) as chunk:
+        assert (chunk.n_maps, chunk.n_cr, chunk.nside, chunk.dataset) == (100, 400, 16, "train")
+        assert chunk.attrs["first_map"] == 200 and chunk.attrs["seed"] == 42
+        assert chunk.config == dataset.config
+        crs = chunk.cosmic_rays()
+        labels = chunk.labels()
+    assert crs.pixel.dtype == np.uint16 and crs.log10_energy.dtype == np.float32
+    np.testing.assert_array_equal(crs.pixel, expected.pixel)
+    np.testing.assert_array_equal(crs.log10_energy, expected.log10_energy)
+    np.testing.assert_array_equal(crs.charge, expected.charge)
+    np.testing.assert_array_equal(crs.is_signal, expected.is_signal)
+    np.testing.assert_array_equal(labels["n_signal"], expected.n_signal)
+    np.testing.assert_array_equal(
+        labels["signal_fraction"], expected.signal_fraction.astype(np.float32)
+    )
+    np.testing.assert_array_equal(
+        labels["source_direction"], expected.source_direction.astype(np.float32)
+    )
+    assert "deflection_axis" in labels
+
+
+def test_counts_maps(chunk_file):
+    with open_chunk(chunk_file) as chunk:
+        ring = chunk.counts(0, 10)
+        nest = chunk.counts(0, 10, nest=True)
+        coarse = chunk.counts(0, 10, nside=4, nest=True)
+        pixel = chunk.cosmic_rays(0, 10).pixel
+    assert ring.dtype == np.float32 and ring.shape == (10, hp.nside2npix(16))
+    np.testing.assert_array_equal(ring.sum(axis=1), 400)
+    np.testing.assert_array_equal(ring[3], np.bincount(pixel[3], minlength=3072))
+    np.testing.assert_array_equal(nest, ring[:, hp.nest2ring(16, np.arange(3072))])
+    # a coarse NESTED pixel holds exactly its 16 children at nside 16
+    np.testing.assert_array_equal(coarse, nest.reshape(10, 192, 16).sum(axis=2))
+    np.testing.assert_array_equal(
+        render_counts(pixel, 16, 4), coarse[:, hp.ring2nest(4, np.arange(192))]
+    )
+
+
+def test_render_counts_with_weights_and_errors():
+    pixel = np.array([[0, 0, 5], [1, 2, 2]])
+    counts = render_counts(pixel, 1, weights=np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+    np.testing.assert_array_equal(counts[0, [0, 5]], [3.0, 3.0])
+    np.testing.assert_array_equal(counts[1, [1, 2]], [4.0, 11.0])
+    with pytest.raises(ConfigError, match="only equal or lower nside"):
+        render_counts(pixel, 1, nside=2)
+    assert pixel_lookup(2, 1, True).tolist() == (hp.ring2nest(2, np.arange(48)) // 4).tolist()
+
+
+def test_iter_batches_covers_all_maps(chunk_file):
+    batches = list(iter_batches([chunk_file, chunk_file], batch_size=32, nside=8, nest=True))
+    assert [b.first_map for b in batches] == [0, 32, 64, 96] * 2
+    counts = np.concatenate([b.counts for b in batches[:4]])
+    assert counts.shape == (100, 768)
+    with open_chunk(chunk_file) as chunk:
+        np.testing.assert_array_equal(counts, chunk.counts(nside=8, nest=True))
+        np.testing.assert_array_equal(
+            np.concatenate([b.labels["n_signal"] for b in batches[:4]]), chunk.labels()["n_signal"]
+        )
+
+
+def test_same_seed_same_bytes_and_chunks_differ(tmp_path, chunk_file):
+    again = tmp_path / "again.h5"
+    run_chunk(DatasetConfig.from_dict("train", SMALL), 1, 42, again)
+    assert again.read_bytes() == chunk_file.read_bytes()
+    other = tmp_path / "other.h5"
+    run_chunk(DatasetConfig.from_dict("train", SMALL), 0, 42, other)
+    with open_chunk(other) as a, open_chunk(chunk_file) as b:
+        assert not np.array_equal(a.cosmic_rays(0, 10).pixel, b.cosmic_rays(0, 10).pixel)
+
+
+def test_size_per_map_at_the_seed_scale(tmp_path):
+    # issue 5 target: ≤ 3 kB per map for 1,000 CRs at nside 64 (defaults: seed 002's set-up)
+    path = tmp_path / "big.h5"
+    run_chunk(DatasetConfig.from_dict("train", {"n_maps": 1000}), 0, 1, path)
+    assert os.path.getsize(path) / 1000 < 3000
+    with h5py.File(path) as f:
+        assert f["pixel"].compression == "gzip" and f["pixel"].shuffle
+
+
+def test_killed_job_leaves_no_chunk(tmp_path, monkeypatch):
+    def boom(self, n_maps, rng):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(simulate.SkySimulator, "simulate", boom)
+    target = tmp_path / "chunk0000.h5"
+    with pytest.raises(RuntimeError):
+        run_chunk(DatasetConfig.from_dict("train", SMALL), 0, 1, target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reader_errors(tmp_path, chunk_file):
+    with pytest.raises(InputFileError, match="cannot open"):
+        open_chunk(tmp_path / "missing.h5")
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as f:
+        f["pixel"] = np.zeros((2, 3), np.uint16)
+    with pytest.raises(InputFileError, match="not a crsky-skymaps file"):
+        open_chunk(bad)
+    with open_chunk(chunk_file) as chunk, pytest.raises(ConfigError, match="outside chunk"):
+        chunk.labels(50, 150)
+
+
+def _cli(tmp_path, *extra, datasets=None):
+    datasets = {"train": SMALL} if datasets is None else datasets
+    args = ["-q", "skymaps", "--output", str(tmp_path / "c.h5"), "--seed", "1"]
+    return main([*args, "--datasets", json.dumps(datasets), *extra])
+
+
+def test_cli_writes_a_chunk(tmp_path):
+    assert _cli(tmp_path, "--dataset", "train", "--chunk", "1") == 0
+    with open_chunk(tmp_path / "c.h5") as chunk:
+        assert chunk.n_maps == 100
+
+
+@pytest.mark.parametrize(
+    ("extra", "datasets", "message"),
+    [
+        (["--dataset", "tests", "--chunk", "0"], None, "unknown skymaps dataset 'tests'"),
+        (["--dataset", "train", "--chunk", "2"], None, "chunk index 2"),
+        (
+            ["--dataset", "train", "--chunk", "0"],
+            {"train": {"signal_fraction": {"value": -0.1}}},
+            r"\[0, 1\]",
+        ),
+        (
+            ["--dataset", "train", "--chunk", "0"],
+            {"train": {"deflection": {"mode": "lens"}}},
+            "pass '--lens'",
+        ),
+        (
+            ["--dataset", "train", "--chunk", "0", "--lens", "/nonexistent/lens"],
+            {"train": {"deflection": {"mode": "lens"}}},
+            "lens.cfg",
+        ),
+    ],
+)
+def test_cli_bad_input(tmp_path, capsys, extra, datasets, message):
+    assert _cli(tmp_path, *extra, datasets=datasets) == 2
+    err = capsys.readouterr().err
+    assert "crsky skymaps: error:" in err
+    assert re.search(message, err)
+    assert not (tmp_path / "c.h5").exists()
