@@ -1,0 +1,193 @@
+"""The evaluation stage: two-point pair counts, p-values and σ, the baseline, scoring with a model,
+``crsky evaluate`` and its outputs."""
+
+import numpy as np
+import pytest
+from conftest import random_unit_vectors
+from scipy import stats
+from scipy.stats import norm
+
+from crsky.errors import ConfigError
+from crsky.stats.significance import (
+    SignificanceRow,
+    check_isotropy_size,
+    isotropic_maps_needed,
+    map_p_values,
+    median_p_value,
+    read_significance_csv,
+    sigma_crossings,
+    significance_rows,
+    write_significance_csv,
+)
+from crsky.stats.two_point import (
+    baseline_scores,
+    cumulative_pair_counts,
+    cumulative_pair_counts_vectors,
+    psi_grid_deg,
+    reference_pair_counts,
+    upper_rank_p_values,
+)
+
+PSI = psi_grid_deg()  # 1°, 2°, ..., 180°
+
+
+# --- two-point pair counts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_cr", [0, 1, 2, 7, 200])
+def test_pair_counts_equal_brute_force_on_random_vectors(rng, n_cr):
+    v = random_unit_vectors(rng, 30 * n_cr).reshape(30, n_cr, 3)
+    counts = cumulative_pair_counts_vectors(v, PSI, threads=2)
+    np.testing.assert_array_equal(counts, reference_pair_counts(v, PSI))
+    # ψ = 180° holds every unordered pair
+    assert np.all(counts[:, -1] == n_cr * (n_cr - 1) // 2)
+
+
+@pytest.mark.parametrize("nside", [2, 64])
+def test_pair_counts_equal_brute_force_on_pixelised_maps(rng, nside):
+    # nside 2 (48 pixels): most pairs share a pixel (d = 1) or sit at the few distinct pixel
+    # separations, so ties between pairs and many exact repeats are exercised.
+    import healpy as hp
+
+    pixels = rng.integers(0, hp.nside2npix(nside), size=(40, 300)).astype(np.uint16)
+    counts = cumulative_pair_counts(pixels, nside, PSI)
+    vectors = np.stack(hp.pix2vec(nside, pixels.astype(np.int64)), axis=-1)
+    np.testing.assert_array_equal(counts, reference_pair_counts(vectors, PSI))
+
+
+def test_pairs_exactly_at_a_bin_edge_count_as_within():
+    # u = x̂ and v = (cos ψ, sin ψ, 0) have d = 1·cos ψ + 0 + 0 = cos ψ exactly in float64:
+    # the convention "angle ≤ ψ" counts the pair at ψ and not at the ψ below.
+    for psi in (1.0, 17.0, 90.0, 179.0):
+        c = np.cos(np.deg2rad(psi))
+        s = np.sqrt(1.0 - c * c)
+        v = np.array([[[1.0, 0.0, 0.0], [c, s, 0.0]]])
+        counts = cumulative_pair_counts_vectors(v, PSI)[0]
+        k = int(psi) - 1
+        assert counts[k] == 1 and (k == 0 or counts[k - 1] == 0), psi
+        assert counts[-1] == 1
+    # antipodal pair: d = -1 (or its rounding just below) still counts at 180° only
+    u = random_unit_vectors(np.random.default_rng(1), 1)[0]
+    counts = cumulative_pair_counts_vectors(np.array([[u, -u]]), PSI)[0]
+    assert counts[-1] == 1 and counts[-2] == 0
+
+
+def test_pair_counts_of_isotropic_maps_follow_the_solid_angle(rng):
+    # For isotropic CRs a pair is within ψ with probability (1 − cos ψ) / 2 (area of a cap).
+    n_maps, n_cr = 200, 100
+    v = random_unit_vectors(rng, n_maps * n_cr).reshape(n_maps, n_cr, 3)
+    mean = cumulative_pair_counts_vectors(v, PSI).mean(axis=0)
+    expected = n_cr * (n_cr - 1) / 2 * (1 - np.cos(np.deg2rad(PSI))) / 2
+    # variance of a pair count is at most that of 4950 independent pairs times (1 + n_cr·p),
+    # so 6 of those standard errors bound the mean of 200 maps generously
+    p = (1 - np.cos(np.deg2rad(PSI))) / 2
+    sigma = np.sqrt(4950 * p * (1 - p) * (1 + n_cr * p) / n_maps)
+    assert np.all(np.abs(mean - expected) <= 6 * sigma + 1e-9)
+
+
+def test_pair_count_input_errors():
+    with pytest.raises(ConfigError, match="power of 2"):
+        cumulative_pair_counts(np.zeros((1, 3), np.int64), 3, PSI)
+    with pytest.raises(ConfigError, match=r"\[0, 48\)"):
+        cumulative_pair_counts(np.full((1, 3), 48), 2, PSI)
+    with pytest.raises(ConfigError, match="increasing"):
+        cumulative_pair_counts_vectors(np.zeros((1, 2, 3)), [5.0, 3.0])
+    with pytest.raises(ConfigError, match="psi_min_deg"):
+        psi_grid_deg(0.0, 180.0, 1.0)
+
+
+# --- p-values and σ ----------------------------------------------------------------------------
+
+
+def test_median_p_value_counts_ties_as_at_least_and_bounds_zero():
+    iso = np.arange(100.0)  # scores 0 ... 99
+    pv = median_p_value([49.0, 50.0, 51.0], iso)  # median 50: iso 50 ... 99 are >= it
+    assert (pv.n_iso_at_least, pv.p_value, pv.p_bound, pv.sigma_bound) == (50, 0.5, "", "")
+    assert pv.sigma == pytest.approx(0.0, abs=1e-12)
+    top = median_p_value([1000.0], iso)
+    assert (top.p_value, top.p_bound, top.sigma_bound) == (0.01, "<", ">")
+    assert top.sigma == pytest.approx(norm.isf(0.01))  # 2.326: a lower bound, never inf
+    bottom = median_p_value([-5.0], iso)
+    assert (bottom.p_value, bottom.sigma_bound) == (1.0, "<")
+    assert np.isfinite(bottom.sigma)
+
+
+def test_isotropic_maps_needed_for_sigma():
+    # one-sided Gaussian tail: p(3σ) = 1.3499e-3, p(5σ) = 2.8665e-7 (standard normal tables)
+    assert isotropic_maps_needed(3.0) == 741
+    assert isotropic_maps_needed(5.0) == 3_488_556
+    check_isotropy_size(741, [2.0, 3.0])
+    with pytest.raises(ConfigError, match=r"sigma_levels.*at least 3488556 isotropic maps"):
+        check_isotropy_size(10_000, [3.0, 5.0], "isotropy")
+    with pytest.raises(ConfigError, match="holds no maps"):
+        check_isotropy_size(0, [3.0], "isotropy")
+
+
+def _rows(sigmas, bounds=None):
+    bounds = bounds or [""] * len(sigmas)
+    return [
+        SignificanceRow("m", 0.01 * (i + 1), 10.0 * (i + 1), 5, 0.0, 1, 1000, 0.1, "", s, b)
+        for i, (s, b) in enumerate(zip(sigmas, bounds, strict=True))
+    ]
+
+
+def test_sigma_crossings_interpolate_linearly():
+    rows = _rows([1.0, 2.0, 4.0, 6.0])
+    three, five, seven = sigma_crossings(rows, [3.0, 5.0, 7.0])
+    # σ = 3 halfway between (0.02, 2) and (0.03, 4); σ = 5 halfway between (0.03, 4) and (0.04, 6)
+    assert three.signal_fraction == pytest.approx(0.025) and three.n_signal == pytest.approx(25)
+    assert five.signal_fraction == pytest.approx(0.035) and five.status == "interpolated"
+    assert seven.status == "not_reached" and seven.signal_fraction is None
+    bounded = sigma_crossings(_rows([1.0, 3.5], ["", ">"]), [3.0])[0]
+    assert bounded.status == "upper_limit"
+    assert sigma_crossings(_rows([4.0, 5.0]), [3.0])[0].status == "below_range"
+
+
+def test_significance_rows_group_by_fraction_and_round_trip(tmp_path):
+    rng = np.random.default_rng(5)
+    iso = rng.normal(size=1000)
+    f = np.repeat([0.0, 0.05, 0.1], 50)
+    scores = rng.normal(size=f.size) + 40 * f  # shift 0, 2, 4 standard deviations
+    rows = significance_rows("network", scores, f, f * 1000, iso)
+    assert [r.signal_fraction for r in rows] == pytest.approx([0.0, 0.05, 0.1])
+    assert [r.n_maps for r in rows] == [50, 50, 50]
+    assert rows[1].sigma == pytest.approx(2.0, abs=0.35)  # median of N(2, 1) is ~2
+    path = write_significance_csv(tmp_path / "significance.csv", rows)
+    assert read_significance_csv(path) == rows
+    with pytest.raises(ConfigError, match=r"no test map has signal fraction 0\.2"):
+        significance_rows("network", scores, f, f * 1000, iso, fractions=[0.2])
+    with pytest.raises(ConfigError, match="test set holds no maps"):
+        significance_rows("network", [], [], [], iso)
+
+
+def test_ks_uniform_p_values_two_point_isotropic_vs_isotropic():
+    # Both the "test" maps and the isotropy set are isotropic: the LOE-calibrated baseline
+    # p-values must be uniform. The statistic is discrete (ranks), so ties are broken at random
+    # (map_p_values(rng=...)), which makes the p-value exactly uniform for exchangeable maps.
+    rng = np.random.default_rng(2024)
+    n_iso, n_test, n_cr = 1500, 400, 60
+    pix = rng.integers(0, 3072, size=(n_iso + n_test, n_cr))
+    counts = cumulative_pair_counts(pix, 16, PSI)
+    scores = baseline_scores(counts[n_iso:], counts[:n_iso], PSI)
+    p = map_p_values(scores.test, scores.isotropy, rng=rng)
+    assert stats.kstest(p, "uniform").pvalue > 0.01
+    # the local per-ψ p-values of the test maps are uniform too (here at ψ = 25°)
+    local = upper_rank_p_values(counts[n_iso:], counts[:n_iso])[:, 24]
+    assert np.mean(local <= 0.1) == pytest.approx(0.1, abs=0.05)
+
+
+def test_planted_strong_signal_gives_more_than_five_sigma_for_the_baseline():
+    # σ > 5 needs p < 2.87e-7, i.e. more than 3,488,556 isotropic maps (test above). Small maps
+    # (12 CRs, full sky, nside 64) and a few ψ keep four million of them cheap.
+    rng = np.random.default_rng(7)
+    psi = [1.0, 3.0, 10.0, 30.0, 90.0]
+    n_iso, n_cr, npix = 4_000_000, 12, 49152
+    iso = rng.integers(0, npix, size=(n_iso, n_cr), dtype=np.uint16)
+    iso_counts = cumulative_pair_counts(iso, 64, psi, threads=2)
+    # signal maps: 8 of 12 CRs (f = 2/3) in one pixel at a random position, 4 isotropic
+    signal = rng.integers(0, npix, size=(25, n_cr), dtype=np.uint16)
+    signal[:, :8] = rng.integers(0, npix, size=(25, 1))
+    scores = baseline_scores(cumulative_pair_counts(signal, 64, psi), iso_counts, psi)
+    pv = median_p_value(scores.test, scores.isotropy)
+    assert pv.sigma > 5.0 and pv.p_bound == "<" and pv.sigma_bound == ">"
+    assert np.all(scores.best_psi_test_deg == 1.0)
