@@ -1,6 +1,10 @@
 """Shared fixtures: repository paths and small helpers."""
 
+import os
 from pathlib import Path
+
+# The htcondor bindings warn on import when no condor_config exists (no pool here).
+os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
 import numpy as np
 import pytest
