@@ -15,6 +15,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/backtrack.smk"
 include: "workflow/rules/lens.smk"
+include: "workflow/rules/skymaps.smk"
 
 
 rule all:

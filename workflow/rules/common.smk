@@ -2,6 +2,7 @@
 import json
 
 from crsky.binning import RigidityBins, Sharding
+from crsky.sky.dataset import DatasetConfig
 
 RESULTS = config["results_dir"]
 LOGS = config["logs_dir"]
@@ -77,6 +78,41 @@ def lens_outputs():
     ]
 
 
+SKYMAPS = f"{RESULTS}/skymaps"
+SKYMAP_DATASETS = {
+    name: DatasetConfig.from_dict(name, spec)
+    for name, spec in config["skymaps"]["datasets"].items()
+}
+
+
+wildcard_constraints:
+    dataset="|".join(SKYMAP_DATASETS) or "(?!)",
+    chunk=r"\d{4}",
+
+
+def skymap_chunks(dataset=None):
+    """Chunk files of one dataset (or of every configured dataset)."""
+    names = SKYMAP_DATASETS if dataset is None else [dataset]
+    return [
+        f"{SKYMAPS}/{name}/chunk{k:04d}.h5"
+        for name in names
+        for k in range(SKYMAP_DATASETS[name].n_chunks)
+    ]
+
+
+def skymap_lens_input(wildcards):
+    """The lens index for datasets in deflection mode 'lens', nothing otherwise."""
+    if SKYMAP_DATASETS[wildcards.dataset].deflection_mode == "lens":
+        return [lens_cfg()]
+    return []
+
+
+def skymap_dataset_json(wildcards):
+    """The configured keys of one dataset as {name: {...}} JSON for ``crsky skymaps``."""
+    name = wildcards.dataset
+    return json.dumps({name: config["skymaps"]["datasets"][name]}, sort_keys=True)
+
+
 def rule_threads(name):
     """Threads of rule ``name`` (config resources.<name>.threads; HTCondor request_cpus)."""
     return config["resources"][name]["threads"]
@@ -103,4 +139,4 @@ def rule_resources(name):
 
 def final_outputs():
     """Targets of the default rule: the last stage that exists so far."""
-    return lens_outputs()
+    return lens_outputs() + skymap_chunks()
