@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from crsky.errors import ConfigError, InputFileError
+from crsky.lens._kernels import draw_rows
 from crsky.lens.formats import CFG_NAME, LensCfg, read_cfg, read_mldat, read_npz
 
 __all__ = ["Lens"]
@@ -157,8 +158,8 @@ class Lens:
         A CR from column j is observed with probability equal to the column sum (its
         transparency) and then lands in row i with probability M[i, j] / column sum: one
         uniform u per CR is placed at base_j + u on the running sum of the part's CSC data
-        (base_j = sum of all columns before j) and found with a binary search; a position past
-        column j's entries means the CR is lost.
+        (base_j = sum of all columns before j, non-decreasing since entries are ≥ 0) and found
+        by bisection within column j; a position past column j's entries means the CR is lost.
         """
         pix = np.asarray(extragalactic_pixel)
         if pix.ndim != 1 or not (np.issubdtype(pix.dtype, np.integer) or pix.size == 0):
@@ -194,12 +195,6 @@ class Lens:
 
     def _draw(self, index: int, columns: np.ndarray, u: np.ndarray) -> np.ndarray:
         s = self._sampler(index)
-        indptr, cum = s.matrix.indptr, s.cum
-        target = cum[indptr[columns]] + u
-        end = cum[indptr[columns + 1]]
-        k = np.searchsorted(cum, target, side="right") - 1
-        np.minimum(k, max(s.matrix.nnz - 1, 0), out=k)
-        observed = target < end
-        if s.matrix.nnz == 0:
-            return np.full(columns.size, -1, dtype=np.int64)
-        return np.where(observed, s.matrix.indices[k].astype(np.int64), -1)
+        out = np.empty(columns.size, dtype=np.int64)
+        draw_rows(s.matrix.indptr, s.matrix.indices, s.cum, columns, u, out)
+        return out
