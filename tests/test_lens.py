@@ -473,3 +473,21 @@ def test_cli_reports_bad_input_with_exit_status_2(uniform, tmp_path, capsys):
         == 2
     )
     assert "missing bins [1]" in capsys.readouterr().err
+
+
+def test_bad_lens_index_is_rejected(tmp_path):
+    # a header line with "stat" or "nside" would be parsed as a number by astrotools' gamale
+    with pytest.raises(ConfigError, match="gamale"):
+        write_cfg(tmp_path / "lens.cfg", 1, {"field_options": '{"state": 1}'}, [])
+    _toy_lens(tmp_path)
+    cfg = tmp_path / "lens.cfg"
+    text = cfg.read_text()
+    cfg.write_text(text.replace("b.npz 18.5", "b.npz 18.6"))  # a gap between the bins
+    with pytest.raises(InputFileError, match="adjacent"):
+        Lens.load(tmp_path)
+    cfg.write_text(text + "\nc.npz 19.0")
+    with pytest.raises(InputFileError, match=r"line \d+: expected 'file log10Rmin log10Rmax"):
+        Lens.load(tmp_path)
+    cfg.write_text(text.replace("# nside : 1", "# nside : 3"))
+    with pytest.raises(InputFileError, match="not a power of 2"):
+        Lens.load(tmp_path)

@@ -231,7 +231,7 @@ def build_part(
     paths = [Path(p) for p in shard_paths]
     if not paths:
         raise ConfigError("no backtracking shards given for the lens part")
-    if not hp.isnsideok(nside):
+    if not hp.isnsideok(nside, nest=True):
         raise ConfigError(f"lens 'nside' must be a power of 2, got {nside!r}")
     npix = hp.nside2npix(nside)
     observed_pix, edge_pix, deflection = [], [], []

@@ -45,7 +45,7 @@ class Lens:
             self.nside = int(cfg.header["nside"])
         except ValueError:
             self.nside = -1
-        if not hp.isnsideok(self.nside):
+        if not hp.isnsideok(self.nside, nest=True):
             raise InputFileError(
                 f"lens index {str(self.folder / CFG_NAME)!r}: nside {cfg.header['nside']!r} is "
                 "not a power of 2"
