@@ -46,3 +46,17 @@ def identity_lens(nside: int, edges, transparency=None) -> MatrixLens:
     n_bins = len(edges) - 1
     transparency = [1.0] * n_bins if transparency is None else transparency
     return MatrixLens(nside, edges, [sp.identity(npix, format="csc") * t for t in transparency])
+
+
+def write_identity_lens_folder(folder, nside: int, edges, transparency=None):
+    """A real lens folder (lens.cfg + .npz parts, crsky.lens.formats) with identity parts."""
+    from crsky.lens.formats import CfgEntry, write_cfg, write_npz
+
+    lens = identity_lens(nside, edges, transparency)
+    entries = []
+    for b, matrix in enumerate(lens.matrices):
+        name = f"bin{b:03d}.npz"
+        write_npz(matrix, folder / name)
+        entries.append(CfgEntry(name, edges[b], edges[b + 1], 1e-7, float(matrix.sum(0).max())))
+    write_cfg(folder / "lens.cfg", nside, {"field": "identity (test)"}, entries)
+    return folder

@@ -8,6 +8,7 @@ import h5py
 import healpy as hp
 import numpy as np
 import pytest
+from skymaps_lenses import write_identity_lens_folder
 
 from crsky.cli import main
 from crsky.errors import ConfigError, InputFileError
@@ -173,3 +174,42 @@ def test_cli_bad_input(tmp_path, capsys, extra, datasets, message):
     assert "crsky skymaps: error:" in err
     assert re.search(message, err)
     assert not (tmp_path / "c.h5").exists()
+
+
+def test_cli_lens_mode_with_a_real_identity_lens_folder(tmp_path):
+    # crsky.lens.Lens on an identity lens: every signal CR lands in its source's pixel
+    lens_dir = write_identity_lens_folder(tmp_path / "lens", 16, [18.5, 19.0, 19.5, 20.0, 20.5])
+    datasets = {
+        "lensed": SMALL | {"deflection": {"mode": "lens"}, "signal_fraction": {"value": 0.1}}
+    }
+    code = _cli(
+        tmp_path, "--dataset", "lensed", "--chunk", "0", "--lens", str(lens_dir), datasets=datasets
+    )
+    assert code == 0
+    with open_chunk(tmp_path / "c.h5") as chunk:
+        crs, labels = chunk.cosmic_rays(), chunk.labels()
+        assert chunk.attrs["lens_folder"] == str(lens_dir)
+        assert "identity (test)" in chunk.attrs["lens_cfg"]
+    source_pix = hp.vec2pix(16, *labels["source_direction"][:, 0].astype(np.float64).T)
+    rows, _ = np.nonzero(crs.is_signal)
+    np.testing.assert_array_equal(crs.pixel[crs.is_signal], source_pix[rows])
+    np.testing.assert_array_equal(crs.is_signal.sum(axis=1), 40)
+
+
+def test_cli_lens_coverage_error(tmp_path, capsys):
+    lens_dir = write_identity_lens_folder(tmp_path / "lens", 16, [19.0, 20.5])
+    datasets = {"lensed": SMALL | {"deflection": {"mode": "lens"}}}
+    assert (
+        _cli(
+            tmp_path,
+            "--dataset",
+            "lensed",
+            "--chunk",
+            "0",
+            "--lens",
+            str(lens_dir),
+            datasets=datasets,
+        )
+        == 2
+    )
+    assert "below the lens coverage" in capsys.readouterr().err

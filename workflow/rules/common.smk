@@ -1,8 +1,10 @@
 # Everything that is not a rule: config-derived job grids, paths, resources.
 import json
+from types import SimpleNamespace
 
 from crsky.binning import RigidityBins, Sharding
 from crsky.sky.dataset import DatasetConfig
+from crsky.sky.simulate import check_lens_compatible
 
 RESULTS = config["results_dir"]
 LOGS = config["logs_dir"]
@@ -83,6 +85,20 @@ SKYMAP_DATASETS = {
     name: DatasetConfig.from_dict(name, spec)
     for name, spec in config["skymaps"]["datasets"].items()
 }
+
+
+def check_skymap_lens_datasets():
+    """Stop before any job if a lens-mode dataset does not fit the configured lens (nside,
+    rigidity coverage of log10(E / Z) for every charge)."""
+    configured = SimpleNamespace(
+        nside=config["lens"]["nside"], log10_rigidity_edges=BINS.edges
+    )
+    for dataset in SKYMAP_DATASETS.values():
+        if dataset.deflection_mode == "lens":
+            check_lens_compatible(dataset, configured)
+
+
+check_skymap_lens_datasets()
 
 
 wildcard_constraints:

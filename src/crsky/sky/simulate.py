@@ -51,6 +51,7 @@ __all__ = [
     "MAX_ATTEMPTS_PER_CR",
     "MapBatch",
     "SkySimulator",
+    "check_lens_compatible",
     "dequantise_log10_energy",
     "quantise_log10_energy",
     "run_chunk",
@@ -109,15 +110,7 @@ class SkySimulator:
                 raise ConfigError(
                     f"skymaps dataset {dataset.name!r} uses deflection 'lens' but no lens was given"
                 )
-            if lens.nside < dataset.nside:
-                raise ConfigError(
-                    f"skymaps dataset {dataset.name!r}: 'nside' {dataset.nside} exceeds the lens "
-                    f"nside {lens.nside}"
-                )
-            stored = dequantise_log10_energy(
-                quantise_log10_energy([dataset.log10_energy_min, dataset.log10_energy_max])
-            )  # the extreme energies as stored (rounded to the energy grid)
-            check_lens_coverage(lens, stored[0], stored[1], dataset.composition.charges)
+            check_lens_compatible(dataset, lens)
             self.lens = LensDeflection(
                 lens, float(dataset.config["deflection"]["extragalactic_smearing_deg"])
             )
@@ -274,6 +267,21 @@ class SkySimulator:
             deflection_axis=axis,
             n_source_redraws=redraws,
         )
+
+
+def check_lens_compatible(dataset: DatasetConfig, lens: LensLike) -> None:
+    """ConfigError unless ``lens`` can deflect every signal CR of ``dataset``: the dataset's
+    nside must not exceed the lens nside, and the lens bins must cover log10(E / Z) for every
+    charge and every stored energy (energies rounded to the stored grid)."""
+    if lens.nside < dataset.nside:
+        raise ConfigError(
+            f"skymaps dataset {dataset.name!r}: 'nside' {dataset.nside} exceeds the lens "
+            f"nside {lens.nside}"
+        )
+    stored = dequantise_log10_energy(
+        quantise_log10_energy([dataset.log10_energy_min, dataset.log10_energy_max])
+    )
+    check_lens_coverage(lens, stored[0], stored[1], dataset.composition.charges)
 
 
 def signal_counts_for(
