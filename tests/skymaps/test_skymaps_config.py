@@ -27,11 +27,14 @@ def _datasets(name: str) -> dict:
 
 def test_shipped_datasets_are_valid():
     default, production = _datasets("config.yaml"), _datasets("production.yaml")
-    assert set(default) == set(production)  # production overlays the default config
-    for name, spec in default.items():
-        merged = {**spec, **production[name]}
-        assert set(spec) <= set(production[name]), f"{name}: production must set {set(spec)}"
-        small, big = DatasetConfig.from_dict(name, spec), DatasetConfig.from_dict(name, merged)
-        assert small.nside == 16 and big.nside == 64
-        assert big.chunk_size == 20000
+    assert set(default) <= set(production)  # production overlays the default config
+    for name, spec in production.items():
+        given = default.get(name, {})
+        assert set(given) <= set(spec), f"{name}: production must set {set(given)}"
+        big = DatasetConfig.from_dict(name, {**given, **spec})
+        assert big.nside == 64 and big.chunk_size == 20000 and big.n_cr == 1000
+        if name in default:
+            assert DatasetConfig.from_dict(name, given).nside == 16
+    modes = {DatasetConfig.from_dict(n, s).deflection_mode for n, s in production.items()}
+    assert modes == {"toy", "lens"}
     assert DatasetConfig.from_dict("train", production["train"]).n_chunks == 25  # 500,000 maps
