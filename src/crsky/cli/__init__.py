@@ -5,12 +5,12 @@ import logging
 import sys
 
 from crsky import __version__
-from crsky.cli import backtrack, lens, skymaps
+from crsky.cli import backtrack, evaluate, lens, skymaps
 from crsky.errors import CrskyError
 
 __all__ = ["main"]
 
-_STAGES = (backtrack, lens, skymaps)
+_STAGES = (backtrack, lens, skymaps, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

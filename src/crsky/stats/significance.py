@@ -24,6 +24,7 @@ from crsky.errors import ConfigError, InputFileError
 from crsky.io import atomic_output
 
 __all__ = [
+    "FRACTION_ATOL",
     "Crossing",
     "PValue",
     "SignificanceRow",
@@ -32,6 +33,7 @@ __all__ = [
     "map_p_values",
     "median_p_value",
     "read_significance_csv",
+    "select_fractions",
     "sigma_crossings",
     "significance_rows",
     "write_crossings_csv",
@@ -119,6 +121,37 @@ def median_p_value(signal_scores, iso_scores) -> PValue:
     return PValue(median, k, n_iso, p, "", float(norm.isf(p)), "")
 
 
+FRACTION_ATOL = 1e-6  # labels are float32: 0.055 is stored as 0.0549999997
+
+
+def select_fractions(signal_fraction, fractions=None) -> np.ndarray:
+    """The signal fractions to report, sorted: ``fractions`` (each must occur among the test
+    maps' ``signal_fraction``), or every distinct one when None. ConfigError for an empty test
+    set, a missing fraction, or continuous fractions (no groups to take a median of)."""
+    f = np.asarray(signal_fraction, dtype=np.float64)
+    if f.size == 0:
+        raise ConfigError("the test set holds no maps")
+    # shortest decimals of the float32 labels: 0.0549999997 is reported as 0.055
+    present = np.array([float(str(v)) for v in np.unique(f.astype(np.float32))])
+    if fractions is None or len(fractions) == 0:
+        if present.size > max(64, f.size // 10):
+            raise ConfigError(
+                f"the test maps have {present.size} distinct signal fractions: the p-value "
+                "needs groups of maps at fixed fractions (a 'values' signal-fraction "
+                "distribution) or a list in evaluation.signal_fractions"
+            )
+        return present
+    wanted = np.asarray(sorted(fractions), dtype=np.float64)
+    for value in wanted:
+        if not np.any(np.isclose(f, value, rtol=0.0, atol=FRACTION_ATOL)):
+            shown = ", ".join(f"{x:g}" for x in present[:20])
+            raise ConfigError(
+                f"no test map has signal fraction {value:g} (evaluation.signal_fractions); "
+                f"the test set has {shown}"
+            )
+    return wanted
+
+
 @dataclass(frozen=True)
 class SignificanceRow:
     """One line of ``significance.csv``: one method at one signal fraction."""
@@ -156,29 +189,15 @@ def significance_rows(
     s = np.asarray(scores, dtype=np.float64)
     f = np.asarray(signal_fraction, dtype=np.float64)
     n_sig = np.asarray(n_signal, dtype=np.float64)
-    if s.size == 0:
-        raise ConfigError("the test set holds no maps")
     if not (s.shape == f.shape == n_sig.shape and s.ndim == 1):
         raise ConfigError(
             f"scores {s.shape}, signal fractions {f.shape} and n_signal {n_sig.shape} must be "
             "1-D arrays of the same length"
         )
-    wanted = np.unique(f) if fractions is None else np.asarray(sorted(fractions), dtype=float)
-    if fractions is None and wanted.size > max(64, s.size // 10):
-        raise ConfigError(
-            f"the test maps have {wanted.size} distinct signal fractions: the p-value needs "
-            "groups of maps at fixed fractions (a 'values' signal-fraction distribution) or a "
-            "list in evaluation.signal_fractions"
-        )
+    wanted = select_fractions(f, fractions)
     rows = []
     for value in wanted:
-        group = np.isclose(f, value, rtol=0.0, atol=1e-9)
-        if not np.any(group):
-            present = ", ".join(f"{x:g}" for x in np.unique(f)[:20])
-            raise ConfigError(
-                f"no test map has signal fraction {value:g} (evaluation.signal_fractions); "
-                f"the test set has {present}"
-            )
+        group = np.isclose(f, value, rtol=0.0, atol=FRACTION_ATOL)
         pv = median_p_value(s[group], iso_scores)
         rows.append(
             SignificanceRow(

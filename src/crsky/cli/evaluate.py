@@ -1,0 +1,105 @@
+"""``crsky paircounts`` and ``crsky evaluate``: two-point pair counts of one skymap chunk, and the
+evaluation of one model (and the two-point baseline) on a test and an isotropy set."""
+
+import argparse
+import os
+
+from crsky.errors import ConfigError
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "paircounts",
+        help="two-point pair counts within ψ of every map of one skymap chunk",
+        description="Count the CR pairs within each ψ per map of a skymap chunk (HDF5).",
+    )
+    p.add_argument("--chunk", required=True, help="skymap chunk (.h5)")
+    p.add_argument("--output", required=True, help="pair-count file to write (.h5)")
+    _psi_options(p)
+    p.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
+    p.set_defaults(run=run_paircounts)
+
+    e = sub.add_parser(
+        "evaluate",
+        help="score test and isotropy maps; significance.csv and plots",
+        description=(
+            "Score every test and isotropic map with a trained model and the two-point baseline; "
+            "write scores.h5, significance.csv, crossings.csv and plots into a folder."
+        ),
+    )
+    e.add_argument("--output", required=True, help="evaluation folder to write")
+    e.add_argument("--model", default=None, help="model folder (default: baseline only)")
+    e.add_argument("--test", nargs="+", required=True, help="test chunks (.h5)")
+    e.add_argument("--isotropy", nargs="+", required=True, help="isotropy chunks (.h5)")
+    e.add_argument("--test-pair-counts", nargs="+", default=None, help="crsky paircounts files")
+    e.add_argument("--isotropy-pair-counts", nargs="+", default=None)
+    _psi_options(e)
+    e.add_argument(
+        "--sigma-levels",
+        nargs="*",
+        type=float,
+        default=[3.0, 5.0],
+        help="σ levels whose crossing is interpolated; the isotropy set must resolve the largest",
+    )
+    e.add_argument(
+        "--signal-fractions",
+        nargs="*",
+        type=float,
+        default=[],
+        help="signal fractions to report (default: every one in the test set)",
+    )
+    e.add_argument("--batch-size", type=int, default=256, help="maps per model call")
+    e.add_argument("--gpus", type=int, default=0, help="GPUs for scoring (0: CPU)")
+    e.add_argument("--threads", type=int, default=None, help="numba/TensorFlow threads")
+    e.set_defaults(run=run_evaluate)
+
+
+def _psi_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--psi",
+        nargs=3,
+        type=float,
+        default=[1.0, 180.0, 1.0],
+        metavar=("MIN_DEG", "MAX_DEG", "STEP_DEG"),
+        help="angles ψ of the cumulative pair counts (default 1 180 1)",
+    )
+
+
+def _psi(args: argparse.Namespace):
+    from crsky.stats.two_point import psi_grid_deg
+
+    return psi_grid_deg(*args.psi)
+
+
+def run_paircounts(args: argparse.Namespace) -> None:
+    from crsky.evaluate.pair_counts import write_pair_counts
+
+    write_pair_counts(args.chunk, args.output, _psi(args), threads=args.threads)
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    if args.batch_size < 1:
+        raise ConfigError(f"'--batch-size' must be >= 1, got {args.batch_size}")
+    if args.threads is not None:  # before TensorFlow starts
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(args.threads))
+    from crsky.evaluate.run import EvaluateJob, evaluate
+
+    job = EvaluateJob(
+        test=tuple(args.test),
+        isotropy=tuple(args.isotropy),
+        model=args.model,
+        psi_deg=tuple(_psi(args).tolist()),
+        sigma_levels=tuple(args.sigma_levels),
+        signal_fractions=tuple(args.signal_fractions),
+        test_pair_counts=None if args.test_pair_counts is None else tuple(args.test_pair_counts),
+        isotropy_pair_counts=(
+            None if args.isotropy_pair_counts is None else tuple(args.isotropy_pair_counts)
+        ),
+        batch_size=args.batch_size,
+        gpus=args.gpus,
+        threads=args.threads,
+    )
+    evaluate(job, args.output)

@@ -1,0 +1,213 @@
+"""Figures of the evaluation folder (PNG, matplotlib's Agg canvas, no pyplot state).
+
+Sky maps are Mollweide projections in Galactic coordinates with the Galactic Centre in the middle
+and longitude increasing to the left (as in crsky.lens.plots).
+"""
+
+import csv
+from pathlib import Path
+
+import healpy as hp
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from crsky.errors import InputFileError
+from crsky.evaluate.data import MapSet
+from crsky.io import atomic_output
+from crsky.stats.significance import FRACTION_ATOL, Crossing, SignificanceRow
+from crsky.store import open_chunk
+
+__all__ = [
+    "plot_example_skymaps",
+    "plot_score_distributions",
+    "plot_sigma_curves",
+    "plot_training_curves",
+    "read_history",
+]
+
+_PNG_METADATA = {"Software": None}  # no version string: same inputs, same bytes
+_METHOD_LABELS = {"network": "network", "two_point": "two-point auto-correlation"}
+
+
+def _save(fig: Figure, path) -> Path:
+    FigureCanvasAgg(fig)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata=_PNG_METADATA)
+    return Path(path)
+
+
+def _sky_xy(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mollweide axes coordinates (x = −longitude, y = latitude, radians) of unit vectors."""
+    lon = np.arctan2(vectors[..., 1], vectors[..., 0])
+    lat = np.arcsin(np.clip(vectors[..., 2], -1.0, 1.0))
+    return -lon, lat
+
+
+def _example_maps(test: MapSet, fractions, labels: dict) -> list[tuple[float, int, int]]:
+    """(fraction, chunk index, map index) of the first test map at each fraction."""
+    out = []
+    for f in fractions:
+        hits = np.flatnonzero(
+            np.isclose(labels["signal_fraction"], f, rtol=0.0, atol=FRACTION_ATOL)
+        )
+        if hits.size:
+            out.append((float(f), int(labels["chunk"][hits[0]]), int(labels["map"][hits[0]])))
+    return out
+
+
+def plot_example_skymaps(output, test: MapSet, fractions, max_panels: int = 6) -> Path:
+    """One example test map per signal fraction (at most ``max_panels``, spread over the
+    fractions): background CRs grey, signal CRs red, source positions as stars."""
+    fractions = np.sort(np.asarray(fractions, dtype=float))
+    if fractions.size > max_panels:
+        fractions = fractions[np.linspace(0, fractions.size - 1, max_panels).round().astype(int)]
+    chosen = _example_maps(test, fractions, test.labels())
+    n_cols = 2 if len(chosen) > 1 else 1
+    n_rows = max(1, int(np.ceil(len(chosen) / n_cols)))
+    fig = Figure(figsize=(5.2 * n_cols, 3.0 * n_rows + 0.5))
+    for k, (f, c, m) in enumerate(chosen):
+        with open_chunk(test.paths[c]) as chunk:
+            crs = chunk.cosmic_rays(m, m + 1)
+            labels = chunk.labels(m, m + 1)
+        pixel = crs.pixel[0].astype(np.int64)
+        signal = crs.is_signal[0]
+        v = np.stack(hp.pix2vec(test.nside, pixel, nest=False), axis=-1)
+        x, y = _sky_xy(v)
+        ax = fig.add_subplot(n_rows, n_cols, k + 1, projection="mollweide")
+        ax.scatter(x[~signal], y[~signal], s=2, c="0.55", lw=0, label="background")
+        ax.scatter(x[signal], y[signal], s=6, c="tab:red", lw=0, label="signal")
+        sx, sy = _sky_xy(np.asarray(labels["source_direction"][0], dtype=np.float64))
+        ax.scatter(sx, sy, s=90, marker="*", c="gold", edgecolors="k", lw=0.6, label="source")
+        ax.set_title(
+            f"f = {f:g}: {int(signal.sum())} of {pixel.size} CRs signal", fontsize=9, pad=12
+        )
+        ax.set_xticklabels([])
+        ax.grid(alpha=0.3)
+        if k == 0:
+            ax.legend(loc="lower left", fontsize=7, bbox_to_anchor=(-0.05, -0.15), markerscale=2)
+    fig.suptitle(f"Example test maps of {test.dataset!r} (Galactic, GC at centre, l to the left)")
+    return _save(fig, output)
+
+
+def plot_score_distributions(output, methods: dict, fractions) -> Path:
+    """Histograms of the scores of the isotropic maps and of the test maps at a few signal
+    fractions, one panel per method, with the median of each signal group dashed.
+
+    ``methods``: name -> (test scores, test signal fractions, isotropic scores).
+    """
+    fractions = np.sort(np.asarray(fractions, dtype=float))
+    if fractions.size > 4:
+        fractions = fractions[np.linspace(0, fractions.size - 1, 4).round().astype(int)]
+    fig = Figure(figsize=(5.6 * len(methods), 4.0))
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    for k, (name, (scores, f, iso)) in enumerate(methods.items()):
+        ax = fig.add_subplot(1, len(methods), k + 1)
+        everything = np.concatenate([scores, iso])
+        bins = np.linspace(everything.min(), everything.max(), 41)
+        if bins[0] == bins[-1]:
+            bins = np.linspace(bins[0] - 0.5, bins[0] + 0.5, 41)
+        ax.hist(
+            iso, bins=bins, density=True, color="0.6", alpha=0.7, label=f"isotropy (N = {iso.size})"
+        )
+        for colour, value in zip(colours, fractions, strict=False):
+            group = scores[np.isclose(f, value, rtol=0.0, atol=FRACTION_ATOL)]
+            if group.size == 0:
+                continue
+            ax.hist(
+                group,
+                bins=bins,
+                density=True,
+                histtype="step",
+                lw=1.5,
+                color=colour,
+                label=f"f = {value:g} ({group.size} maps)",
+            )
+            ax.axvline(np.median(group), color=colour, ls="--", lw=1)
+        ax.set_xlabel("score" if name == "network" else "score = −log10(min over ψ of p)")
+        ax.set_ylabel("density")
+        ax.set_yscale("log")
+        ax.set_title(_METHOD_LABELS.get(name, name))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, output)
+
+
+def plot_sigma_curves(
+    output, rows: list[SignificanceRow], crossings: list[Crossing], levels, n_cr: int
+) -> Path:
+    """σ vs signal fraction per method; triangles mark bounds (▲ σ larger, ▼ σ smaller), dotted
+    lines the σ levels, crosses the interpolated crossings. Top axis: signal CRs f × n_cr."""
+    fig = Figure(figsize=(6.6, 4.4))
+    ax = fig.add_subplot()
+    markers = {"": "o", ">": "^", "<": "v"}
+    for k, method in enumerate(dict.fromkeys(r.method for r in rows)):
+        mine = sorted((r for r in rows if r.method == method), key=lambda r: r.signal_fraction)
+        f = np.array([r.signal_fraction for r in mine])
+        sigma = np.array([r.sigma for r in mine])
+        colour = f"C{k}"
+        ax.plot(f, sigma, "-", color=colour, lw=1.2, label=_METHOD_LABELS.get(method, method))
+        for bound, marker in markers.items():
+            sel = np.array([r.sigma_bound == bound for r in mine])
+            if sel.any():
+                ax.plot(f[sel], sigma[sel], marker, color=colour, ms=5, ls="none")
+        for c in crossings:
+            if c.method == method and c.signal_fraction is not None:
+                ax.plot(c.signal_fraction, c.sigma_level, "x", color=colour, ms=8, mew=1.5)
+    for level in levels:
+        ax.axhline(level, color="k", ls=":", lw=1)
+        ax.annotate(
+            f"{level:g}σ",
+            (1.0, level),
+            xycoords=("axes fraction", "data"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
+    ax.set_xlabel("signal fraction f")
+    ax.set_ylabel("σ (one-sided Gaussian equivalent of p)")
+    top = ax.secondary_xaxis("top", functions=(lambda f: f * n_cr, lambda n: n / n_cr))
+    top.set_xlabel(f"signal CRs (f × {n_cr})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, output)
+
+
+def read_history(path) -> dict[str, np.ndarray]:
+    """Columns of a model folder's ``history.csv`` (one row per epoch) as float arrays."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as err:
+        raise InputFileError(f"cannot read training history {str(path)!r}: {err.strerror}") from err
+    if not rows or "epoch" not in rows[0]:
+        raise InputFileError(f"training history {str(path)!r} has no epochs")
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+
+
+def plot_training_curves(output, history_path, name: str | None = None) -> Path:
+    """Loss and each metric vs epoch, training (solid) and validation (dashed), and the
+    learning rate, from a model folder's ``history.csv``; ``name`` titles the figure."""
+    h = read_history(history_path)
+    metrics = [k for k in h if not k.startswith("val_") and f"val_{k}" in h]
+    panels = [*metrics, "learning_rate"] if "learning_rate" in h else metrics
+    fig = Figure(figsize=(4.2 * max(1, len(panels)), 3.6))
+    for k, column in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), k + 1)
+        label = "training" if column in metrics else column
+        ax.plot(h["epoch"], h[column], "o-", ms=3, label=label)
+        if f"val_{column}" in h:
+            ax.plot(h["epoch"], h[f"val_{column}"], "s--", ms=3, label="validation")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(column)
+        if column in ("loss", "learning_rate") and np.all(h[column] > 0):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Training of model {name or Path(history_path).parent.name!r}")
+    fig.tight_layout()
+    return _save(fig, output)

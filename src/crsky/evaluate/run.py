@@ -1,0 +1,277 @@
+"""The ``crsky evaluate`` job: one model (and the two-point baseline) on a test and an isotropy
+set, written to one evaluation folder (DESIGN.md section 4):
+
+- ``scores.h5``: groups ``test`` and ``isotropy``, per map ``signal_fraction``, ``n_signal``,
+  ``chunk`` and ``map`` (where it came from), ``network_score`` (with a model),
+  ``two_point_score`` (−log10 of the minimum local p over ψ) and ``two_point_best_psi_deg``;
+  attributes: ``format`` ("crsky-scores"), ``psi_deg``, ``sigma_levels``, ``model``, ``test``
+  and ``isotropy`` (JSON summaries of the sets), ``crsky_version``;
+- ``significance.csv`` (crsky.stats.significance), ``crossings.csv`` (signal fraction and signal
+  CRs where σ crosses each level) and ``significance.html`` (both tables, for the report);
+- plots: ``skymaps.png``, ``score_distributions.png``, ``sigma.png``, ``training.png`` (with a
+  model), ``lens_deflection.png`` (when the maps were made with a lens).
+
+Every check that can fail runs before any map is scored.
+"""
+
+import html
+import json
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from crsky import __version__
+from crsky.errors import InputFileError
+from crsky.evaluate.data import MapSet, check_compatible
+from crsky.evaluate.pair_counts import read_pair_counts
+from crsky.evaluate.plots import (
+    plot_example_skymaps,
+    plot_score_distributions,
+    plot_sigma_curves,
+    plot_training_curves,
+)
+from crsky.evaluate.scoring import ModelFolder, score_maps
+from crsky.io import atomic_h5, atomic_output, write_dataset
+from crsky.stats.significance import (
+    Crossing,
+    SignificanceRow,
+    check_isotropy_size,
+    select_fractions,
+    sigma_crossings,
+    significance_rows,
+    write_crossings_csv,
+    write_significance_csv,
+)
+from crsky.stats.two_point import baseline_scores, cumulative_pair_counts, psi_grid_deg
+
+__all__ = ["OUTPUT_FILES", "EvaluateJob", "evaluate", "output_files"]
+
+log = logging.getLogger(__name__)
+
+OUTPUT_FILES = (
+    "scores.h5",
+    "significance.csv",
+    "crossings.csv",
+    "significance.html",
+    "skymaps.png",
+    "score_distributions.png",
+    "sigma.png",
+)
+
+
+def output_files(with_model: bool, with_lens: bool) -> tuple[str, ...]:
+    """Names of the files ``evaluate`` writes into its folder."""
+    extra = ("training.png",) if with_model else ()
+    return OUTPUT_FILES + extra + (("lens_deflection.png",) if with_lens else ())
+
+
+@dataclass(frozen=True)
+class EvaluateJob:
+    """Everything one evaluation reads.
+
+    ``test_pair_counts`` / ``isotropy_pair_counts``: per-chunk files of ``crsky paircounts``
+    (one per chunk, same order); None computes the counts here. ``signal_fractions``: the
+    fractions to report (empty: every one in the test set). ``model``: a model folder, or None
+    for the baseline alone.
+    """
+
+    test: tuple[Path, ...]
+    isotropy: tuple[Path, ...]
+    model: Path | None = None
+    psi_deg: tuple[float, ...] = tuple(psi_grid_deg().tolist())
+    sigma_levels: tuple[float, ...] = (3.0, 5.0)
+    signal_fractions: tuple[float, ...] = ()
+    test_pair_counts: tuple[Path, ...] | None = None
+    isotropy_pair_counts: tuple[Path, ...] | None = None
+    batch_size: int = 256
+    gpus: int = 0
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    test: MapSet
+    isotropy: MapSet
+    model: ModelFolder | None
+    fractions: np.ndarray
+    test_labels: dict
+    iso_labels: dict
+
+
+def _prepare(job: EvaluateJob) -> _Prepared:
+    """Open and check every input (no scoring yet)."""
+    test = MapSet.open(job.test, "test")
+    isotropy = MapSet.open(job.isotropy, "isotropy")
+    check_compatible(test, isotropy)
+    check_isotropy_size(isotropy.total_maps, job.sigma_levels, isotropy.dataset)
+    test_labels = test.labels()
+    fractions = select_fractions(test_labels["signal_fraction"], job.signal_fractions)
+    model = None
+    if job.model is not None:
+        model = ModelFolder.open(job.model)
+        model.check_maps(test)
+        model.check_maps(isotropy)
+        if not (model.path / "history.csv").is_file():
+            raise InputFileError(f"model folder {str(model.path)!r} has no 'history.csv'")
+    for given, maps in ((job.test_pair_counts, test), (job.isotropy_pair_counts, isotropy)):
+        if given is not None and len(given) != len(maps.paths):
+            raise InputFileError(
+                f"{len(given)} pair-count files for {len(maps.paths)} {maps.role} chunks"
+            )
+    return _Prepared(test, isotropy, model, fractions, test_labels, isotropy.labels())
+
+
+def _pair_counts(maps: MapSet, files, psi: np.ndarray, threads) -> np.ndarray:
+    if files is not None:
+        return read_pair_counts(files, psi, maps.n_maps)
+    from crsky.store import open_chunk
+
+    parts = []
+    for path in maps.paths:
+        with open_chunk(path) as chunk:
+            parts.append(
+                cumulative_pair_counts(chunk.cosmic_rays().pixel, maps.nside, psi, threads)
+            )
+    return np.concatenate(parts)
+
+
+def _network_scores(job: EvaluateJob, prep: _Prepared) -> tuple[np.ndarray, np.ndarray]:
+    from crsky.train.devices import make_strategy
+
+    strategy = make_strategy(job.gpus)
+    with strategy.scope():
+        model = prep.model.load()
+    return (
+        score_maps(model, prep.test, job.batch_size),
+        score_maps(model, prep.isotropy, job.batch_size),
+    )
+
+
+def _write_scores(path: Path, job: EvaluateJob, prep: _Prepared, scores: dict, psi) -> None:
+    with atomic_h5(path) as f:
+        for role, labels in (("test", prep.test_labels), ("isotropy", prep.iso_labels)):
+            group = f.create_group(role, track_order=False)
+            for name, values in labels.items():
+                write_dataset(group, name, values)
+            for name, values in scores[role].items():
+                write_dataset(group, name, values)
+        f.attrs["format"] = "crsky-scores"
+        f.attrs["psi_deg"] = psi
+        f.attrs["sigma_levels"] = np.asarray(job.sigma_levels, dtype=np.float64)
+        f.attrs["model"] = "" if prep.model is None else str(prep.model.path)
+        f.attrs["test"] = json.dumps(prep.test.describe(), sort_keys=True)
+        f.attrs["isotropy"] = json.dumps(prep.isotropy.describe(), sort_keys=True)
+        f.attrs["crsky_version"] = __version__
+
+
+def _html_table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _write_html(path: Path, prep: _Prepared, rows: list[SignificanceRow], crossings) -> None:
+    sig_header = [f.name for f in fields(SignificanceRow)]
+    cross_header = [f.name for f in fields(Crossing)]
+    model = "none (baseline only)" if prep.model is None else str(prep.model.path)
+    text = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Significance</title>"
+        "<style>table{border-collapse:collapse;font:13px sans-serif}"
+        "td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}</style></head><body>"
+        f"<p>Model: {html.escape(model)}. Test set {html.escape(prep.test.dataset)!s} "
+        f"({prep.test.total_maps} maps of {prep.test.n_cr} CRs, nside {prep.test.nside}); "
+        f"isotropy set {html.escape(prep.isotropy.dataset)} ({prep.isotropy.total_maps} maps). "
+        "p_bound '&lt;': no isotropic map reached the median, p &lt; 1/N; sigma_bound '&gt;' "
+        "(σ is a lower bound) or '&lt;' (an upper bound).</p>"
+        "<h3>p-value and σ per signal fraction</h3>"
+        + _html_table(sig_header, [[getattr(r, h) for h in sig_header] for r in rows])
+        + "<h3>Where σ crosses each level</h3>"
+        + _html_table(cross_header, [[getattr(c, h) for h in cross_header] for c in crossings])
+        + "</body></html>\n"
+    )
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def evaluate(job: EvaluateJob, output) -> Path:
+    """Score, compute the significance table and plot into the folder ``output``."""
+    output = Path(output)
+    prep = _prepare(job)
+    psi = np.asarray(job.psi_deg, dtype=np.float64)
+    log.info(
+        "evaluating on %d test and %d isotropic maps (%d CRs, nside %d), model %s",
+        prep.test.total_maps,
+        prep.isotropy.total_maps,
+        prep.test.n_cr,
+        prep.test.nside,
+        prep.model.path if prep.model else "none",
+    )
+    test_counts = _pair_counts(prep.test, job.test_pair_counts, psi, job.threads)
+    iso_counts = _pair_counts(prep.isotropy, job.isotropy_pair_counts, psi, job.threads)
+    baseline = baseline_scores(test_counts, iso_counts, psi)
+    scores = {
+        "test": {
+            "two_point_score": baseline.test,
+            "two_point_best_psi_deg": baseline.best_psi_test_deg,
+        },
+        "isotropy": {
+            "two_point_score": baseline.isotropy,
+            "two_point_best_psi_deg": baseline.best_psi_isotropy_deg,
+        },
+    }
+    methods = {}
+    if prep.model is not None:
+        net_test, net_iso = _network_scores(job, prep)
+        scores["test"]["network_score"] = net_test
+        scores["isotropy"]["network_score"] = net_iso
+        methods["network"] = (net_test, net_iso)
+    methods["two_point"] = (baseline.test, baseline.isotropy)
+    _write_scores(output / "scores.h5", job, prep, scores, psi)
+
+    f, n_signal = prep.test_labels["signal_fraction"], prep.test_labels["n_signal"]
+    rows = []
+    for name, (test_scores, iso_scores) in methods.items():
+        rows += significance_rows(name, test_scores, f, n_signal, iso_scores, prep.fractions)
+    crossings = sigma_crossings(rows, job.sigma_levels)
+    write_significance_csv(output / "significance.csv", rows)
+    write_crossings_csv(output / "crossings.csv", crossings)
+    _write_html(output / "significance.html", prep, rows, crossings)
+    for r in rows:
+        log.info(
+            "%s f = %g: p %s %.3g, σ %s %.2f",
+            r.method,
+            r.signal_fraction,
+            r.p_bound or "=",
+            r.p_value,
+            r.sigma_bound or "=",
+            r.sigma,
+        )
+
+    plot_example_skymaps(output / "skymaps.png", prep.test, prep.fractions)
+    plot_score_distributions(
+        output / "score_distributions.png",
+        {name: (t, f, i) for name, (t, i) in methods.items()},
+        prep.fractions,
+    )
+    plot_sigma_curves(output / "sigma.png", rows, crossings, job.sigma_levels, prep.test.n_cr)
+    if prep.model is not None:
+        plot_training_curves(
+            output / "training.png", prep.model.path / "history.csv", prep.model.name
+        )
+    if prep.test.lens_folder:
+        from crsky.lens.plots import plot_deflection
+
+        plot_deflection(prep.test.lens_folder, output / "lens_deflection.png")
+    return output
