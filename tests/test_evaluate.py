@@ -1,13 +1,25 @@
 """The evaluation stage: two-point pair counts, p-values and σ, the baseline, scoring with a model,
-``crsky evaluate`` and its outputs."""
+``crsky paircounts`` / ``crsky evaluate`` and their outputs, and bad input."""
 
+import json
+import shutil
+import time
+from pathlib import Path
+
+import h5py
 import numpy as np
 import pytest
 from conftest import random_unit_vectors
 from scipy import stats
 from scipy.stats import norm
 
-from crsky.errors import ConfigError
+from crsky.cli import main
+from crsky.errors import ConfigError, InputFileError
+from crsky.evaluate.data import MapSet
+from crsky.evaluate.pair_counts import read_pair_counts
+from crsky.evaluate.run import EvaluateJob, evaluate, output_files
+from crsky.sky.dataset import DatasetConfig
+from crsky.sky.simulate import run_chunk
 from crsky.stats.significance import (
     SignificanceRow,
     check_isotropy_size,
@@ -191,3 +203,192 @@ def test_planted_strong_signal_gives_more_than_five_sigma_for_the_baseline():
     pv = median_p_value(scores.test, scores.isotropy)
     assert pv.sigma > 5.0 and pv.p_bound == "<" and pv.sigma_bound == ">"
     assert np.all(scores.best_psi_test_deg == 1.0)
+
+
+# --- the evaluation job on real (tiny) skymap chunks --------------------------------------------
+
+NSIDE, N_CR = 8, 60
+FRACTIONS = [0.0, 0.1, 0.3]
+
+
+def _dataset(name: str, n_maps: int, chunk_size: int, fraction: dict, **extra) -> DatasetConfig:
+    given = {"n_maps": n_maps, "chunk_size": chunk_size, "n_cr": N_CR, "nside": NSIDE}
+    return DatasetConfig.from_dict(name, {**given, "signal_fraction": fraction, **extra})
+
+
+def _chunks(folder: Path, dataset: DatasetConfig) -> list[Path]:
+    return [
+        run_chunk(dataset, k, 11, folder / dataset.name / f"chunk{k:04d}.h5")
+        for k in range(dataset.n_chunks)
+    ]
+
+
+@pytest.fixture(scope="module")
+def sky(tmp_path_factory) -> dict[str, list[Path]]:
+    """Test maps at three signal fractions, an isotropy set, and an isotropic 'test' set."""
+    folder = tmp_path_factory.mktemp("skymaps")
+    return {
+        "test": _chunks(folder, _dataset("test", 240, 120, {"values": FRACTIONS})),
+        "isotropy": _chunks(folder, _dataset("isotropy", 1000, 500, {"value": 0.0})),
+        "isotest": _chunks(folder, _dataset("isotest", 400, 400, {"value": 0.0})),
+    }
+
+
+def _save_model_folder(folder: Path, nside: int = NSIDE, **config) -> Path:
+    """A tiny deterministic Keras model on CR lists: the mean over a map's CRs of a random
+    per-pixel weight (an embedding), through a sigmoid. Its score is a continuous function of
+    the map, like a network's, so p-values of isotropic maps are uniform."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    pixel = keras.Input((None,), dtype="int32", name="pixel")
+    weights = keras.layers.Embedding(12 * nside * nside, 1, name="pixel_weight")(pixel)
+    pooled = keras.layers.GlobalAveragePooling1D()(weights)
+    score = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Rescaling(20.0)(pooled))
+    model = keras.Model(pixel, score)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps({"nside": nside, **config}))
+    (folder / "history.csv").write_text(
+        "epoch,loss,auc,val_loss,val_auc,learning_rate\n"
+        "1,0.69,0.55,0.68,0.56,0.001\n2,0.61,0.71,0.63,0.69,0.001\n"
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory) -> Path:
+    return _save_model_folder(tmp_path_factory.mktemp("model") / "tiny")
+
+
+def _cli(*args) -> int:
+    return main(["-q", *map(str, args)])
+
+
+def test_ks_uniform_p_values_network_isotropic_vs_isotropic(sky, model_folder):
+    # Network scores of isotropic "test" maps against the isotropy set: p-values uniform (KS).
+    from crsky.evaluate.scoring import ModelFolder, score_maps
+
+    model = ModelFolder.open(model_folder).load()
+    test = score_maps(model, MapSet.open(sky["isotest"], "test"))
+    iso = score_maps(model, MapSet.open(sky["isotropy"], "isotropy"))
+    assert np.unique(iso).size > 0.99 * iso.size  # continuous scores, no ties to break
+    assert stats.kstest(map_p_values(test, iso), "uniform").pvalue > 0.01
+
+
+def test_evaluate_cli_writes_the_folder_and_is_reproducible(sky, model_folder, tmp_path):
+    counts = {}
+    for role in ("test", "isotropy"):
+        counts[role] = [tmp_path / "pairs" / role / p.name for p in sky[role]]
+        for chunk, out in zip(sky[role], counts[role], strict=True):
+            assert _cli("paircounts", "--chunk", chunk, "--output", out, "--threads", 1) == 0
+    args = [
+        "evaluate", "--model", model_folder, "--test", *sky["test"],
+        "--isotropy", *sky["isotropy"], "--sigma-levels", "1", "2",
+        "--test-pair-counts", *counts["test"], "--isotropy-pair-counts", *counts["isotropy"],
+    ]  # fmt: skip
+    assert _cli(*args, "--output", tmp_path / "a") == 0
+    time.sleep(1.1)  # HDF5 timestamps would differ across a second
+    assert _cli(*args, "--output", tmp_path / "b") == 0
+    for name in output_files(with_model=True, with_lens=False):
+        assert (tmp_path / "a" / name).stat().st_size > 0, name
+    for name in ("scores.h5", "significance.csv", "crossings.csv", "significance.html"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+    rows = read_significance_csv(tmp_path / "a" / "significance.csv")
+    assert [(r.method, r.signal_fraction) for r in rows] == [
+        (m, f) for m in ("network", "two_point") for f in FRACTIONS
+    ]
+    baseline = {r.signal_fraction: r for r in rows if r.method == "two_point"}
+    # 18 of 60 CRs from one source within a few degrees: far above every isotropic map
+    assert baseline[0.3].p_bound == "<" and baseline[0.3].sigma > norm.isf(1 / 1000) - 1e-9
+    assert baseline[0.0].sigma < 2.0
+    with h5py.File(tmp_path / "a" / "scores.h5", "r") as f:
+        assert f["test/network_score"].shape == (240,)
+        assert f["isotropy/two_point_score"].shape == (1000,)
+        np.testing.assert_array_equal(
+            f["test/signal_fraction"][()],
+            MapSet.open(sky["test"], "test").labels()["signal_fraction"],
+        )
+    # the per-chunk files and computing in the job give the same counts
+    psi = psi_grid_deg()
+    from crsky.store import open_chunk
+
+    with open_chunk(sky["test"][1]) as chunk:
+        direct = cumulative_pair_counts(chunk.cosmic_rays().pixel, NSIDE, psi)
+    np.testing.assert_array_equal(read_pair_counts(counts["test"][1:], psi, [120]), direct)
+
+
+def test_baseline_only_evaluation_library(sky, tmp_path):
+    job = EvaluateJob(tuple(sky["test"]), tuple(sky["isotropy"]), sigma_levels=(2.0,))
+    out = evaluate(job, tmp_path / "eval")
+    rows = read_significance_csv(out / "significance.csv")
+    assert {r.method for r in rows} == {"two_point"}
+    sigma = [r.sigma for r in rows]
+    assert sigma == sorted(sigma)  # stronger signal, larger σ
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def _evaluate_error(capsys, *args) -> str:
+    assert _cli("evaluate", "--output", "unused", *args) == 2
+    return capsys.readouterr().err
+
+
+def test_model_with_other_nside_or_ordering_is_rejected(sky, tmp_path, capsys):
+    wrong_nside = _save_model_folder(tmp_path / "n16", nside=16)
+    err = _evaluate_error(
+        capsys, "--model", wrong_nside, "--test", *sky["test"], "--isotropy", *sky["isotropy"],
+        "--sigma-levels", "1",
+    )  # fmt: skip
+    assert "reads maps at nside 16" in err and "is at nside 8" in err
+    nested = _save_model_folder(tmp_path / "nest", ordering="NESTED")
+    err = _evaluate_error(
+        capsys, "--model", nested, "--test", *sky["test"], "--isotropy", *sky["isotropy"],
+        "--sigma-levels", "1",
+    )  # fmt: skip
+    assert "reads NESTED pixels" in err and "RING ordering" in err
+
+
+def test_isotropy_set_too_small_for_the_sigma_levels(sky, capsys):
+    err = _evaluate_error(capsys, "--test", *sky["test"], "--isotropy", *sky["isotropy"])
+    assert "has 1000 maps, too few for σ = 5" in err and "at least 3488556" in err
+
+
+def test_empty_test_sets_are_rejected(sky, tmp_path):
+    with pytest.raises(ConfigError, match="test set is empty"):
+        evaluate(EvaluateJob((), tuple(sky["isotropy"]), sigma_levels=(1.0,)), tmp_path)
+    empty = tmp_path / "empty.h5"
+    shutil.copy(sky["test"][0], empty)
+    with h5py.File(empty, "r+") as f:
+        for name in list(f):
+            data = f[name][:0]
+            del f[name]
+            f.create_dataset(name, data=data)
+    with pytest.raises(InputFileError, match="holds no maps"):
+        evaluate(EvaluateJob((empty,), tuple(sky["isotropy"]), sigma_levels=(1.0,)), tmp_path)
+
+
+def test_mismatched_sets_and_fractions_are_rejected(sky, tmp_path):
+    # the test maps as "isotropy" set: they contain signal
+    with pytest.raises(InputFileError, match="maps with signal CRs"):
+        evaluate(
+            EvaluateJob(tuple(sky["isotest"]), tuple(sky["test"]), sigma_levels=(1.0,)), tmp_path
+        )
+    other = _chunks(tmp_path, _dataset("iso40", 100, 100, {"value": 0.0}, n_cr=40))
+    with pytest.raises(InputFileError, match=r"has n_cr 60.*has 40"):
+        evaluate(EvaluateJob(tuple(sky["test"]), tuple(other), sigma_levels=(1.0,)), tmp_path)
+    with pytest.raises(ConfigError, match=r"no test map has signal fraction 0\.2"):
+        job = EvaluateJob(
+            tuple(sky["test"]), tuple(sky["isotropy"]), sigma_levels=(1.0,), signal_fractions=(0.2,)
+        )
+        evaluate(job, tmp_path)
+    with pytest.raises(InputFileError, match="other ψ"):
+        read_pair_counts([_pair_file(sky, tmp_path)], psi_grid_deg(2.0, 180.0, 2.0), [120])
+
+
+def _pair_file(sky, tmp_path) -> Path:
+    out = tmp_path / "pairs.h5"
+    assert _cli("paircounts", "--chunk", sky["test"][0], "--output", out) == 0
+    return out

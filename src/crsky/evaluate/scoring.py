@@ -114,6 +114,15 @@ def _chunk_inputs(path: Path, names: list[str], start: int, stop: int) -> dict[s
     return out
 
 
+def _structured(model, columns: dict[str, np.ndarray]):
+    """The CR columns in the structure of the model's inputs (dict, list or single tensor)."""
+    if isinstance(model.input, dict):
+        return {key: columns[tensor.name] for key, tensor in model.input.items()}
+    if isinstance(model.input, list | tuple):
+        return [columns[tensor.name] for tensor in model.input]
+    return columns[model.input.name]
+
+
 def score_maps(model, maps: MapSet, batch_size: int = 256, read_maps: int = 8192) -> np.ndarray:
     """(total_maps,) float64 score of every map of ``maps``, in chunk order."""
     if batch_size < 1 or read_maps < 1:
@@ -125,7 +134,7 @@ def score_maps(model, maps: MapSet, batch_size: int = 256, read_maps: int = 8192
     for path, n in zip(maps.paths, maps.n_maps, strict=True):
         for start in range(0, n, read_maps):
             stop = min(start + read_maps, n)
-            inputs = _chunk_inputs(path, names, start, stop)
+            inputs = _structured(model, _chunk_inputs(path, names, start, stop))
             out = np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
             if out.ndim == 2 and out.shape[1] == 2:
                 out = out[:, 1]  # softmax (p_isotropy, p_signal)
