@@ -1,5 +1,6 @@
 """Physics of the tracer (invariants, analytic cases) and the backtracking shard stage."""
 
+import os
 import subprocess
 import sys
 
@@ -335,3 +336,14 @@ def test_crpropa_engine_without_crpropa_is_a_clear_error():
             backtrack(np.array([[1.0, 0, 0]]), 1e19, "zero", engine="crpropa")
     else:
         pytest.skip("CRPropa is installed")
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path):
+    # mkstemp makes 0600 files; shared lenses and shards must be readable by the group
+    old = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644

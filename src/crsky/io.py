@@ -14,6 +14,12 @@ from crsky.errors import InputFileError
 __all__ = ["atomic_h5", "atomic_output", "write_dataset"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it to ``path`` only if the block succeeds.
@@ -31,6 +37,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600; give the file the permissions of an ordinary new file
+        tmp.chmod(0o666 & ~_umask())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
