@@ -5,11 +5,16 @@ import numpy as np
 from crsky._numba import njit_kernel
 
 __all__ = [
+    "alias_lookup",
     "build_alias_table",
+    "categorical_lookup",
     "fisher_rows",
     "perpendicular_rows",
     "rotate_rows",
+    "scatter_keys",
     "sommers_rows",
+    "table_lookup",
+    "unpack_keys",
 ]
 
 
@@ -137,3 +142,82 @@ def sommers_rows(
         value = cos_a0 * cos_dec * np.sin(alpha_m) + alpha_m * sin_a0 * sin_dec
         out[i] = max(value, 0.0) / scale
     return out
+
+
+@njit_kernel
+def table_lookup(u: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Piecewise-linear inverse CDF: u (n,) in [0, 1) on a table (k + 1,) of equal u-steps."""
+    k = table.size - 1
+    out = np.empty(u.size)
+    for i in range(u.size):
+        x = u[i] * k
+        j = min(int(x), k - 1)
+        out[i] = table[j] + (x - j) * (table[j + 1] - table[j])
+    return out
+
+
+@njit_kernel
+def alias_lookup(u: np.ndarray, accept: np.ndarray, alias: np.ndarray) -> np.ndarray:
+    """Alias-method draws (n,) int64 from one uniform each: the integer part of u · k picks the
+    column, the fractional part decides between it and its alias."""
+    k = accept.size
+    out = np.empty(u.size, dtype=np.int64)
+    for i in range(u.size):
+        x = u[i] * k
+        j = min(int(x), k - 1)
+        out[i] = j if (x - j) < accept[j] else alias[j]
+    return out
+
+
+@njit_kernel
+def categorical_lookup(u: np.ndarray, cumulative: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """values[j] (n,) for the first j with u < cumulative[j] (cumulative increasing to 1)."""
+    last = values.size - 1
+    out = np.empty(u.size, dtype=values.dtype)
+    for i in range(u.size):
+        j = 0
+        while j < last and u[i] >= cumulative[j]:
+            j += 1
+        out[i] = values[j]
+    return out
+
+
+@njit_kernel
+def scatter_keys(
+    keys: np.ndarray,
+    slot: np.ndarray,
+    pixel: np.ndarray,
+    energy_code: np.ndarray,
+    charge: np.ndarray,
+    is_signal: bool,
+) -> None:
+    """keys[slot[i]] = the 64-bit sort key of CR i: pixel in bits 32-63, energy index in bits
+    6-31, charge in bits 1-5, is_signal in bit 0 (sorting keys sorts by pixel, then energy)."""
+    flag = np.uint64(1) if is_signal else np.uint64(0)
+    for i in range(slot.size):
+        keys[slot[i]] = (
+            (np.uint64(pixel[i]) << np.uint64(32))
+            | (np.uint64(energy_code[i]) << np.uint64(6))
+            | (np.uint64(charge[i]) << np.uint64(1))
+            | flag
+        )
+
+
+@njit_kernel
+def unpack_keys(keys: np.ndarray, origin: float, step: float):
+    """Split sorted keys (n_maps, n_cr) into pixel (uint32), log10 energy (float32, origin +
+    index · step), charge (uint8) and is_signal (bool) arrays of the same shape."""
+    n_maps, n_cr = keys.shape
+    pixel = np.empty((n_maps, n_cr), dtype=np.uint32)
+    energy = np.empty((n_maps, n_cr), dtype=np.float32)
+    charge = np.empty((n_maps, n_cr), dtype=np.uint8)
+    is_signal = np.empty((n_maps, n_cr), dtype=np.bool_)
+    mask26 = np.uint64((1 << 26) - 1)
+    for m in range(n_maps):
+        for c in range(n_cr):
+            k = keys[m, c]
+            pixel[m, c] = np.uint32(k >> np.uint64(32))
+            energy[m, c] = np.float32(origin + float((k >> np.uint64(6)) & mask26) * step)
+            charge[m, c] = np.uint8((k >> np.uint64(1)) & np.uint64(31))
+            is_signal[m, c] = (k & np.uint64(1)) == np.uint64(1)
+    return pixel, energy, charge, is_signal

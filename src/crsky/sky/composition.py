@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crsky.errors import ConfigError
+from crsky.sky._kernels import categorical_lookup
 
 __all__ = ["ELEMENT_CHARGE", "Composition", "log10_rigidity"]
 
@@ -68,9 +69,9 @@ class Composition:
         """n charges (uint8) drawn with the configured fractions."""
         cumulative = np.cumsum(self.fractions)
         cumulative /= cumulative[-1]
-        index = np.searchsorted(cumulative, rng.random(n), side="right")
-        index = np.minimum(index, len(self.charges) - 1)
-        return np.asarray(self.charges, dtype=np.uint8)[index]
+        return categorical_lookup(
+            rng.random(n), cumulative, np.asarray(self.charges, dtype=np.uint8)
+        )
 
 
 def log10_rigidity(log10_energy: np.ndarray, charge: np.ndarray) -> np.ndarray:

@@ -148,6 +148,8 @@ class LensLike(Protocol):
     nside: int
     log10_rigidity_edges: np.ndarray
 
+    def matrix(self, log10_rigidity: float): ...
+
     def sample_observed(
         self,
         extragalactic_pixel: np.ndarray,
@@ -213,17 +215,27 @@ class LensDeflection:
             )
 
     def observed_pixels(
-        self, source_direction: np.ndarray, log10_rigidity: np.ndarray, rng: np.random.Generator
+        self,
+        source_direction: np.ndarray,
+        log10_rigidity: np.ndarray,
+        rng: np.random.Generator,
+        source_pixel: np.ndarray | None = None,
     ) -> np.ndarray:
         """Observed RING pixels (N,) int64 at ``lens.nside`` of CRs from ``source_direction``
-        (N, 3) with log10(R / V) ``log10_rigidity`` (N,); -1 where the CR is lost."""
+        (N, 3) with log10(R / V) ``log10_rigidity`` (N,); -1 where the CR is lost.
+        ``source_pixel`` (N,), the lens-nside RING pixels of the directions, may be passed to
+        save their computation (it is ignored when smearing)."""
         direction = np.asarray(source_direction, dtype=np.float64)
         if self.extragalactic_smearing_deg > 0:
             sigma = np.radians(self.extragalactic_smearing_deg) * 10.0 ** (
                 19.0 - np.asarray(log10_rigidity)
             )
             direction = fisher_sample(direction, sigma, rng)
-        pixel = hp.vec2pix(self.lens.nside, direction[:, 0], direction[:, 1], direction[:, 2])
+            source_pixel = None
+        if source_pixel is None:
+            pixel = hp.vec2pix(self.lens.nside, direction[:, 0], direction[:, 1], direction[:, 2])
+        else:
+            pixel = np.asarray(source_pixel)
         observed = self.lens.sample_observed(
             pixel.astype(np.int64), np.asarray(log10_rigidity, np.float64), rng
         )

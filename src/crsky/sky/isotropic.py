@@ -11,7 +11,7 @@ import healpy as hp
 import numpy as np
 
 from crsky.errors import ConfigError
-from crsky.sky._kernels import build_alias_table
+from crsky.sky._kernels import alias_lookup, build_alias_table
 from crsky.sky.exposure import Exposure
 
 __all__ = ["PixelSampler", "isotropic_sampler"]
@@ -38,10 +38,7 @@ class PixelSampler:
         """n pixel indices (int64)."""
         if self._uniform:
             return rng.integers(0, self.size, size=n, dtype=np.int64)
-        u = rng.random(n) * self.size
-        index = np.minimum(u.astype(np.int64), self.size - 1)
-        keep = (u - index) < self._accept[index]
-        return np.where(keep, index, self._alias[index])
+        return alias_lookup(rng.random(n), self._accept, self._alias)
 
 
 def isotropic_sampler(nside: int, exposure: Exposure) -> PixelSampler:

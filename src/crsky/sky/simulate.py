@@ -33,6 +33,7 @@ from crsky import __version__
 from crsky.errors import ConfigError
 from crsky.io import atomic_h5
 from crsky.rng import job_rng
+from crsky.sky._kernels import scatter_keys, unpack_keys
 from crsky.sky.dataset import DatasetConfig, dataset_stream_id
 from crsky.sky.deflection import LensDeflection, LensLike, check_lens_coverage, perpendicular_axes
 from crsky.sky.isotropic import isotropic_sampler
@@ -53,6 +54,7 @@ __all__ = [
     "SkySimulator",
     "check_lens_compatible",
     "dequantise_log10_energy",
+    "lens_acceptance",
     "quantise_log10_energy",
     "run_chunk",
 ]
@@ -63,6 +65,7 @@ BATCH_MAPS = 1024  # maps simulated (and written) at once; part of what fixes th
 HDF5_CHUNK_MAPS = 128  # maps per HDF5 chunk
 MAX_ATTEMPTS_PER_CR = 20  # acceptance floor 1 / 20 below which a map's sources are unobservable
 _MAX_REDRAWS = 1000  # per map
+_PRIOR_DRAWS = 20.0  # weight of the lens's expected acceptance, in emitted CRs
 _PILOT = 100  # emitted CRs without any observed one that mark a source as unobservable
 _MAX_CANDIDATES = 1 << 21  # emitted signal candidates evaluated per round
 _GZIP_LEVEL = 4
@@ -116,6 +119,7 @@ class SkySimulator:
             )
             self._lens_exposure = dataset.exposure.pixel_exposure(lens.nside)
             self._lens_to_stored = pixel_lookup(lens.nside, dataset.nside, False)
+            self._lens_acceptance = lens_acceptance(dataset, lens, self._lens_exposure)
 
     # --- one CR population at a time -------------------------------------------------------
     def _energies_and_charges(self, n: int, rng: np.random.Generator):
@@ -123,13 +127,14 @@ class SkySimulator:
         charge = self.dataset.composition.sample(n, rng)
         return code, charge
 
-    def _signal_candidates(self, source_direction, axis, rng):
-        """Emit one CR per row of ``source_direction`` (n, 3): (observed, pixel, code, charge)."""
+    def _signal_candidates(self, source_direction, axis, source_pixel, rng):
+        """Emit one CR per row of ``source_direction`` (n, 3) (lens mode: its extragalactic
+        pixel ``source_pixel`` (n,)): (observed, pixel, code, charge)."""
         n = source_direction.shape[0]
         code, charge = self._energies_and_charges(n, rng)
         log10_r = dequantise_log10_energy(code) - np.log10(charge.astype(np.float64))
         if self.mode == "lens":
-            observed_pixel = self.lens.observed_pixels(source_direction, log10_r, rng)
+            observed_pixel = self.lens.observed_pixels(source_direction, log10_r, rng, source_pixel)
             seen = observed_pixel >= 0
             exposure = np.zeros(n)
             exposure[seen] = self._lens_exposure[observed_pixel[seen]]
@@ -154,6 +159,27 @@ class SkySimulator:
             axis = perpendicular_axes(flat, rng).reshape(direction.shape)
         return direction, axis
 
+    def _expected_acceptance(self, source_direction: np.ndarray):
+        """Lens mode: (source pixels (n_maps, n_src), expected observed fraction (n_maps,) of the
+        emitted signal CRs). Other modes: (None, None)."""
+        if self.mode != "lens":
+            return None, None
+        d = source_direction.reshape(-1, 3)
+        pixel = hp.vec2pix(self.lens.lens.nside, d[:, 0], d[:, 1], d[:, 2]).astype(np.int64)
+        pixel = pixel.reshape(source_direction.shape[:2])
+        return pixel, self._lens_acceptance[pixel] @ self.dataset.sources.flux_share
+
+    def _redraw_unobservable(self, n_signal, source_direction, axis, rng, redraws):
+        """Lens mode: redraw sources whose expected acceptance is below the floor, up front."""
+        source_pixel, prior = self._expected_acceptance(source_direction)
+        while prior is not None:
+            hopeless = (n_signal > 0) & (prior * MAX_ATTEMPTS_PER_CR < 1.0)
+            if not hopeless.any():
+                break
+            self._redraw(hopeless, source_direction, axis, rng, redraws)
+            source_pixel, prior = self._expected_acceptance(source_direction)
+        return source_pixel, prior
+
     def _signal(self, n_signal, source_direction, axis, rng):
         """Observed signal CRs of every map: flat (map, pixel, code, charge), the final source
         directions and axes (redrawn where unobservable), and the number of redraws."""
@@ -165,11 +191,21 @@ class SkySimulator:
         redraws = np.zeros(n_maps, dtype=np.int64)
         generation = np.zeros(n_maps, dtype=np.int64)
         last = np.zeros(n_maps, dtype=np.int64)  # candidates of each map in the last round
+        source_pixel, prior = self._redraw_unobservable(
+            n_signal, source_direction, axis, rng, redraws
+        )
         kept = []
         while (active := np.flatnonzero(need > 0)).size:
-            acceptance = (seen[active] + 1.0) / (attempts[active] + 2.0)
-            per_map = np.ceil(need[active] * np.minimum(1.5 / acceptance, MAX_ATTEMPTS_PER_CR))
-            per_map = np.minimum(per_map, np.maximum(2 * need[active], 2 * last[active]))
+            if prior is None:  # adaptive: grow by at most 2x per round
+                acceptance = (seen[active] + 1.0) / (attempts[active] + 2.0)
+                per_map = np.ceil(need[active] * np.minimum(1.5 / acceptance, MAX_ATTEMPTS_PER_CR))
+                per_map = np.minimum(per_map, np.maximum(2 * need[active], 2 * last[active]))
+            else:  # the lens's expected acceptance, as 20 pseudo-draws
+                acceptance = (seen[active] + _PRIOR_DRAWS * prior[active]) / (
+                    attempts[active] + _PRIOR_DRAWS
+                )
+                per_map = np.ceil(need[active] * np.minimum(1.1 / acceptance, MAX_ATTEMPTS_PER_CR))
+                per_map += 2
             per_map = per_map.astype(np.int64)
             total = per_map.sum()
             if total > _MAX_CANDIDATES:
@@ -178,8 +214,9 @@ class SkySimulator:
             m = np.repeat(active, per_map)
             k = sources.pick(m.size, rng)
             axes = None if axis is None else axis[m, k]
+            pixels = None if source_pixel is None else source_pixel[m, k]
             observed, pixel, code, charge = self._signal_candidates(
-                source_direction[m, k], axes, rng
+                source_direction[m, k], axes, pixels, rng
             )
             # keep the first need[m] observed candidates of each map (candidates are grouped by map)
             running = np.cumsum(observed)
@@ -191,15 +228,17 @@ class SkySimulator:
             need -= np.bincount(m[keep], minlength=n_maps)
             attempts += np.bincount(m, minlength=n_maps)
             seen += np.bincount(m[observed], minlength=n_maps)
-            hopeless = (need > 0) & (
-                ((seen == 0) & (attempts >= _PILOT))
-                | (attempts > MAX_ATTEMPTS_PER_CR * n_signal + _PILOT)
-            )
+            hopeless = (need > 0) & (attempts > MAX_ATTEMPTS_PER_CR * n_signal + _PILOT)
+            if prior is None:
+                hopeless |= (need > 0) & (seen == 0) & (attempts >= _PILOT)
             if hopeless.any():
                 self._redraw(hopeless, source_direction, axis, rng, redraws)
                 generation[hopeless] += 1
                 need[hopeless] = n_signal[hopeless]
                 attempts[hopeless] = seen[hopeless] = last[hopeless] = 0
+                source_pixel, prior = self._redraw_unobservable(
+                    n_signal, source_direction, axis, rng, redraws
+                )
         if kept:
             m, gen, pixel, code, charge = (np.concatenate(c) for c in zip(*kept, strict=True))
         else:
@@ -242,22 +281,24 @@ class SkySimulator:
             n_signal, source_direction, axis, rng
         )
         keys = np.empty(n_maps * n_cr, dtype=np.uint64)
+        first_bg = np.repeat(np.cumsum(n_background) - n_background, n_background)
         bg_map = np.repeat(np.arange(n_maps), n_background)
-        bg_slot = np.arange(bg_map.size) - np.repeat(
-            np.cumsum(n_background) - n_background, n_background
-        )
-        keys[bg_map * n_cr + bg_slot] = _pack(bg_pixel, bg_code, bg_charge, False)
+        bg_slot = bg_map * n_cr + np.arange(bg_map.size) - first_bg
+        _check_codes(bg_code)
+        scatter_keys(keys, bg_slot, bg_pixel, bg_code, bg_charge, False)
         order = np.argsort(sig_map, kind="stable")
         sig_map = sig_map[order]
-        sig_slot = np.arange(sig_map.size) - np.repeat(np.cumsum(n_signal) - n_signal, n_signal)
-        keys[sig_map * n_cr + n_background[sig_map] + sig_slot] = _pack(
-            sig_pixel[order], sig_code[order], sig_charge[order], True
-        )
+        first_sig = np.repeat(np.cumsum(n_signal) - n_signal, n_signal)
+        sig_slot = sig_map * n_cr + n_background[sig_map] + np.arange(sig_map.size) - first_sig
+        _check_codes(sig_code)
+        scatter_keys(keys, sig_slot, sig_pixel[order], sig_code[order], sig_charge[order], True)
         keys = np.sort(keys.reshape(n_maps, n_cr), axis=1)
-        pixel, code, charge, is_signal = _unpack(keys)
+        pixel, log10_energy, charge, is_signal = unpack_keys(
+            keys, LOG10_ENERGY_ORIGIN, LOG10_ENERGY_STEP
+        )
         return MapBatch(
             pixel=pixel,
-            log10_energy=dequantise_log10_energy(code).astype(np.float32),
+            log10_energy=log10_energy,
             charge=charge,
             is_signal=is_signal,
             signal_fraction=fraction,
@@ -284,6 +325,22 @@ def check_lens_compatible(dataset: DatasetConfig, lens: LensLike) -> None:
     check_lens_coverage(lens, stored[0], stored[1], dataset.composition.charges)
 
 
+def lens_acceptance(dataset: DatasetConfig, lens: LensLike, exposure: np.ndarray) -> np.ndarray:
+    """Expected fraction (npix,) of emitted signal CRs from each extragalactic lens pixel j that
+    are observed: Σ_b P(b) Σ_i M_b[i, j] ω_i, with P(b) the share of the dataset's CRs (energy
+    spectrum and composition) whose rigidity falls in lens bin b and ω the pixel-averaged
+    relative exposure (npix,) at the lens nside."""
+    edges = np.asarray(lens.log10_rigidity_edges, dtype=np.float64)
+    sampler, composition = dataset.energy_sampler, dataset.composition
+    share = np.zeros(edges.size - 1)
+    for charge, fraction in zip(composition.charges, composition.fractions, strict=True):
+        share += fraction * np.diff(sampler.cdf(edges + np.log10(charge)))
+    out = np.zeros(hp.nside2npix(lens.nside))
+    for b in np.flatnonzero(share > 0):
+        out += share[b] * (lens.matrix(0.5 * (edges[b] + edges[b + 1])).T @ exposure)
+    return out
+
+
 def signal_counts_for(
     dataset: DatasetConfig, fraction: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
@@ -291,22 +348,9 @@ def signal_counts_for(
     return signal_counts(fraction, dataset.n_cr, dataset.config["signal_count"], rng)
 
 
-# Sort key of one CR: pixel (bits 32-63), energy index (6-31), charge (1-5), is_signal (0).
-def _pack(pixel, code, charge, is_signal: bool) -> np.ndarray:
+def _check_codes(code: np.ndarray) -> None:
     if code.size and (code.min() < 0 or code.max() >= 1 << 26):
         raise ConfigError("energies outside the storable range 10^17 ... 10^29 eV")
-    key = pixel.astype(np.uint64) << np.uint64(32)
-    key |= code.astype(np.uint64) << np.uint64(6)
-    key |= charge.astype(np.uint64) << np.uint64(1)
-    return key | np.uint64(is_signal)
-
-
-def _unpack(key: np.ndarray):
-    pixel = (key >> np.uint64(32)).astype(np.int64)
-    code = ((key >> np.uint64(6)) & np.uint64((1 << 26) - 1)).astype(np.int64)
-    charge = ((key >> np.uint64(1)) & np.uint64(31)).astype(np.uint8)
-    is_signal = (key & np.uint64(1)).astype(bool)
-    return pixel, code, charge, is_signal
 
 
 def _create(f: h5py.File, name: str, shape: tuple, dtype) -> h5py.Dataset:

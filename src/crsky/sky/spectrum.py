@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crsky.errors import ConfigError
+from crsky.sky._kernels import table_lookup
 
 __all__ = ["AugerCombined2019", "EnergySampler", "PowerLaw", "Spectrum", "spectrum_from_config"]
 
@@ -121,8 +122,4 @@ class EnergySampler:
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n log10(E / eV) values (float64) by inverse CDF."""
-        u = rng.random(n) * _N_INVERSE
-        index = np.minimum(u.astype(np.int64), _N_INVERSE - 1)
-        frac = u - index
-        low = self._inverse[index]
-        return low + frac * (self._inverse[index + 1] - low)
+        return table_lookup(rng.random(n), self._inverse)
