@@ -6,6 +6,7 @@ from crsky._numba import njit_kernel
 
 __all__ = [
     "alias_lookup",
+    "background_keys",
     "build_alias_table",
     "categorical_lookup",
     "fisher_rows",
@@ -145,14 +146,36 @@ def sommers_rows(
 
 
 @njit_kernel
+def _table_one(u: float, table: np.ndarray) -> float:
+    k = table.size - 1
+    x = u * k
+    j = min(int(x), k - 1)
+    return table[j] + (x - j) * (table[j + 1] - table[j])
+
+
+@njit_kernel
+def _alias_one(u: float, accept: np.ndarray, alias: np.ndarray) -> int:
+    k = accept.size
+    x = u * k
+    j = min(int(x), k - 1)
+    return j if (x - j) < accept[j] else alias[j]
+
+
+@njit_kernel
+def _categorical_one(u: float, cumulative: np.ndarray) -> int:
+    j = 0
+    last = cumulative.size - 1
+    while j < last and u >= cumulative[j]:
+        j += 1
+    return j
+
+
+@njit_kernel
 def table_lookup(u: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Piecewise-linear inverse CDF: u (n,) in [0, 1) on a table (k + 1,) of equal u-steps."""
-    k = table.size - 1
     out = np.empty(u.size)
     for i in range(u.size):
-        x = u[i] * k
-        j = min(int(x), k - 1)
-        out[i] = table[j] + (x - j) * (table[j + 1] - table[j])
+        out[i] = _table_one(u[i], table)
     return out
 
 
@@ -160,26 +183,61 @@ def table_lookup(u: np.ndarray, table: np.ndarray) -> np.ndarray:
 def alias_lookup(u: np.ndarray, accept: np.ndarray, alias: np.ndarray) -> np.ndarray:
     """Alias-method draws (n,) int64 from one uniform each: the integer part of u · k picks the
     column, the fractional part decides between it and its alias."""
-    k = accept.size
     out = np.empty(u.size, dtype=np.int64)
     for i in range(u.size):
-        x = u[i] * k
-        j = min(int(x), k - 1)
-        out[i] = j if (x - j) < accept[j] else alias[j]
+        out[i] = _alias_one(u[i], accept, alias)
     return out
 
 
 @njit_kernel
 def categorical_lookup(u: np.ndarray, cumulative: np.ndarray, values: np.ndarray) -> np.ndarray:
     """values[j] (n,) for the first j with u < cumulative[j] (cumulative increasing to 1)."""
-    last = values.size - 1
     out = np.empty(u.size, dtype=values.dtype)
     for i in range(u.size):
-        j = 0
-        while j < last and u[i] >= cumulative[j]:
-            j += 1
-        out[i] = values[j]
+        out[i] = values[_categorical_one(u[i], cumulative)]
     return out
+
+
+@njit_kernel
+def _key(pixel: int, energy_code: int, charge: int, is_signal: bool) -> np.uint64:
+    flag = np.uint64(1) if is_signal else np.uint64(0)
+    return (
+        (np.uint64(pixel) << np.uint64(32))
+        | (np.uint64(energy_code) << np.uint64(6))
+        | (np.uint64(charge) << np.uint64(1))
+        | flag
+    )
+
+
+@njit_kernel
+def background_keys(
+    keys: np.ndarray,
+    n_background: np.ndarray,
+    u: np.ndarray,
+    accept: np.ndarray,
+    alias: np.ndarray,
+    energy_table: np.ndarray,
+    cumulative: np.ndarray,
+    charges: np.ndarray,
+    origin: float,
+    step: float,
+) -> int:
+    """Fill keys[m, :n_background[m]] (keys (n_maps, n_cr) uint64) with isotropic CRs: pixel by
+    alias table, log10 energy by inverse-CDF table rounded to origin + k · step, charge by
+    cumulative fractions; u (3 · Σ n_background,) uniforms, three per CR. Returns the smallest
+    energy index (negative means an energy below the storable range)."""
+    i = 0
+    lowest = 1 << 62
+    for m in range(keys.shape[0]):
+        for c in range(n_background[m]):
+            pixel = _alias_one(u[i], accept, alias)
+            x = _table_one(u[i + 1], energy_table)
+            code = int(np.rint((x - origin) / step))
+            lowest = min(lowest, code)
+            charge = charges[_categorical_one(u[i + 2], cumulative)]
+            keys[m, c] = _key(pixel, code, charge, False)
+            i += 3
+    return lowest
 
 
 @njit_kernel
@@ -193,14 +251,8 @@ def scatter_keys(
 ) -> None:
     """keys[slot[i]] = the 64-bit sort key of CR i: pixel in bits 32-63, energy index in bits
     6-31, charge in bits 1-5, is_signal in bit 0 (sorting keys sorts by pixel, then energy)."""
-    flag = np.uint64(1) if is_signal else np.uint64(0)
     for i in range(slot.size):
-        keys[slot[i]] = (
-            (np.uint64(pixel[i]) << np.uint64(32))
-            | (np.uint64(energy_code[i]) << np.uint64(6))
-            | (np.uint64(charge[i]) << np.uint64(1))
-            | flag
-        )
+        keys[slot[i]] = _key(pixel[i], energy_code[i], charge[i], is_signal)
 
 
 @njit_kernel

@@ -65,13 +65,16 @@ class Composition:
     def charge_max(self) -> int:
         return max(z for z, f in zip(self.charges, self.fractions, strict=True) if f > 0)
 
+    @property
+    def cumulative(self) -> np.ndarray:
+        """Cumulative fractions (k,) float64, ending at exactly 1."""
+        cumulative = np.cumsum(self.fractions)
+        return cumulative / cumulative[-1]
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n charges (uint8) drawn with the configured fractions."""
-        cumulative = np.cumsum(self.fractions)
-        cumulative /= cumulative[-1]
-        return categorical_lookup(
-            rng.random(n), cumulative, np.asarray(self.charges, dtype=np.uint8)
-        )
+        charges = np.asarray(self.charges, dtype=np.uint8)
+        return categorical_lookup(rng.random(n), self.cumulative, charges)
 
 
 def log10_rigidity(log10_energy: np.ndarray, charge: np.ndarray) -> np.ndarray:

@@ -31,6 +31,11 @@ class PixelSampler:
         self._uniform = bool(np.all(w == w[0]))
 
     @property
+    def alias_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(accept (k,) float64, alias (k,) int64) of the alias method."""
+        return self._accept, self._alias
+
+    @property
     def size(self) -> int:
         return self.probability.size
 

@@ -116,6 +116,11 @@ class EnergySampler:
         cdf = np.concatenate([[0.0], np.cumsum(segment)])
         return x, cdf / cdf[-1]
 
+    @property
+    def inverse_table(self) -> np.ndarray:
+        """log10 E at probabilities 0, 1/K, ..., 1 (K = 2^16): the inverse CDF, read linearly."""
+        return self._inverse
+
     def cdf(self, log10_energy: np.ndarray) -> np.ndarray:
         """P(X ≤ x) from the fine forward table (linear interpolation)."""
         return np.interp(log10_energy, self._x, self._cdf)
