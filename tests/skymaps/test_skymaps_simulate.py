@@ -197,3 +197,29 @@ def test_defaults_are_the_seed_setup():
         "theta_max_deg": 60.0,
     }
     assert DATASET_DEFAULTS["chunk_size"] == 20000
+
+
+def test_lens_acceptance_table():
+    # identity parts with transparencies [0.5, 0.5, 1, 1] over log10 R 18.5 ... 20.5 and a
+    # power law E^-2 in protons from 10^18.5 to 10^20.5 eV: a share p = 10/11 of the CRs falls
+    # in the first decade, so every pixel keeps 0.5 p + (1 - p); with the Auger exposure the
+    # expected acceptance of an identity lens is the pixel's relative exposure
+    from crsky.sky.exposure import Exposure
+    from crsky.sky.simulate import lens_acceptance
+
+    spec = {
+        "composition": {"H": 1.0},
+        "energy_min_eev": 10.0**0.5,
+        "energy_max_eev": 10.0**2.5,
+        "spectrum": {"model": "power_law", "spectral_index": 2.0},
+        "nside": 4,
+    }
+    d = DatasetConfig.from_dict("x", spec)
+    half = identity_lens(4, LENS_EDGES, transparency=[0.5, 0.5, 1.0, 1.0])
+    ones = np.ones(192)
+    p = 10 / 11
+    np.testing.assert_allclose(lens_acceptance(d, half, ones), 0.5 * p + 1 - p, rtol=1e-6)
+    exposure = Exposure().pixel_exposure(4)
+    np.testing.assert_allclose(
+        lens_acceptance(d, identity_lens(4, LENS_EDGES), exposure), exposure, rtol=1e-9
+    )
