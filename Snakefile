@@ -12,10 +12,14 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/backtrack.smk"
 include: "workflow/rules/lens.smk"
 include: "workflow/rules/skymaps.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:

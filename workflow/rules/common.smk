@@ -129,6 +129,82 @@ def skymap_dataset_json(wildcards):
     return json.dumps({name: config["skymaps"]["datasets"][name]}, sort_keys=True)
 
 
+EVALUATION = f"{RESULTS}/evaluate"
+EVAL_TEST = config["evaluation"]["test_dataset"]
+EVAL_ISOTROPY = config["evaluation"]["isotropy_dataset"]
+# one folder per model (train rule): model.keras, history.csv, config.json
+MODELS = f"{RESULTS}/models"
+
+
+def check_evaluation_config():
+    """Stop before any job if the evaluation's datasets are not configured, or if the isotropy
+    set cannot resolve the largest requested σ level (N ≥ 1 / p(σ) isotropic maps)."""
+    from crsky.errors import ConfigError
+    from crsky.stats.significance import check_isotropy_size
+
+    for key in ("test_dataset", "isotropy_dataset"):
+        name = config["evaluation"][key]
+        if name not in SKYMAP_DATASETS:
+            raise ConfigError(
+                f"config evaluation.{key} = {name!r} is not a dataset of skymaps.datasets "
+                f"({sorted(SKYMAP_DATASETS)})"
+            )
+    check_isotropy_size(
+        SKYMAP_DATASETS[EVAL_ISOTROPY].n_maps,
+        config["evaluation"]["sigma_levels"],
+        EVAL_ISOTROPY,
+    )
+
+
+check_evaluation_config()
+
+
+def model_names():
+    """Names of the configured models (config models[].name), each trained and evaluated."""
+    return [entry["name"] for entry in config.get("models", [])]
+
+
+def model_files(wildcards):
+    """The model folder's files that evaluation reads (written by the train rule)."""
+    folder = f"{MODELS}/{wildcards.model}"
+    return [f"{folder}/model.keras", f"{folder}/history.csv", f"{folder}/config.json"]
+
+
+def psi_arguments():
+    """``--psi MIN MAX STEP`` values of the two-point counts (config evaluation.psi_*_deg)."""
+    e = config["evaluation"]
+    return f"{e['psi_min_deg']} {e['psi_max_deg']} {e['psi_step_deg']}"
+
+
+def pair_count_files(dataset):
+    """Two-point pair-count files of every chunk of ``dataset``."""
+    n_chunks = SKYMAP_DATASETS[dataset].n_chunks
+    return [
+        f"{EVALUATION}/pair_counts/{dataset}/chunk{k:04d}.h5" for k in range(n_chunks)
+    ]
+
+
+def evaluation_lens_output():
+    """The lens deflection plot, an output of evaluate only when the test maps used a lens."""
+    if SKYMAP_DATASETS[EVAL_TEST].deflection_mode != "lens":
+        return {}
+    return {
+        "lens": report(
+            f"{EVALUATION}/{{model}}/lens_deflection.png",
+            caption="../report/evaluation_lens.rst",
+            category="Evaluation",
+            subcategory="{model}",
+            labels={"model": "{model}", "item": "lens deflection"},
+        )
+    }
+
+
+def evaluation_outputs():
+    """Significance tables and plots of every configured model."""
+    names = ["significance.csv", "crossings.csv", "sigma.png", "training.png"]
+    return expand(f"{EVALUATION}/{{model}}/{{name}}", model=model_names(), name=names)
+
+
 def rule_threads(name):
     """Threads of rule ``name`` (config resources.<name>.threads; HTCondor request_cpus)."""
     return config["resources"][name]["threads"]
@@ -155,4 +231,4 @@ def rule_resources(name):
 
 def final_outputs():
     """Targets of the default rule: the last stage that exists so far."""
-    return lens_outputs() + skymap_chunks()
+    return lens_outputs() + skymap_chunks() + evaluation_outputs()
