@@ -5,12 +5,12 @@ import logging
 import sys
 
 from crsky import __version__
-from crsky.cli import backtrack, evaluate, lens, skymaps
+from crsky.cli import backtrack, evaluate, lens, skymaps, train
 from crsky.errors import CrskyError
 
 __all__ = ["main"]
 
-_STAGES = (backtrack, lens, skymaps, evaluate)
+_STAGES = (backtrack, lens, skymaps, train, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,59 @@
+"""``crsky train``: train one model of the config's model list on skymap chunks and write its
+folder (model.keras, history.csv, config.json, checkpoints/). A rerun resumes from the
+checkpoints."""
+
+import argparse
+import json
+import os
+
+from crsky.errors import ConfigError
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help=__doc__, description=__doc__)
+    p.add_argument("--output", required=True, help="model folder to write")
+    p.add_argument(
+        "--model", required=True, help="model spec as a JSON object (one models[] entry)"
+    )
+    p.add_argument("--train-settings", default="{}", help="the config's train section as JSON")
+    p.add_argument("--training", nargs="+", required=True, help="training chunk files (.h5)")
+    p.add_argument("--validation", nargs="+", required=True, help="validation chunk files (.h5)")
+    p.add_argument("--seed", type=int, required=True, help="config seed")
+    p.add_argument("--nside", type=int, default=None, help="model nside (default: the chunks')")
+    p.add_argument(
+        "--cpu-replicas",
+        type=int,
+        default=1,
+        help="without GPUs, split the CPU into this many MirroredStrategy replicas",
+    )
+    p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all)")
+    p.set_defaults(run=run)
+
+
+def _json_object(text: str, option: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{option!r} is not a JSON object: {err}") from err
+    if not isinstance(value, dict):
+        raise ConfigError(f"{option!r} must be a JSON object, got {text!r}")
+    return value
+
+
+def run(args: argparse.Namespace) -> None:
+    from crsky.models import ModelSpec
+    from crsky.train import TrainSettings
+
+    spec = ModelSpec.from_config(_json_object(args.model, "--model"), "model")
+    settings = TrainSettings.from_config(_json_object(args.train_settings, "--train-settings"))
+    if args.threads is not None:  # before TensorFlow starts
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(args.threads))
+    from crsky.train.loop import TrainJob, train
+
+    job = TrainJob(
+        spec, settings, args.training, args.validation, args.seed, args.nside, args.cpu_replicas
+    )
+    train(job, args.output)

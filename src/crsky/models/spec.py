@@ -1,0 +1,122 @@
+"""Model specifications: one entry of the config's ``models`` list, checked before anything is
+built (numpy only; no TensorFlow import)."""
+
+from dataclasses import asdict, dataclass, fields
+
+from crsky.errors import ConfigError
+from crsky.models.layout import FAMILIES, check_nside
+
+__all__ = ["ACTIVATIONS", "INPUTS", "POOLINGS", "TASKS", "ModelSpec"]
+
+TASKS = ("classification", "regression")
+POOLINGS = ("average", "max")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", "softsign")
+# Input channels rendered from the CR lists (crsky.train.pipeline): CR counts per pixel, and the
+# mean log10(E / EeV) of the CRs in the pixel (0 where empty); seed 002 feeds both.
+INPUTS = ("counts", "mean_log10_energy")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One network of either family (DESIGN.md section 5).
+
+    ``depth`` blocks, each a convolution with ``channels[i]`` output channels followed by a pooling
+    that halves nside (4 NESTED children → 1 pixel, or 2×2 in a patch), then a head of dense
+    layers (``dense_units``) and one output: a sigmoid signal probability (classification) or the
+    signal fraction (regression). ``K`` is the Chebyshev order of the ``deepsphere`` filters (K + 1
+    coefficients, reaching the K-th neighbour ring; 0 = per-pixel dense layer); ``kernel_size`` is
+    the square kernel of the ``patches`` 2D convolutions.
+    """
+
+    name: str
+    family: str = "deepsphere"
+    task: str = "classification"
+    depth: int = 3
+    channels: tuple[int, ...] = (16, 32, 32)
+    K: int = 5
+    kernel_size: int = 3
+    pooling: str = "average"
+    dropout: float = 0.2
+    l2: float = 1.0e-4
+    activation: str = "relu"
+    dense_units: tuple[int, ...] = (64,)
+    inputs: tuple[str, ...] = ("counts",)
+
+    @classmethod
+    def from_config(cls, entry: dict, key: str = "models[0]") -> "ModelSpec":
+        """Build and validate a spec from one config entry; ``key`` names it in error messages."""
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{key!r} must be a mapping of model options, got {entry!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise ConfigError(f"{key!r}: unknown model options {unknown}; known: {sorted(known)}")
+        if "name" not in entry:
+            raise ConfigError(f"{key!r}: missing 'name'")
+        values = dict(entry)
+        depth = values.get("depth", cls.depth)
+        channels = values.get("channels", cls.channels)
+        if isinstance(channels, int) and not isinstance(channels, bool):
+            channels = (channels,) * depth if isinstance(depth, int) else (channels,)
+        values["channels"] = tuple(channels)
+        for name in ("dense_units", "inputs"):
+            if name in values:
+                values[name] = tuple(values[name])
+        spec = cls(**values)
+        spec.validate(key)
+        return spec
+
+    def validate(self, key: str = "model") -> None:
+        """Raise ConfigError naming ``key.option`` for any value out of range."""
+        _choice(key, "family", self.family, FAMILIES)
+        _choice(key, "task", self.task, TASKS)
+        _choice(key, "pooling", self.pooling, POOLINGS)
+        _choice(key, "activation", self.activation, ACTIVATIONS)
+        _integer(key, "depth", self.depth, 1)
+        _integer(key, "K", self.K, 0)
+        _integer(key, "kernel_size", self.kernel_size, 1)
+        if len(self.channels) != self.depth:
+            raise ConfigError(
+                f"{key}.channels: expected one channel count per block (depth {self.depth}), "
+                f"got {list(self.channels)}"
+            )
+        for i, c in enumerate(self.channels):
+            _integer(key, f"channels[{i}]", c, 1)
+        for i, u in enumerate(self.dense_units):
+            _integer(key, f"dense_units[{i}]", u, 1)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{key}.dropout must be in [0, 1), got {self.dropout}")
+        if not self.l2 >= 0.0:
+            raise ConfigError(f"{key}.l2 must be >= 0, got {self.l2}")
+        if not self.inputs or len(set(self.inputs)) != len(self.inputs):
+            raise ConfigError(f"{key}.inputs must list distinct channels of {INPUTS}")
+        for i, name in enumerate(self.inputs):
+            _choice(key, f"inputs[{i}]", name, INPUTS)
+
+    def check_nside(self, nside: int, key: str = "nside") -> int:
+        """Raise ConfigError unless ``nside`` is a power of 2 that the ``depth`` poolings (each
+        halving nside) leave at least 1."""
+        nside = check_nside(nside, key)
+        if 2**self.depth > nside:
+            raise ConfigError(
+                f"model {self.name!r}: depth {self.depth} pools nside {nside} below 1 (each "
+                f"block halves nside; at most {nside.bit_length() - 1} blocks at nside {nside})"
+            )
+        return nside
+
+    def to_config(self) -> dict:
+        """Plain JSON-able dict; ``ModelSpec.from_config(spec.to_config())`` gives ``spec``."""
+        out = asdict(self)
+        for name in ("channels", "dense_units", "inputs"):
+            out[name] = list(out[name])
+        return out
+
+
+def _choice(key: str, option: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}.{option} must be one of {list(allowed)}, got {value!r}")
+
+
+def _integer(key: str, option: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{key}.{option} must be an integer >= {minimum}, got {value!r}")

@@ -1,0 +1,154 @@
+"""Training runs on the strong-signal toy set: held-out AUC of both families, MirroredStrategy
+over 2 logical CPUs against 1 replica, resume after a kill, the model folder, bad input."""
+
+import json
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from conftest import TINY_DEEPSPHERE, TINY_PATCHES, run_train, train_command, write_dataset
+from scipy.stats import mannwhitneyu
+
+from crsky.errors import ConfigError, InputFileError
+from crsky.models import ModelSpec
+from crsky.store import open_chunk
+from crsky.train import TrainSettings
+from crsky.train.checkpoints import read_history
+
+# Global batch 64 in every run that is compared number by number.
+SETTINGS = {"epochs": 3, "batch_size_per_replica": 64, "learning_rate": 3e-3, "shuffle_buffer": 500}
+
+
+def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC = Mann-Whitney U / (n_signal · n_isotropic) (Hanley & McNeil 1982)."""
+    u = mannwhitneyu(scores[labels], scores[~labels]).statistic
+    return u / (labels.sum() * (~labels).sum())
+
+
+def _test_set(chunks):
+    with open_chunk(chunks["test"][0]) as chunk:
+        crs, labels = chunk.cosmic_rays(), chunk.labels()
+    return {"pixel": crs.pixel.astype(np.int32)}, labels["n_signal"] > 0
+
+
+@pytest.mark.parametrize("model", [TINY_DEEPSPHERE, TINY_PATCHES], ids=lambda m: m["family"])
+def test_both_families_separate_strong_signal_from_isotropy(toy_chunks, tmp_path, model):
+    import keras
+
+    from crsky.train.loop import TrainJob, train
+
+    job = TrainJob(
+        ModelSpec.from_config(model),
+        TrainSettings.from_config({**SETTINGS, "batch_size_per_replica": 32}),
+        toy_chunks["train"],
+        toy_chunks["validation"],
+        seed=1,
+    )
+    path = train(job, tmp_path / model["name"])
+    crs, is_signal = _test_set(toy_chunks)
+    scores = keras.models.load_model(path).predict(crs, verbose=0).ravel()
+    assert 400 < is_signal.sum() < 600  # half the maps have 20 % signal
+    # Issue 6: held-out ROC AUC >= 0.9 within a few epochs on CPU (measured: 0.99 for both)
+    assert _auc(scores, is_signal) >= 0.9
+
+
+@pytest.fixture(scope="module")
+def reference_run(toy_chunks, tmp_path_factory):
+    """One uninterrupted single-replica run of the tiny DeepSphere model (3 epochs)."""
+    output = tmp_path_factory.mktemp("reference") / "model"
+    result = run_train(output, TINY_DEEPSPHERE, SETTINGS, toy_chunks)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output
+
+
+def test_model_folder(reference_run, toy_chunks):
+    import keras
+
+    history = read_history(reference_run / "history.csv")
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert history[-1]["loss"] < history[0]["loss"]
+    config = json.loads((reference_run / "config.json").read_text())
+    assert config["nside"] == 16 and config["ordering"] == "RING" and config["replicas"] == 1
+    assert config["model"] == ModelSpec.from_config(TINY_DEEPSPHERE).to_config()
+    assert config["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"]
+    # the final model has the best epoch's weights: its validation loss is that epoch's
+    model = keras.models.load_model(reference_run / "model.keras")
+    with open_chunk(toy_chunks["validation"][0]) as chunk:
+        crs = {"pixel": chunk.cosmic_rays().pixel.astype(np.int32)}
+        target = (chunk.labels()["n_signal"] > 0).astype(np.float32)
+    loss = model.evaluate(crs, target, batch_size=64, verbose=0, return_dict=True)["loss"]
+    best = history[config["best_epoch"] - 1]["val_loss"]
+    np.testing.assert_allclose(loss, best, rtol=1e-4)
+
+
+def test_two_mirrored_replicas_follow_the_single_replica_loss(reference_run, toy_chunks, tmp_path):
+    settings = {**SETTINGS, "batch_size_per_replica": 32}  # 2 × 32 = the reference's 64
+    output = tmp_path / "mirrored"
+    result = run_train(output, TINY_DEEPSPHERE, settings, toy_chunks, "--cpu-replicas", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MirroredStrategy over ['/device:CPU:0', '/device:CPU:1']" in result.stderr
+    assert json.loads((output / "config.json").read_text())["replicas"] == 2
+    one, two = (read_history(p / "history.csv") for p in (reference_run, output))
+    for key in ("loss", "val_loss", "val_auc"):
+        np.testing.assert_allclose([r[key] for r in two], [r[key] for r in one], rtol=1e-4)
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(reference_run, toy_chunks, tmp_path):
+    output = tmp_path / "killed"
+    command = train_command(output, TINY_DEEPSPHERE, SETTINGS, toy_chunks)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = output / "checkpoints" / "epoch-0001.weights.h5"
+    while not first.exists() and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)  # as a batch system would, right after epoch 1
+    process.wait()
+    assert not (output / "model.keras").exists()
+    assert len(read_history(output / "checkpoints" / "history.csv")) < 3
+    result = run_train(output, TINY_DEEPSPHERE, SETTINGS, toy_chunks)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming after epoch" in result.stderr
+    # the same batches and the restored optimizer state: the uninterrupted run's numbers
+    resumed, reference = (read_history(p / "history.csv") for p in (output, reference_run))
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(
+            [r[key] for r in resumed], [r[key] for r in reference], rtol=1e-4
+        )
+
+
+def test_bad_inputs_stop_before_training(toy_chunks, tmp_path):
+    from crsky.train.devices import make_strategy
+    from crsky.train.loop import TrainJob, train
+
+    spec = ModelSpec.from_config(TINY_DEEPSPHERE)
+    settings = TrainSettings.from_config(SETTINGS)
+    coarse = write_dataset(tmp_path, "coarse", 200, 200, nside=8)
+    cases = [
+        (toy_chunks["train"], coarse, None, InputFileError, "nside 8, model 'tiny_deepsphere'"),
+        (toy_chunks["train"] + coarse, coarse, None, InputFileError, "one kind of map"),
+        (toy_chunks["train"], toy_chunks["validation"], 32, InputFileError, "built for nside 32"),
+        ([], toy_chunks["validation"], None, ConfigError, "no training chunks"),
+        (coarse, coarse, 12, ConfigError, "power of 2"),
+        (coarse, coarse, 2, ConfigError, "depth 2 pools nside 2"),
+    ]
+    for training, validation, nside, error, message in cases:
+        output = tmp_path / "model"
+        with pytest.raises(error, match=message):
+            train(TrainJob(spec, settings, training, validation, 1, nside), output)
+        assert not output.exists()
+    with pytest.raises(ConfigError, match=r"'train\.gpus' is 2 but this job sees 0 GPU"):
+        make_strategy(2)
+    with pytest.raises(ConfigError, match="do not fill one global batch"):
+        big = TrainSettings.from_config({**SETTINGS, "batch_size_per_replica": 4096})
+        train(TrainJob(spec, big, coarse, coarse, 1), tmp_path / "model")
+
+
+def test_cli_reports_bad_settings_and_missing_gpus(toy_chunks, tmp_path):
+    result = run_train(tmp_path / "m", TINY_DEEPSPHERE, {**SETTINGS, "gpus": 1}, toy_chunks)
+    assert result.returncode == 2
+    assert "crsky train: error: 'train.gpus' is 1 but this job sees 0 GPU(s)" in result.stderr
+    assert not (tmp_path / "m").exists()
+    result = run_train(tmp_path / "m", TINY_DEEPSPHERE, {"lr_schedule": "step"}, toy_chunks)
+    assert result.returncode == 2 and "train.lr_schedule must be one of" in result.stderr
