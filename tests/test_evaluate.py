@@ -290,6 +290,9 @@ def test_evaluate_cli_writes_the_folder_and_is_reproducible(sky, model_folder, t
     assert _cli(*args, "--output", tmp_path / "a") == 0
     time.sleep(1.1)  # HDF5 timestamps would differ across a second
     assert _cli(*args, "--output", tmp_path / "b") == 0
+    again = tmp_path / "again.h5"
+    assert _cli("paircounts", "--chunk", sky["test"][0], "--output", again) == 0
+    assert again.read_bytes() == counts["test"][0].read_bytes()
     for name in output_files(with_model=True, with_lens=False):
         assert (tmp_path / "a" / name).stat().st_size > 0, name
     for name in ("scores.h5", "significance.csv", "crossings.csv", "significance.html"):

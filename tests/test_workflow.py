@@ -130,3 +130,10 @@ def test_tiny_real_run_and_single_target_rerun(tmp_path):
     part = "results/lens_parts/jf12/bin001.npz"
     output = snakemake("-n", "--forcerun", part, "--configfile", "config/test.yaml", cwd=workdir)
     assert job_counts(output) == {"lens_part": 1, "lens": 1, "lens_plots": 1, "all": 1}
+
+
+def test_isotropy_set_too_small_for_sigma_stops_before_any_job(tmp_path):
+    # default isotropy set: 2,000 maps resolve p >= 5e-4 (3.29 sigma); 5 sigma needs 3,488,556
+    workdir = workflow_copy(tmp_path, {"evaluation": {"sigma_levels": [3.0, 5.0]}})
+    output = snakemake("-n", "--configfile", "config/test.yaml", cwd=workdir, check=False)
+    assert "has 2000 maps, too few for σ = 5" in output and "at least 3488556" in output
