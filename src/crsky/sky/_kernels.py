@@ -10,6 +10,7 @@ __all__ = [
     "build_alias_table",
     "categorical_lookup",
     "fisher_rows",
+    "pack_alias_table",
     "perpendicular_rows",
     "rotate_rows",
     "scatter_keys",
@@ -154,11 +155,26 @@ def _table_one(u: float, table: np.ndarray) -> float:
 
 
 @njit_kernel
-def _alias_one(u: float, accept: np.ndarray, alias: np.ndarray) -> int:
-    k = accept.size
+def pack_alias_table(accept: np.ndarray, alias: np.ndarray) -> np.ndarray:
+    """One uint64 per column (one memory access per draw): the acceptance threshold as a 32-bit
+    fraction in the high word (exact to 2^-32), the alias index in the low word."""
+    out = np.empty(accept.size, dtype=np.uint64)
+    for j in range(accept.size):
+        threshold = min(np.uint64(accept[j] * 4294967296.0), np.uint64(4294967296))
+        out[j] = (threshold << np.uint64(32)) | np.uint64(alias[j])
+    return out
+
+
+@njit_kernel
+def _alias_one(u: float, table: np.ndarray) -> int:
+    k = table.size
     x = u * k
     j = min(int(x), k - 1)
-    return j if (x - j) < accept[j] else alias[j]
+    entry = table[j]
+    fraction = np.uint64((x - j) * 4294967296.0)
+    if fraction < (entry >> np.uint64(32)):
+        return j
+    return int(entry & np.uint64(0xFFFFFFFF))
 
 
 @njit_kernel
@@ -180,12 +196,13 @@ def table_lookup(u: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 
 @njit_kernel
-def alias_lookup(u: np.ndarray, accept: np.ndarray, alias: np.ndarray) -> np.ndarray:
-    """Alias-method draws (n,) int64 from one uniform each: the integer part of u · k picks the
-    column, the fractional part decides between it and its alias."""
+def alias_lookup(u: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Alias-method draws (n,) int64 from one uniform each and a packed table
+    (:func:`pack_alias_table`): the integer part of u · k picks the column, the fractional part
+    decides between it and its alias."""
     out = np.empty(u.size, dtype=np.int64)
     for i in range(u.size):
-        out[i] = _alias_one(u[i], accept, alias)
+        out[i] = _alias_one(u[i], table)
     return out
 
 
@@ -214,8 +231,7 @@ def background_keys(
     keys: np.ndarray,
     n_background: np.ndarray,
     u: np.ndarray,
-    accept: np.ndarray,
-    alias: np.ndarray,
+    alias_table: np.ndarray,
     energy_table: np.ndarray,
     cumulative: np.ndarray,
     charges: np.ndarray,
@@ -223,14 +239,14 @@ def background_keys(
     step: float,
 ) -> int:
     """Fill keys[m, :n_background[m]] (keys (n_maps, n_cr) uint64) with isotropic CRs: pixel by
-    alias table, log10 energy by inverse-CDF table rounded to origin + k · step, charge by
+    packed alias table, log10 energy by inverse-CDF table rounded to origin + k · step, charge by
     cumulative fractions; u (3 · Σ n_background,) uniforms, three per CR. Returns the smallest
     energy index (negative means an energy below the storable range)."""
     i = 0
     lowest = 1 << 62
     for m in range(keys.shape[0]):
         for c in range(n_background[m]):
-            pixel = _alias_one(u[i], accept, alias)
+            pixel = _alias_one(u[i], alias_table)
             x = _table_one(u[i + 1], energy_table)
             code = int(np.rint((x - origin) / step))
             lowest = min(lowest, code)

@@ -4,14 +4,14 @@ Isotropic skies are drawn directly on the observed sky (not by tracing isotropic
 the Galaxy: Liouville's theorem keeps an isotropic flux isotropic; DESIGN.md section 8). A CR lands
 in HEALPix pixel p with probability proportional to the pixel-averaged relative exposure
 (:meth:`crsky.sky.exposure.Exposure.pixel_exposure`); pixels are drawn with an alias table, O(1)
-per CR.
+per CR (acceptance thresholds stored as 32-bit fractions: probabilities exact to 2^-32).
 """
 
 import healpy as hp
 import numpy as np
 
 from crsky.errors import ConfigError
-from crsky.sky._kernels import alias_lookup, build_alias_table
+from crsky.sky._kernels import alias_lookup, build_alias_table, pack_alias_table
 from crsky.sky.exposure import Exposure
 
 __all__ = ["PixelSampler", "isotropic_sampler"]
@@ -27,13 +27,13 @@ class PixelSampler:
         if w.sum() <= 0:
             raise ConfigError("pixel weights are all zero: no pixel can be drawn")
         self.probability = w / w.sum()
-        self._accept, self._alias = build_alias_table(w)
+        self._table = pack_alias_table(*build_alias_table(w))
         self._uniform = bool(np.all(w == w[0]))
 
     @property
-    def alias_table(self) -> tuple[np.ndarray, np.ndarray]:
-        """(accept (k,) float64, alias (k,) int64) of the alias method."""
-        return self._accept, self._alias
+    def alias_table(self) -> np.ndarray:
+        """The packed alias table (k,) uint64 (crsky.sky._kernels.pack_alias_table)."""
+        return self._table
 
     @property
     def size(self) -> int:
@@ -43,7 +43,7 @@ class PixelSampler:
         """n pixel indices (int64)."""
         if self._uniform:
             return rng.integers(0, self.size, size=n, dtype=np.int64)
-        return alias_lookup(rng.random(n), self._accept, self._alias)
+        return alias_lookup(rng.random(n), self._table)
 
 
 def isotropic_sampler(nside: int, exposure: Exposure) -> PixelSampler:

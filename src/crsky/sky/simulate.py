@@ -269,13 +269,11 @@ class SkySimulator:
     def _background_keys(self, keys, n_background, rng) -> None:
         """Isotropic CRs into keys[m, :n_background[m]] (one compiled pass, 3 uniforms each)."""
         d = self.dataset
-        accept, alias = self.background.alias_table
         lowest = background_keys(
             keys,
             n_background,
             rng.random(3 * int(n_background.sum())),
-            accept,
-            alias,
+            self.background.alias_table,
             d.energy_sampler.inverse_table,
             d.composition.cumulative,
             np.asarray(d.composition.charges, dtype=np.uint8),
