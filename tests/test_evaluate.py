@@ -276,6 +276,36 @@ def test_ks_uniform_p_values_network_isotropic_vs_isotropic(sky, model_folder):
     assert stats.kstest(map_p_values(test, iso), "uniform").pvalue > 0.01
 
 
+def test_trained_crsky_model_scores_as_in_the_training_input_pipeline(sky, tmp_path):
+    # A real crsky model (DeepSphere with the energy channel, trained one epoch by crsky.train)
+    # scored by the evaluation gives the numbers it gives on the training stage's own input
+    # pipeline: the CR lists reach the model in the same layout.
+    from crsky.evaluate.scoring import ModelFolder, score_maps
+    from crsky.models import ModelSpec
+    from crsky.train import TrainSettings
+    from crsky.train.loop import TrainJob, train
+    from crsky.train.pipeline import ChunkSet, validation_dataset
+
+    spec = ModelSpec.from_config(
+        {"name": "tiny", "family": "deepsphere", "depth": 1, "channels": [4], "K": 2,
+         "dense_units": [8], "dropout": 0.0, "inputs": ["counts", "mean_log10_energy"]}
+    )  # fmt: skip
+    settings = TrainSettings.from_config({"epochs": 1, "batch_size_per_replica": 40})
+    train(TrainJob(spec, settings, sky["test"], sky["isotest"], seed=3), tmp_path / "tiny")
+    folder = ModelFolder.open(tmp_path / "tiny")
+    assert (folder.nside, folder.ordering, folder.name) == (NSIDE, "RING", "tiny")
+    model = folder.load()
+    scores = score_maps(model, MapSet.open(sky["isotest"], "test"), batch_size=64)
+    pipeline = validation_dataset(ChunkSet.open(sky["isotest"], "v"), True, "classification", 64)
+    expected = model.predict(pipeline, verbose=0)[:, 0]
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-7)
+    # a folder whose config.json disagrees with its rendering layer is refused
+    config = json.loads((tmp_path / "tiny" / "config.json").read_text())
+    (tmp_path / "tiny" / "config.json").write_text(json.dumps({**config, "nside": 16}))
+    with pytest.raises(InputFileError, match="renders nside 8"):
+        ModelFolder.open(tmp_path / "tiny").load()
+
+
 def test_evaluate_cli_writes_the_folder_and_is_reproducible(sky, model_folder, tmp_path):
     counts = {}
     for role in ("test", "isotropy"):

@@ -82,8 +82,8 @@ class ModelFolder:
 
         import crsky.models.deepsphere
         import crsky.models.head
-        import crsky.models.patches
-        import crsky.models.render  # noqa: F401  (registers the crsky layers for loading)
+        import crsky.models.patches  # noqa: F401  (registers the crsky layers for loading)
+        from crsky.models.render import RenderMaps
 
         try:
             model = keras.models.load_model(self.path / "model.keras", compile=False)
@@ -96,7 +96,7 @@ class ModelFolder:
                 f"model {str(self.path)!r} has inputs {names}; evaluation feeds CR lists "
                 f"{list(MODEL_INPUTS)} and needs 'pixel'"
             )
-        render = next((layer for layer in model.layers if hasattr(layer, "nside")), None)
+        render = next((layer for layer in model.layers if isinstance(layer, RenderMaps)), None)
         if render is not None and int(render.nside) != self.nside:
             raise InputFileError(
                 f"model {str(self.path)!r}: config.json says nside {self.nside}, its layer "
