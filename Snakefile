@@ -19,6 +19,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/backtrack.smk"
 include: "workflow/rules/lens.smk"
 include: "workflow/rules/skymaps.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 
 

@@ -328,6 +328,16 @@ def test_evaluate_cli_writes_the_folder_and_is_reproducible(sky, model_folder, t
     for name in ("scores.h5", "significance.csv", "crossings.csv", "significance.html"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
+    # two evaluations of the same maps side by side: one shared baseline, one network each
+    summary = tmp_path / "summary"
+    assert (
+        _cli("summary", "--evaluations", tmp_path / "a", tmp_path / "b", "--output", summary) == 0
+    )
+    lines = (summary / "summary.csv").read_text().splitlines()
+    models = [line.split(",", 2)[:2] for line in lines[1:]]
+    assert models == [["a", "network"]] * 3 + [["b", "network"]] * 3 + [["-", "two_point"]] * 3
+    assert (summary / "sigma_summary.png").stat().st_size > 0
+
     rows = read_significance_csv(tmp_path / "a" / "significance.csv")
     assert [(r.method, r.signal_fraction) for r in rows] == [
         (m, f) for m in ("network", "two_point") for f in FRACTIONS

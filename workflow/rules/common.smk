@@ -136,6 +136,11 @@ EVAL_ISOTROPY = config["evaluation"]["isotropy_dataset"]
 MODELS = f"{RESULTS}/models"
 
 
+def model_names():
+    """Names of the configured models (config models[].name), each trained and evaluated."""
+    return [entry["name"] for entry in config.get("models", [])]
+
+
 def check_evaluation_config():
     """Stop before any job if the evaluation's datasets are not configured, or if the isotropy
     set cannot resolve the largest requested σ level (N ≥ 1 / p(σ) isotropic maps)."""
@@ -149,6 +154,11 @@ def check_evaluation_config():
                 f"config evaluation.{key} = {name!r} is not a dataset of skymaps.datasets "
                 f"({sorted(SKYMAP_DATASETS)})"
             )
+    clashes = sorted(set(model_names()) & {"pair_counts", "summary"})
+    if clashes:
+        raise ConfigError(
+            f"model names {clashes} are reserved for evaluation folders; rename the models"
+        )
     check_isotropy_size(
         SKYMAP_DATASETS[EVAL_ISOTROPY].n_maps,
         config["evaluation"]["sigma_levels"],
@@ -157,11 +167,6 @@ def check_evaluation_config():
 
 
 check_evaluation_config()
-
-
-def model_names():
-    """Names of the configured models (config models[].name), each trained and evaluated."""
-    return [entry["name"] for entry in config.get("models", [])]
 
 
 def model_files(wildcards):
@@ -200,9 +205,12 @@ def evaluation_lens_output():
 
 
 def evaluation_outputs():
-    """Significance tables and plots of every configured model."""
+    """Significance tables and plots of every configured model, and all models side by side."""
+    if not model_names():
+        return []
     names = ["significance.csv", "crossings.csv", "sigma.png", "training.png"]
-    return expand(f"{EVALUATION}/{{model}}/{{name}}", model=model_names(), name=names)
+    per_model = expand(f"{EVALUATION}/{{model}}/{{name}}", model=model_names(), name=names)
+    return per_model + [f"{EVALUATION}/summary/sigma_summary.png"]
 
 
 def rule_threads(name):

@@ -102,3 +102,37 @@ rule evaluate:
         " --psi {params.psi} --sigma-levels {params.sigma_levels}"
         " --signal-fractions {params.fractions} --batch-size {params.batch_size}"
         " --gpus {params.gpus} --threads {threads} > {log} 2>&1"
+
+
+rule evaluation_summary:
+    input:
+        expand(f"{EVALUATION}/{{model}}/significance.csv", model=model_names()),
+    output:
+        table=report(
+            f"{EVALUATION}/summary/summary.csv",
+            caption="../report/evaluation_summary.rst",
+            category="Evaluation",
+            subcategory="all models",
+            labels={"model": "all", "item": "significance table (csv)"},
+        ),
+        sigma=report(
+            f"{EVALUATION}/summary/sigma_summary.png",
+            caption="../report/evaluation_summary.rst",
+            category="Evaluation",
+            subcategory="all models",
+            labels={"model": "all", "item": "sigma vs signal fraction"},
+        ),
+    log:
+        f"{LOGS}/evaluate/summary.log",
+    conda:
+        "../../envs/crsky.yaml"
+    threads: rule_threads("evaluation_summary")
+    resources:
+        **rule_resources("evaluation_summary"),
+    params:
+        folders=lambda wildcards, input: " ".join(os.path.dirname(f) for f in input),
+        out_dir=lambda wildcards, output: os.path.dirname(output.table),
+        sigma_levels=" ".join(map(str, config["evaluation"]["sigma_levels"])),
+    shell:
+        "crsky summary --evaluations {params.folders} --output {params.out_dir}"
+        " --sigma-levels {params.sigma_levels} > {log} 2>&1"

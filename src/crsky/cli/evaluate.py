@@ -1,5 +1,6 @@
-"""``crsky paircounts`` and ``crsky evaluate``: two-point pair counts of one skymap chunk, and the
-evaluation of one model (and the two-point baseline) on a test and an isotropy set."""
+"""``crsky paircounts``, ``crsky evaluate`` and ``crsky summary``: two-point pair counts of one
+skymap chunk, the evaluation of one model (and the two-point baseline) on a test and an isotropy
+set, and every evaluated model side by side."""
 
 import argparse
 import os
@@ -55,6 +56,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--threads", type=int, default=None, help="numba/TensorFlow threads")
     e.set_defaults(run=run_evaluate)
 
+    m = sub.add_parser(
+        "summary",
+        help="significance of several evaluated models in one table and figure",
+        description="Write summary.csv and sigma_summary.png of several evaluation folders.",
+    )
+    m.add_argument("--evaluations", nargs="+", required=True, help="evaluation folders")
+    m.add_argument("--output", required=True, help="folder to write")
+    m.add_argument("--sigma-levels", nargs="*", type=float, default=[3.0, 5.0])
+    m.set_defaults(run=run_summary)
+
 
 def _psi_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -103,3 +114,14 @@ def run_evaluate(args: argparse.Namespace) -> None:
         threads=args.threads,
     )
     evaluate(job, args.output)
+
+
+def run_summary(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from crsky.evaluate.summary import summarize
+
+    folders = {Path(f).name: Path(f) for f in args.evaluations}
+    if len(folders) != len(args.evaluations):
+        raise ConfigError(f"'--evaluations' folder names must be distinct, got {args.evaluations}")
+    summarize(folders, args.output, args.sigma_levels)
