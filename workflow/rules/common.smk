@@ -175,6 +175,73 @@ def model_files(wildcards):
     return [f"{folder}/model.keras", f"{folder}/history.csv", f"{folder}/config.json"]
 
 
+TRAIN_DATASET_KEYS = ("training_datasets", "validation_datasets")
+
+
+def train_settings():
+    """config train without the dataset lists: the keys of crsky.train.TrainSettings."""
+    train = config["train"]
+    return {k: v for k, v in train.items() if k not in TRAIN_DATASET_KEYS}
+
+
+def check_train_config():
+    """Stop before any job if the train settings or a model entry are out of range (the error
+    names train.<key> or models[i].<key>), two models share a name, or the training and
+    validation datasets are not configured skymap datasets of one nside that every model can
+    pool, or overlap the evaluation's test and isotropy sets."""
+    from crsky.errors import ConfigError
+    from crsky.models import ModelSpec
+    from crsky.train import TrainSettings
+
+    train = config["train"]
+    TrainSettings.from_config(train_settings())
+    nsides = set()
+    for key in TRAIN_DATASET_KEYS:
+        for name in train[key]:
+            if name not in SKYMAP_DATASETS:
+                raise ConfigError(
+                    f"config train.{key} names {name!r}, not a dataset of skymaps.datasets "
+                    f"({sorted(SKYMAP_DATASETS)})"
+                )
+            if name in (EVAL_TEST, EVAL_ISOTROPY):
+                raise ConfigError(
+                    f"config train.{key} names {name!r}, which evaluation uses as its test or "
+                    "isotropy set; train on separate maps"
+                )
+            nsides.add(SKYMAP_DATASETS[name].nside)
+    if len(nsides) != 1:
+        raise ConfigError(
+            f"config train: the training and validation datasets have nsides {sorted(nsides)}; "
+            "one model reads one nside"
+        )
+    nside = nsides.pop()
+    names = model_names()
+    if len(set(names)) != len(names):
+        raise ConfigError(f"config models: names must be unique, got {names}")
+    for i, entry in enumerate(config["models"]):
+        ModelSpec.from_config(entry, f"models[{i}]").check_nside(nside)
+
+
+check_train_config()
+
+
+def train_chunks(role):
+    """Skymap chunks of the datasets in config train.<role>_datasets (training, validation)."""
+    datasets = config["train"][f"{role}_datasets"]
+    return [path for name in datasets for path in skymap_chunks(name)]
+
+
+def model_spec_json(wildcards):
+    """The config entry of model ``wildcards.model`` as JSON, for ``crsky train --model``."""
+    entry = next(e for e in config["models"] if e["name"] == wildcards.model)
+    return json.dumps(entry, sort_keys=True)
+
+
+def train_settings_json():
+    """train_settings() as JSON, for ``crsky train --train-settings``."""
+    return json.dumps(train_settings(), sort_keys=True)
+
+
 def psi_arguments():
     """``--psi MIN MAX STEP`` values of the two-point counts (config evaluation.psi_*_deg)."""
     e = config["evaluation"]
@@ -218,11 +285,14 @@ def rule_threads(name):
     return config["resources"][name]["threads"]
 
 
-def rule_resources(name):
+def rule_resources(name, gpus=None):
     """Resources of rule ``name`` from config resources.<name>, in the forms the local
     scheduler (mem_mb, disk_mb, runtime) and the HTCondor plugin (htcondor_request_mem_mb,
-    htcondor_request_disk_mb, request_gpus, requirements) read."""
+    htcondor_request_disk_mb, request_gpus, requirements) read. ``gpus`` replaces
+    resources.<name>.gpus (the train rule requests config train.gpus)."""
     spec = config["resources"][name]
+    if gpus is not None:
+        spec = {**spec, "gpus": gpus}
     resources = {
         "mem_mb": spec["mem_mb"],
         "disk_mb": spec["disk_mb"],
