@@ -198,7 +198,7 @@ class SkySimulator:
         while (active := np.flatnonzero(need > 0)).size:
             if prior is None:  # adaptive: grow by at most 2x per round
                 acceptance = (seen[active] + 1.0) / (attempts[active] + 2.0)
-                per_map = np.ceil(need[active] * np.minimum(1.5 / acceptance, MAX_ATTEMPTS_PER_CR))
+                per_map = np.ceil(need[active] * np.minimum(1.15 / acceptance, MAX_ATTEMPTS_PER_CR))
                 per_map = np.minimum(per_map, np.maximum(2 * need[active], 2 * last[active]))
             else:  # the lens's expected acceptance, as 20 pseudo-draws
                 acceptance = (seen[active] + _PRIOR_DRAWS * prior[active]) / (
