@@ -95,6 +95,7 @@ TINY = {
     "rigidity_bins": {"log10_rigidity_min": 19.5, "log10_rigidity_max": 20.5, "n_bins": 2},
     "lens": {"nside": 2},
     "backtrack": {"particles_per_bin": 96, "shard_size": 48},
+    "evaluation": {"sigma_levels": [1.0]},  # 1 sigma needs only 7 isotropic maps
 }
 
 
@@ -137,3 +138,45 @@ def test_isotropy_set_too_small_for_sigma_stops_before_any_job(tmp_path):
     workdir = workflow_copy(tmp_path, {"evaluation": {"sigma_levels": [3.0, 5.0]}})
     output = snakemake("-n", "--configfile", "config/test.yaml", cwd=workdir, check=False)
     assert "has 2000 maps, too few for σ = 5" in output and "at least 3488556" in output
+
+
+def _merged(*files: str) -> dict:
+    """Config files merged the way Snakemake merges --configfile (mappings key by key)."""
+
+    def merge(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for key, value in b.items():
+            both = isinstance(value, dict) and isinstance(a.get(key), dict)
+            out[key] = merge(a[key], value) if both else value
+        return out
+
+    config: dict = {}
+    for name in files:
+        config = merge(config, yaml.safe_load((REPO / name).read_text()))
+    return config
+
+
+@pytest.mark.parametrize(
+    ("configs", "profile"),
+    [(["config/config.yaml"], "profiles/default"),
+     (["config/config.yaml", "config/production.yaml"], "profiles/condor")],
+)  # fmt: skip
+def test_evaluation_jobs_dry_run_no_pool(configs, profile):
+    # one paircounts job per chunk of the test and isotropy sets, one evaluate job per model,
+    # one summary
+    config = _merged(*configs)
+    datasets = config["skymaps"]["datasets"]
+    chunks = sum(
+        -(
+            -datasets[config["evaluation"][key]]["n_maps"]
+            // datasets[config["evaluation"][key]]["chunk_size"]
+        )
+        for key in ("test_dataset", "isotropy_dataset")
+    )
+    extra = [a for c in configs[1:] for a in ("--configfile", c)]
+    counts = job_counts(snakemake("-n", "--profile", profile, *extra))
+    assert counts["paircounts"] == chunks
+    assert counts["evaluate"] == len(config["models"])
+    assert counts["evaluation_summary"] == 1
+    if len(configs) > 1:
+        assert chunks == 5 + 175  # production: 100,000 test and 3,500,000 isotropic maps
