@@ -53,7 +53,7 @@ def write_pair_counts(chunk_path, output, psi_deg, threads: int | None = None) -
 
 
 def read_pair_counts(paths, psi_deg, n_maps) -> np.ndarray:
-    """(sum n_maps, K) int64 counts from per-chunk files, in order; InputFileError naming the
+    """(sum n_maps, K) int32 counts from per-chunk files, in order; InputFileError naming the
     file if it is not a pair-count file, was made with other ψ, or has another number of maps
     than its chunk (``n_maps``, one entry per file)."""
     psi = np.asarray(psi_deg, dtype=np.float64)
@@ -76,5 +76,5 @@ def read_pair_counts(paths, psi_deg, n_maps) -> np.ndarray:
             raise InputFileError(
                 f"{str(path)!r} has pair counts of {counts.shape[0]} maps, its chunk {expected}"
             )
-        parts.append(counts.astype(np.int64))
+        parts.append(counts)
     return np.concatenate(parts)

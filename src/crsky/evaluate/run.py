@@ -45,6 +45,7 @@ from crsky.stats.significance import (
     write_significance_csv,
 )
 from crsky.stats.two_point import baseline_scores, cumulative_pair_counts, psi_grid_deg
+from crsky.store import open_chunk
 
 __all__ = ["OUTPUT_FILES", "EvaluateJob", "evaluate", "output_files"]
 
@@ -126,8 +127,6 @@ def _prepare(job: EvaluateJob) -> _Prepared:
 def _pair_counts(maps: MapSet, files, psi: np.ndarray, threads) -> np.ndarray:
     if files is not None:
         return read_pair_counts(files, psi, maps.n_maps)
-    from crsky.store import open_chunk
-
     parts = []
     for path in maps.paths:
         with open_chunk(path) as chunk:
