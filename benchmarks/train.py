@@ -15,6 +15,7 @@
 Runs on every GPU that TensorFlow sees as well as on the CPU.
 
     python benchmarks/train.py [--batch 64] [--seconds 5] [--chunk-maps 20000]
+                               [--parts models sparse pipeline]
 """
 
 import argparse
@@ -108,10 +109,10 @@ def bench_sparse(device: str, seconds: float, rng) -> list[dict]:
         rates = {}
         for fmt in ("csr", "coo"):
             with tf.device(device):
-                matmul = laplacian_matmul(nside, fmt)
 
                 @tf.function
-                def step(f=f, matmul=matmul):
+                def step(f=f, fmt=fmt, nside=nside):
+                    matmul = laplacian_matmul(nside, fmt)  # in the graph, as in ChebConv.call
                     with tf.GradientTape() as tape:
                         tape.watch(f)
                         loss = tf.add_n([tf.reduce_sum(t) for t in chebyshev_terms(f, 5, matmul)])
@@ -172,14 +173,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="maps per training step")
     parser.add_argument("--seconds", type=float, default=5.0, help="timing per case")
     parser.add_argument("--chunk-maps", type=int, default=20_000, help="maps per pipeline chunk")
+    parser.add_argument(
+        "--parts", nargs="+", default=["models", "sparse", "pipeline"], help="what to time"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(1)
     devices = ["/CPU:0"] + [d.name for d in tf.config.list_logical_devices("GPU")]
     begin = time.perf_counter()
-    models = [r for d in devices for r in bench_models(d, args.batch, args.seconds, rng)]
-    sparse = [r for d in devices for r in bench_sparse(d, args.seconds, rng)]
-    with tempfile.TemporaryDirectory() as tmp:
-        pipeline = bench_pipeline(Path(tmp), args.chunk_maps, 128, args.seconds, rng)
+    models, sparse, pipeline = [], [], {}
+    if "models" in args.parts:
+        models = [r for d in devices for r in bench_models(d, args.batch, args.seconds, rng)]
+    if "sparse" in args.parts:
+        sparse = [r for d in devices for r in bench_sparse(d, args.seconds, rng)]
+    if "pipeline" in args.parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            pipeline = bench_pipeline(Path(tmp), args.chunk_maps, 128, args.seconds, rng)
     print(
         json.dumps(
             {
