@@ -228,6 +228,7 @@ def test_model_keras_reloads_and_predicts_the_same(tmp_path, rng, family):
         ({"name": "a", "dropout": 1.0}, 16, "dropout"),
         ({"name": "a", "width": 3}, 16, "unknown model options"),
         ({"name": "a", "inputs": ["charge"]}, 16, "inputs"),
+        ({"name": "my model"}, 16, "name must start with a letter"),
     ],
 )
 def test_impossible_model_configs_are_rejected_before_building(entry, nside, message):

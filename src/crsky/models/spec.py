@@ -1,6 +1,7 @@
 """Model specifications: one entry of the config's ``models`` list, checked before anything is
 built (numpy only; no TensorFlow import)."""
 
+import re
 from dataclasses import asdict, dataclass, fields
 
 from crsky.errors import ConfigError
@@ -14,6 +15,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", "
 # Input channels rendered from the CR lists (crsky.train.pipeline): CR counts per pixel, and the
 # mean log10(E / EeV) of the CRs in the pixel (0 where empty); seed 002 feeds both.
 INPUTS = ("counts", "mean_log10_energy")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a folder and Snakemake wildcard value
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,11 @@ class ModelSpec:
 
     def validate(self, key: str = "model") -> None:
         """Raise ConfigError naming ``key.option`` for any value out of range."""
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ConfigError(
+                f"{key}.name must start with a letter and hold only letters, digits and "
+                f"underscores, got {self.name!r}"
+            )
         _choice(key, "family", self.family, FAMILIES)
         _choice(key, "task", self.task, TASKS)
         _choice(key, "pooling", self.pooling, POOLINGS)
