@@ -8,10 +8,11 @@ every pair (its cosine, -1, would miss antipodal pairs whose rounded d is below 
 unordered (i < j), so a map of n CRs has n (n - 1) / 2 pairs within 180°.
 :func:`reference_pair_counts` is the O(n²) brute force with the same arithmetic.
 
-Baseline: for each ψ, a map's local p-value is its upper rank among the isotropic maps,
-``(#{iso ≥ c} + 1) / (N + 1)`` for a map outside the isotropy set and ``#{iso ≥ c} / N`` for one
-of the isotropic maps itself (the same rank in the set that contains the map once), so no map is
-ever compared with itself. The map's score is ``-log10(min over ψ of p)``; the look-elsewhere
+Baseline: for each ψ, a map's local p-value is the permutation p-value ``(k + 1) / (n + 1)`` of
+its count c against n reference maps, k of which have a count ≥ c. A test map is compared with
+all N isotropic maps; an isotropic map, leave-one-out, with the other N − 1, which gives
+``#{iso ≥ c} / N`` (its upper rank in the set that contains it once), so no map is ever compared
+with itself. The map's score is ``-log10(min over ψ of p)``; the look-elsewhere
 effect is calibrated by comparing that score with the scores of the isotropic maps
 (:mod:`crsky.stats.significance`).
 """
