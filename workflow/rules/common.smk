@@ -276,7 +276,9 @@ def evaluation_outputs():
     if not model_names():
         return []
     names = ["significance.csv", "crossings.csv", "sigma.png", "training.png"]
-    per_model = expand(f"{EVALUATION}/{{model}}/{{name}}", model=model_names(), name=names)
+    per_model = expand(
+        f"{EVALUATION}/{{model}}/{{name}}", model=model_names(), name=names
+    )
     return per_model + [f"{EVALUATION}/summary/sigma_summary.png"]
 
 
