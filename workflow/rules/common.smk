@@ -2,6 +2,8 @@
 import json
 from types import SimpleNamespace
 
+from snakemake.exceptions import WorkflowError
+
 from crsky.binning import RigidityBins, Sharding
 from crsky.sky.dataset import DatasetConfig
 from crsky.sky.simulate import check_lens_compatible
@@ -295,6 +297,7 @@ def rule_resources(name, gpus=None):
     spec = config["resources"][name]
     if gpus is not None:
         spec = {**spec, "gpus": gpus}
+    check_fits_a_node(name, spec)
     resources = {
         "mem_mb": spec["mem_mb"],
         "disk_mb": spec["disk_mb"],
@@ -302,11 +305,29 @@ def rule_resources(name, gpus=None):
         "htcondor_request_mem_mb": spec["mem_mb"],
         "htcondor_request_disk_mb": spec["disk_mb"],
     }
-    if spec.get("gpus", 0) > 0:
+    requirements = [spec["requirements"]] if spec["requirements"] else []
+    if spec["gpus"] > 0:
         resources["request_gpus"] = spec["gpus"]
-    if spec.get("requirements"):
-        resources["requirements"] = spec["requirements"]
+        if config["cluster"]["gpu_requirements"]:
+            requirements.append(config["cluster"]["gpu_requirements"])
+    if requirements:
+        resources["requirements"] = " && ".join(f"({r})" for r in requirements)
     return resources
+
+
+def check_fits_a_node(name, spec):
+    """Stop before any submission if rule ``name`` asks for more than the largest node has."""
+    limits = config["cluster"]
+    for key, limit_key in (
+        ("threads", "max_cpus_per_node"),
+        ("mem_mb", "max_mem_mb_per_node"),
+        ("gpus", "max_gpus_per_node"),
+    ):
+        if spec[key] > limits[limit_key]:
+            raise WorkflowError(
+                f"config resources.{name}.{key} = {spec[key]} exceeds "
+                f"cluster.{limit_key} = {limits[limit_key]}: no node could run the job"
+            )
 
 
 def final_outputs():
