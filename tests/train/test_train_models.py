@@ -242,3 +242,10 @@ def test_laplacian_is_cached_and_float32():
     assert lap is rescaled_laplacian(16)
     assert lap.dtype == np.float32 and isinstance(lap, sp.csr_matrix)
     assert lap.has_sorted_indices and lap.diagonal().max() == 0
+
+
+def test_spec_defaults_and_round_trip():
+    spec = ModelSpec.from_config({"name": "a", "depth": 5, "family": "patches"})
+    assert spec.channels == (16, 32, 64, 64, 64)  # doubling up to 64 when not given
+    assert ModelSpec.from_config({"name": "b", "depth": 2, "channels": 8}).channels == (8, 8)
+    assert ModelSpec.from_config(spec.to_config()) == spec

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import TINY_DEEPSPHERE, TINY_PATCHES, run_train, train_command, write_dataset
 from scipy.stats import mannwhitneyu
+from train_toy import TINY_DEEPSPHERE, TINY_PATCHES, run_train, train_command, write_dataset
 
 from crsky.errors import ConfigError, InputFileError
 from crsky.models import ModelSpec

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from crsky.errors import ConfigError
 from crsky.models.layout import FAMILIES, check_nside
 
-__all__ = ["ACTIVATIONS", "INPUTS", "POOLINGS", "TASKS", "ModelSpec"]
+__all__ = ["ACTIVATIONS", "INPUTS", "POOLINGS", "TASKS", "ModelSpec", "default_channels"]
 
 TASKS = ("classification", "regression")
 POOLINGS = ("average", "max")
@@ -22,7 +22,8 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a folder and Snakemake wildcar
 class ModelSpec:
     """One network of either family (DESIGN.md section 5).
 
-    ``depth`` blocks, each a convolution with ``channels[i]`` output channels followed by a pooling
+    ``depth`` blocks, each a convolution with ``channels[i]`` output channels (default
+    16, 32, 64, 64, ...) followed by a pooling
     that halves nside (4 NESTED children → 1 pixel, or 2×2 in a patch), then a head of dense
     layers (``dense_units``) and one output: a sigmoid signal probability (classification) or the
     signal fraction (regression). ``K`` is the Chebyshev order of the ``deepsphere`` filters (K + 1
@@ -34,7 +35,7 @@ class ModelSpec:
     family: str = "deepsphere"
     task: str = "classification"
     depth: int = 3
-    channels: tuple[int, ...] = (16, 32, 32)
+    channels: tuple[int, ...] = ()  # () = default_channels(depth)
     K: int = 5
     kernel_size: int = 3
     pooling: str = "average"
@@ -43,6 +44,10 @@ class ModelSpec:
     activation: str = "relu"
     dense_units: tuple[int, ...] = (64,)
     inputs: tuple[str, ...] = ("counts",)
+
+    def __post_init__(self) -> None:
+        if not self.channels and isinstance(self.depth, int):
+            object.__setattr__(self, "channels", default_channels(self.depth))
 
     @classmethod
     def from_config(cls, entry: dict, key: str = "models[0]") -> "ModelSpec":
@@ -56,9 +61,9 @@ class ModelSpec:
         if "name" not in entry:
             raise ConfigError(f"{key!r}: missing 'name'")
         values = dict(entry)
-        depth = values.get("depth", cls.depth)
-        channels = values.get("channels", cls.channels)
+        channels = values.get("channels", ())
         if isinstance(channels, int) and not isinstance(channels, bool):
+            depth = values.get("depth", cls.depth)
             channels = (channels,) * depth if isinstance(depth, int) else (channels,)
         values["channels"] = tuple(channels)
         for name in ("dense_units", "inputs"):
@@ -117,6 +122,11 @@ class ModelSpec:
         for name in ("channels", "dense_units", "inputs"):
             out[name] = list(out[name])
         return out
+
+
+def default_channels(depth: int) -> tuple[int, ...]:
+    """16, 32, 64, 64, ...: channels doubling per block up to 64 (seed 002's last blocks)."""
+    return tuple(min(16 << i, 64) for i in range(max(depth, 0)))
 
 
 def _choice(key: str, option: str, value: object, allowed: tuple[str, ...]) -> None:
