@@ -1,5 +1,5 @@
-"""Per-epoch checkpoints and the training history, for resuming a killed job (no TensorFlow at
-import time; the callback class is made on demand).
+"""Per-epoch checkpoints and the training history, for resuming a killed job (no TensorFlow;
+crsky.train.loop calls ``CheckpointFolder.save`` after every epoch).
 
 The folder ``<model>/checkpoints`` holds ``run.json`` (what is being trained: model, settings,
 input files), ``history.csv`` (one row per finished epoch) and ``epoch-NNNN.weights.h5`` (model

@@ -5,7 +5,6 @@ Everything that can be checked is checked before the first step: the model spec 
 nside, the chunks against each other and the model, the GPUs against ``train.gpus``.
 """
 
-import hashlib
 import json
 import logging
 import math
@@ -20,20 +19,15 @@ from crsky.errors import CrskyError
 from crsky.io import atomic_output
 from crsky.models import ModelSpec, build_model
 from crsky.models.render import RenderMaps, cr_inputs
-from crsky.rng import job_rng
+from crsky.rng import job_rng, name_stream_id
 from crsky.train.checkpoints import CheckpointFolder, atomic_keras_file, best_epoch, write_history
 from crsky.train.devices import make_strategy
 from crsky.train.pipeline import ChunkSet, training_dataset, validation_dataset
 from crsky.train.settings import TrainSettings
 
-__all__ = ["TrainJob", "build_cr_model", "model_stream_id", "train"]
+__all__ = ["TrainJob", "build_cr_model", "train"]
 
 log = logging.getLogger(__name__)
-
-
-def model_stream_id(name: str) -> int:
-    """Stable 63-bit integer of a model name: its entry in the training job's SeedSequence."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little") >> 1
 
 
 def build_cr_model(spec: ModelSpec, nside: int) -> keras.Model:
@@ -122,7 +116,7 @@ def train(job: TrainJob, output: str | Path) -> Path:
     strategy = make_strategy(job.settings.gpus, job.cpu_replicas)
     replicas = strategy.num_replicas_in_sync
     global_batch = job.settings.batch_size_per_replica * replicas
-    stream = model_stream_id(job.spec.name)
+    stream = name_stream_id(job.spec.name)
     run = {
         "model": job.spec.to_config(),
         "train": job.settings.to_config(),

@@ -6,13 +6,14 @@ for an isotropic one (classification), or its ``signal_fraction`` (regression). 
 rendered from these lists by the model's first layer (crsky.models.render), on the device.
 
 Training order, per epoch e: the chunks in a random order; each chunk's maps permuted when it is
-read (``job_rng(seed, "train", stream, e, chunk)``); ``interleave_chunks`` chunks read side by
-side, map by map; a shuffle buffer; batches of the global batch size (the remainder is dropped,
-so every epoch has the same number of steps). Every random choice depends only on the seed and
-the epoch, so a job resumed at epoch e sees the same batches as an uninterrupted one.
+read (``job_rng(seed, "train", e, chunk)``, ``seed`` the model's training seed, drawn by
+crsky.train.loop from ``job_rng(config seed, "train", name_stream_id(model name))``);
+``interleave_chunks`` chunks read side by side, map by map; a shuffle buffer; batches of the
+global batch size (the remainder is dropped, so every epoch has the same number of steps). Every
+random choice depends only on the seed and the epoch, so a job resumed at epoch e sees the same
+batches as an uninterrupted one.
 """
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +33,6 @@ __all__ = [
     "training_dataset",
     "validation_dataset",
 ]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
