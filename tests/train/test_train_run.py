@@ -140,9 +140,10 @@ def test_bad_inputs_stop_before_training(toy_chunks, tmp_path):
         assert not output.exists()
     with pytest.raises(ConfigError, match=r"'train\.gpus' is 2 but this job sees 0 GPU"):
         make_strategy(2)
-    with pytest.raises(ConfigError, match="do not fill one global batch"):
-        big = TrainSettings.from_config({**SETTINGS, "batch_size_per_replica": 4096})
-        train(TrainJob(spec, big, coarse, coarse, 1), tmp_path / "model")
+    big = TrainSettings.from_config({**SETTINGS, "batch_size_per_replica": 4096})
+    with pytest.raises(ConfigError, match="the 2000 training maps do not fill one global batch"):
+        train(TrainJob(spec, big, toy_chunks["train"], toy_chunks["validation"], 1), output)
+    assert not output.exists()
 
 
 def test_cli_reports_bad_settings_and_missing_gpus(toy_chunks, tmp_path):

@@ -116,6 +116,7 @@ def train(job: TrainJob, output: str | Path) -> Path:
     strategy = make_strategy(job.settings.gpus, job.cpu_replicas)
     replicas = strategy.num_replicas_in_sync
     global_batch = job.settings.batch_size_per_replica * replicas
+    training.steps(global_batch)  # enough maps for one step, before anything is written
     stream = name_stream_id(job.spec.name)
     run = {
         "model": job.spec.to_config(),

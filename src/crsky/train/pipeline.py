@@ -71,6 +71,15 @@ class ChunkSet:
     def total_maps(self) -> int:
         return sum(self.n_maps)
 
+    def steps(self, global_batch: int) -> int:
+        """Full batches of ``global_batch`` maps per epoch; ConfigError if there is none."""
+        if self.total_maps < global_batch:
+            raise ConfigError(
+                f"the {self.total_maps} {self.role} maps do not fill one global batch of "
+                f"{global_batch} (train.batch_size_per_replica × replicas)"
+            )
+        return self.total_maps // global_batch
+
     def check_nside(self, nside: int, model: str) -> None:
         """InputFileError unless the chunks are at the model's nside."""
         if self.nside != nside:
@@ -157,12 +166,7 @@ def training_dataset(
 ) -> tuple[tf.data.Dataset, int]:
     """Batches for epochs ``first_epoch`` … ``epochs`` - 1, one after the other, and the number of
     steps per epoch (``chunks.total_maps // global_batch``)."""
-    steps = chunks.total_maps // global_batch
-    if steps == 0:
-        raise ConfigError(
-            f"the {chunks.total_maps} training maps do not fill one global batch of "
-            f"{global_batch} (train.batch_size_per_replica × replicas)"
-        )
+    steps = chunks.steps(global_batch)
     n_chunks = len(chunks.paths)
     epoch_seeds = tf.constant(
         [int(job_rng(seed, "train", e).integers(2**62)) for e in range(epochs)], tf.int64
