@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --editable '.[workflow,test]'
+	$(BIN)/pip install --quiet --editable '.[workflow,test,train]'
 	touch $@
 
 run: $(VENV)/.installed

@@ -87,7 +87,8 @@ def test_submit_descriptions_expand_to_valid_job_ads_no_pool(submitted):
         assert ad["RequestCpus"] == spec["threads"], name
         assert ad["RequestMemory"] == spec["mem_mb"], name  # integer MB
         assert ad["RequestDisk"] == spec["disk_mb"] * 1024, name  # integer KiB
-        gpus = spec.get("gpus", 0)
+        # train asks for train.gpus (global batch = per-replica batch x replicas)
+        gpus = config["train"]["gpus"] if name == "train" else spec.get("gpus", 0)
         assert ad.get("RequestGPUs", 0) == gpus, name
         requirements = ad["Requirements"]
         assert isinstance(requirements, classad.ExprTree)
@@ -95,7 +96,7 @@ def test_submit_descriptions_expand_to_valid_job_ads_no_pool(submitted):
         if gpus:
             assert "CUDADeviceName" in str(requirements), name
         assert description["getenv"] == "True"
-    assert {"backtrack"} <= seen
+    assert {"backtrack", "lens_part", "lens", "skymaps", "train", "evaluate"} <= seen
 
 
 @pytest.mark.parametrize(

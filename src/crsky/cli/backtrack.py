@@ -1,12 +1,11 @@
 """``crsky backtrack``: trace one (rigidity bin, shard) and write its HDF5 shard."""
 
 import argparse
-import json
 
 from crsky.backtrack import Accuracy
 from crsky.backtrack.shard import ShardJob, run_shard
 from crsky.binning import RigidityBins, Sharding
-from crsky.errors import ConfigError
+from crsky.cli._options import json_object
 
 __all__ = ["add_parser"]
 
@@ -46,12 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    try:
-        field_options = json.loads(args.field_options)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"'--field-options' is not a JSON object: {err}") from err
-    if not isinstance(field_options, dict):
-        raise ConfigError("'--field-options' must be a JSON object")
+    field_options = json_object(args.field_options, "--field-options")
     lo, hi, n_bins = args.bins
     job = ShardJob(
         seed=args.seed,

@@ -1,8 +1,8 @@
 """``crsky skymaps``: simulate one chunk of a skymap dataset and write its HDF5 file."""
 
 import argparse
-import json
 
+from crsky.cli._options import json_object
 from crsky.errors import ConfigError
 from crsky.sky.dataset import DatasetConfig
 from crsky.sky.deflection import load_lens
@@ -28,12 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    try:
-        datasets = json.loads(args.datasets)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"'--datasets' is not a JSON object: {err}") from err
-    if not isinstance(datasets, dict):
-        raise ConfigError("'--datasets' must be a JSON object {name: {...}}")
+    datasets = json_object(args.datasets, "--datasets")
     if args.dataset not in datasets:
         raise ConfigError(
             f"unknown skymaps dataset {args.dataset!r}; configured: {sorted(datasets)}"

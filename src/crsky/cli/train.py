@@ -3,10 +3,9 @@ folder (model.keras, history.csv, config.json, checkpoints/). A rerun resumes fr
 checkpoints."""
 
 import argparse
-import json
 import os
 
-from crsky.errors import ConfigError
+from crsky.cli._options import json_object
 
 __all__ = ["add_parser"]
 
@@ -32,22 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _json_object(text: str, option: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{option!r} is not a JSON object: {err}") from err
-    if not isinstance(value, dict):
-        raise ConfigError(f"{option!r} must be a JSON object, got {text!r}")
-    return value
-
-
 def run(args: argparse.Namespace) -> None:
     from crsky.models import ModelSpec
     from crsky.train import TrainSettings
 
-    spec = ModelSpec.from_config(_json_object(args.model, "--model"), "model")
-    settings = TrainSettings.from_config(_json_object(args.train_settings, "--train-settings"))
+    spec = ModelSpec.from_config(json_object(args.model, "--model"), "model")
+    settings = TrainSettings.from_config(json_object(args.train_settings, "--train-settings"))
     if args.threads is not None:  # before TensorFlow starts
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(args.threads))
