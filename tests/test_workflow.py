@@ -131,6 +131,27 @@ def test_tiny_real_run_and_single_target_rerun(tmp_path):
     part = "results/lens_parts/jf12/bin001.npz"
     output = snakemake("-n", "--forcerun", part, "--configfile", "config/test.yaml", cwd=workdir)
     assert job_counts(output) == {"lens_part": 1, "lens": 1, "lens_plots": 1, "all": 1}
+    # the single-target reruns the README documents, each exactly its own downstream jobs
+    reruns = {
+        "results/backtrack/jf12/bin000/shard0001.h5": {
+            "backtrack": 1, "lens_part": 1, "lens": 1, "lens_plots": 1,
+        },
+        "results/skymaps/test/chunk0000.h5": {
+            "skymaps": 1, "paircounts": 1, "evaluate": 2, "evaluation_summary": 1,
+        },
+        "results/models/patches/model.keras": {"train": 1, "evaluate": 1, "evaluation_summary": 1},
+        "evaluate": {"evaluate": 2, "evaluation_summary": 1},
+    }  # fmt: skip
+    for target, expected in reruns.items():
+        output = snakemake(
+            "-n", "--forcerun", target, "--configfile", "config/test.yaml", cwd=workdir
+        )
+        assert job_counts(output) == {**expected, "all": 1}, target
+    # the report alone: one HTML file with the lens and evaluation figures
+    snakemake("--configfile", "config/test.yaml", "--report", "report.html", cwd=workdir)
+    html = (workdir / "report.html").read_text(encoding="utf-8", errors="replace")
+    for figure in ("deflection.png", "transparency.png", "sigma_summary.png"):
+        assert figure in html
 
 
 def test_isotropy_set_too_small_for_sigma_stops_before_any_job(tmp_path):
