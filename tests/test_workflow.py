@@ -82,7 +82,14 @@ def test_default_config_dry_run():
 def test_production_dry_run_no_pool(profile):
     # 175 bins x 10 shards of 500,000 particles = 5 M per bin (seed 000)
     output = snakemake("-n", "--profile", profile, "--configfile", "config/production.yaml")
-    assert job_counts(output)["backtrack"] == 175 * 10
+    counts = job_counts(output)
+    assert counts["backtrack"] == 175 * 10
+    assert (counts["lens_part"], counts["lens"], counts["lens_plots"]) == (175, 1, 1)
+    config = _merged("config/config.yaml", "config/production.yaml")
+    datasets = config["skymaps"]["datasets"]
+    assert datasets["train"]["n_maps"] == 500_000  # 25 chunks of 20,000 (issue 5)
+    assert counts["skymaps"] == sum(-(-d["n_maps"] // d["chunk_size"]) for d in datasets.values())
+    assert counts["train"] == counts["evaluate"] == len(config["models"])
 
 
 def test_bad_config_is_rejected_before_any_job(tmp_path):
