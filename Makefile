@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/snakemake
+	$(BIN)/snakemake --cores all
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
