@@ -1,7 +1,7 @@
-"""Shared fixtures: repository paths and small helpers."""
+"""Shared fixtures. Helper functions live in helpers.py (two conftest modules exist, so test
+modules must not import from ``conftest``)."""
 
 import os
-from pathlib import Path
 
 # The htcondor bindings warn on import when no condor_config exists (no pool here).
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
@@ -9,21 +9,7 @@ os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"
-
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
-
-
-def random_unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
-    """n isotropic unit vectors (n, 3)."""
-    v = rng.normal(size=(n, 3))
-    return v / np.linalg.norm(v, axis=1)[:, None]
-
-
-def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angle in degrees between rows of two (N, 3) arrays of unit vectors (robust near 0)."""
-    return np.degrees(2 * np.arctan2(np.linalg.norm(a - b, axis=1), np.linalg.norm(a + b, axis=1)))

@@ -8,7 +8,7 @@ import h5py
 import healpy as hp
 import numpy as np
 import pytest
-from conftest import angle_deg, random_unit_vectors
+from helpers import angle_deg, random_unit_vectors
 from scipy import stats
 
 from crsky.backtrack import (

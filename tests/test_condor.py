@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers import REPO
 from test_workflow import job_counts, snakemake, workflow_copy
 
 htcondor = pytest.importorskip("htcondor")

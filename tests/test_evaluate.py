@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import random_unit_vectors
+from helpers import random_unit_vectors
 from scipy import stats
 from scipy.stats import norm
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import angle_deg, random_unit_vectors
+from helpers import angle_deg, random_unit_vectors
 from skymaps_lenses import identity_lens
 
 from crsky.errors import ConfigError, InputFileError

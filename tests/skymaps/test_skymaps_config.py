@@ -1,7 +1,7 @@
 """The workflow config: schema defaults equal the library defaults; shipped datasets are valid."""
 
 import yaml
-from conftest import REPO
+from helpers import REPO
 
 from crsky.sky.dataset import DATASET_DEFAULTS, DatasetConfig
 

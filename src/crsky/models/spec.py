@@ -4,7 +4,7 @@ built (numpy only; no TensorFlow import)."""
 import re
 from dataclasses import asdict, dataclass, fields
 
-from crsky.errors import ConfigError
+from crsky.errors import ConfigError, check_options
 from crsky.models.layout import FAMILIES, check_nside
 
 __all__ = ["ACTIVATIONS", "INPUTS", "POOLINGS", "TASKS", "ModelSpec", "default_channels"]
@@ -52,12 +52,7 @@ class ModelSpec:
     @classmethod
     def from_config(cls, entry: dict, key: str = "models[0]") -> "ModelSpec":
         """Build and validate a spec from one config entry; ``key`` names it in error messages."""
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{key!r} must be a mapping of model options, got {entry!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(entry) - known)
-        if unknown:
-            raise ConfigError(f"{key!r}: unknown model options {unknown}; known: {sorted(known)}")
+        check_options(entry, {f.name for f in fields(cls)}, key)
         if "name" not in entry:
             raise ConfigError(f"{key!r}: missing 'name'")
         values = dict(entry)

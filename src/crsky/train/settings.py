@@ -3,7 +3,7 @@ TensorFlow import)."""
 
 from dataclasses import asdict, dataclass, fields
 
-from crsky.errors import ConfigError
+from crsky.errors import ConfigError, check_options
 
 __all__ = ["LR_SCHEDULES", "TrainSettings"]
 
@@ -36,12 +36,7 @@ class TrainSettings:
     @classmethod
     def from_config(cls, section: dict, key: str = "train") -> "TrainSettings":
         """Build from the config's ``train`` section; ConfigError names ``key.option``."""
-        if not isinstance(section, dict):
-            raise ConfigError(f"{key!r} must be a mapping, got {section!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ConfigError(f"{key!r}: unknown options {unknown}; known: {sorted(known)}")
+        check_options(section, {f.name for f in fields(cls)}, key)
         settings = cls(**section)
         settings.validate(key)
         return settings
