@@ -38,6 +38,7 @@ from crsky.models import ModelSpec
 from crsky.models.deepsphere import build_deepsphere, chebyshev_terms, laplacian_matmul
 from crsky.models.patches import build_patches
 from crsky.models.render import RenderMaps
+from crsky.models.spec import SEED000_PATCHES
 from crsky.sky.dataset import DatasetConfig
 from crsky.sky.simulate import run_chunk
 from crsky.train.pipeline import ChunkSet, training_dataset
@@ -46,15 +47,7 @@ NSIDES = (16, 32, 64)
 DEEPSPHERE = ModelSpec(
     name="deepsphere", depth=4, channels=(16, 32, 64, 64), K=5, dense_units=(64,), dropout=0.2
 )
-PATCHES = ModelSpec(
-    name="patches",
-    family="patches",
-    depth=4,
-    channels=(32,) * 4,
-    pooling="max",
-    dropout=0.5,
-    dense_units=(768, 768),
-)
+PATCHES = SEED000_PATCHES
 PIPELINE_TARGET = 20_000
 
 

@@ -14,6 +14,7 @@ from crsky.models.deepsphere import ChebConv, HealpixPool, laplacian_matmul
 from crsky.models.healpix_graph import neighbour_weights, rescaled_laplacian
 from crsky.models.layout import nest_to_patch, z_rotation_permutation
 from crsky.models.render import RenderMaps
+from crsky.models.spec import SEED000_PATCHES
 from crsky.store import render_counts
 
 
@@ -160,16 +161,7 @@ def test_rotated_map_gives_rotated_output_and_invariant_score(rng):
 def test_patches_network_of_seed_000_has_its_parameter_count():
     # Seed 000, Model.summary(): 4 × (conv 3×3, 32 filters, max-pool), dropout, 2 dense of 768:
     # 320 + 3 × 9,248 + 4,719,360 + 590,592 = 5,338,016 parameters, then our 769-parameter output.
-    spec = ModelSpec(
-        name="seed000",
-        family="patches",
-        depth=4,
-        channels=(32,) * 4,
-        pooling="max",
-        dropout=0.5,
-        dense_units=(768, 768),
-    )
-    model = build_model(spec, 64)
+    model = build_model(SEED000_PATCHES, 64)
     assert model.count_params() == 5_338_016 + 769
     assert model.get_layer("flatten").output.shape[-1] == 6144  # 12 × 4 × 4 × 32, as in seed 000
 

@@ -7,7 +7,15 @@ from dataclasses import asdict, dataclass, fields
 from crsky.errors import ConfigError, check_options
 from crsky.models.layout import FAMILIES, check_nside
 
-__all__ = ["ACTIVATIONS", "INPUTS", "POOLINGS", "TASKS", "ModelSpec", "default_channels"]
+__all__ = [
+    "ACTIVATIONS",
+    "INPUTS",
+    "POOLINGS",
+    "SEED000_PATCHES",
+    "TASKS",
+    "ModelSpec",
+    "default_channels",
+]
 
 TASKS = ("classification", "regression")
 POOLINGS = ("average", "max")
@@ -132,3 +140,16 @@ def _choice(key: str, option: str, value: object, allowed: tuple[str, ...]) -> N
 def _integer(key: str, option: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{key}.{option} must be an integer >= {minimum}, got {value!r}")
+
+
+# Seed 000's 12-patch network (Model.summary in the talk): 4 x (conv 3x3, 32 filters, max-pool),
+# dropout, two dense layers of 768; 5,338,016 parameters at nside 64 before the output layer.
+SEED000_PATCHES = ModelSpec(
+    name="seed000",
+    family="patches",
+    depth=4,
+    channels=(32,) * 4,
+    pooling="max",
+    dropout=0.5,
+    dense_units=(768, 768),
+)
