@@ -14,7 +14,7 @@ from crsky.backtrack import Accuracy, backtrack
 from crsky.backtrack.sampling import sample_log_uniform_rigidity, sample_stratified_directions
 from crsky.binning import RigidityBins, Sharding
 from crsky.errors import InputFileError
-from crsky.fields import get_field
+from crsky.fields import FieldModel, get_field
 from crsky.io import atomic_h5, write_dataset
 from crsky.rng import job_rng
 
@@ -47,10 +47,13 @@ class ShardJob:
     accuracy: Accuracy
     engine: str = "builtin"
 
-    def attributes(self) -> dict:
+    def attributes(self, field: FieldModel) -> dict:
+        """HDF5 attributes of the shard (provenance); ``field`` is the job's field model.
+
+        Raises ConfigError for a bin or shard index outside the configured grid.
+        """
         lo, hi = self.bins.bin_range(self.bin_index)
         first, stop = self.sharding.particle_range(self.shard_index)
-        field = get_field(self.field_model, **self.field_options)
         return {
             "field_model": self.field_model,
             "field_options": json.dumps(self.field_options, sort_keys=True),
@@ -72,14 +75,14 @@ class ShardJob:
 
 def run_shard(job: ShardJob, output: str | Path, threads: int | None = None) -> Path:
     """Sample the shard's particles, backtrack them, and write ``output`` atomically."""
-    attrs = job.attributes()  # validates bin and shard indices first
+    field = get_field(job.field_model, **job.field_options)
+    attrs = job.attributes(field)  # validates bin and shard indices first
     lo, hi = attrs["log10_rigidity_bin"]
     first, stop = attrs["particle_range"]
     n = stop - first
     rng = job_rng(job.seed, "backtrack", job.bin_index, job.shard_index)
     observed, _ = sample_stratified_directions(job.nside, first, n, rng)
     log10_r = sample_log_uniform_rigidity(lo, hi, n, rng)
-    field = get_field(job.field_model, **job.field_options)
     edge = np.empty((n, 3))
     escaped = np.empty(n, dtype=bool)
     path = np.empty(n)
