@@ -1,7 +1,9 @@
 # crsky: backtracking -> Galactic lenses -> simulated skies -> spherical CNNs -> significance.
 # Laptop:  snakemake                       (profiles/default is loaded automatically)
 # Cluster: snakemake --profile profiles/condor --configfile config/production.yaml
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from crsky.config import check_config, config_errors_exit, validate_config
 
 min_version("9.0")
 
@@ -9,7 +11,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# schema (defaults filled in), then the checks across keys: one line naming the key, no traceback
+with config_errors_exit():
+    validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+    check_config(config)
 
 
 report: "workflow/report/workflow.rst"

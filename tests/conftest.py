@@ -6,10 +6,20 @@ import os
 # The htcondor bindings warn on import when no condor_config exists (no pool here).
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from helpers import workflow_copy
 
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def checkout(tmp_path_factory) -> Path:
+    """A fresh copy of the workflow files without results/ (shared by the dry-run tests, which
+    write nothing but Snakemake's metadata)."""
+    return workflow_copy(tmp_path_factory.mktemp("checkout"))

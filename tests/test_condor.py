@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO
-from test_workflow import job_counts, snakemake, workflow_copy
+from helpers import REPO, job_counts, snakemake, workflow_copy
 
 htcondor = pytest.importorskip("htcondor")
 classad = pytest.importorskip("classad")
@@ -66,9 +65,16 @@ def rule_of(description: dict) -> str:
     return description["batch_name"].rsplit("-", 1)[0]
 
 
-def test_every_production_job_is_submitted_no_pool(submitted):
+def test_every_production_job_is_submitted_no_pool(checkout, submitted):
     dry_run = job_counts(
-        snakemake("-n", "--profile", "profiles/condor", "--configfile", "config/production.yaml")
+        snakemake(
+            "-n",
+            "--profile",
+            "profiles/condor",
+            "--configfile",
+            "config/production.yaml",
+            cwd=checkout,
+        )
     )
     dry_run.pop("all")
     assert Counter(rule_of(d) for d in submitted) == dry_run

@@ -1,5 +1,6 @@
 """Field registry and models: errors, JF12 against the reference, zero divergence."""
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,14 @@ from numba import njit
 from numpy.testing import assert_allclose
 
 from crsky.errors import ConfigError
-from crsky.fields import FieldModel, available_fields, get_field
+from crsky.fields import (
+    FieldModel,
+    available_fields,
+    check_field_options,
+    field_entry,
+    field_options,
+    get_field,
+)
 from crsky.fields.jf12 import _COS_THETA_X0, _SIN_THETA_X0, jf12_kernel, jf12_params
 
 REFERENCE = Path(__file__).parent / "data" / "jf12_regular_field_500.npz"
@@ -75,8 +83,19 @@ def test_jf12_empty_or_repeated_components(components):
 
 
 def test_jf12_unknown_option():
-    with pytest.raises(ConfigError, match="jf12"):
+    with pytest.raises(ConfigError, match=r"field\.options\.pitch_deg: .*'jf12'"):
         get_field("jf12", pitch_deg=12.0)
+
+
+@pytest.mark.parametrize("name", available_fields())
+def test_declared_options_are_the_factory_keywords(name):
+    """field.options is checked against each model's declared options before the DAG is built;
+    the declaration must be exactly what the model's factory accepts."""
+    entry = field_entry(name)
+    parameters = inspect.signature(entry.factory).parameters
+    assert tuple(parameters) == field_options(name)
+    assert all(p.default is not inspect.Parameter.empty for p in parameters.values())
+    check_field_options(name, {})  # every option has a default
 
 
 @pytest.mark.parametrize("shape", [(3,), (4, 2), (2, 3, 1), (5, 4)])

@@ -4,59 +4,17 @@ No HTCondor pool exists here: dry-runs with profiles/condor build the DAG and th
 settings but submit nothing ("no pool" in the test names).
 """
 
-import os
-import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO
+from helpers import BIN, REPO, job_counts, merged_config, snakemake, workflow_copy
 
 from crsky.backtrack.shard import read_shard
 
-BIN = Path(sys.executable).parent
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
 
-
-def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> str:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    result = subprocess.run(
-        [str(BIN / "snakemake"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{output}")
-    return output
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Parse the 'Job stats' table of a (dry-)run."""
-    table = output.split("Job stats:")[1]
-    return {
-        m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"
-    }
-
-
-def workflow_copy(tmp_path: Path, overrides: dict | None = None) -> Path:
-    """A user's checkout: the workflow files in tmp_path, plus an override config if given."""
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
-    if overrides:
-        (tmp_path / "config" / "test.yaml").write_text(yaml.safe_dump(overrides))
-    return tmp_path
-
-
-def test_lint_is_clean():
-    output = snakemake("--lint")
+def test_lint_is_clean(checkout):
+    output = snakemake("--lint", cwd=checkout)
     assert "Congratulations, your workflow is in a good condition!" in output
 
 
@@ -71,21 +29,23 @@ def test_snakefmt_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_default_config_dry_run():
-    counts = job_counts(snakemake("-n"))
+def test_default_config_dry_run(checkout):
+    counts = job_counts(snakemake("-n", cwd=checkout))
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     n_shards = -(-config["backtrack"]["particles_per_bin"] // config["backtrack"]["shard_size"])
     assert counts["backtrack"] == config["rigidity_bins"]["n_bins"] * n_shards
 
 
 @pytest.mark.parametrize("profile", ["profiles/default", "profiles/condor"])
-def test_production_dry_run_no_pool(profile):
-    # 175 bins x 10 shards of 500,000 particles = 5 M per bin (seed 000)
-    output = snakemake("-n", "--profile", profile, "--configfile", "config/production.yaml")
+def test_production_dry_run_no_pool(checkout, profile):
+    # 175 bins x 10 shards of 491,520 particles = 100 per nside-64 pixel (seed 000: 5 M)
+    output = snakemake(
+        "-n", "--profile", profile, "--configfile", "config/production.yaml", cwd=checkout
+    )
     counts = job_counts(output)
     assert counts["backtrack"] == 175 * 10
     assert (counts["lens_part"], counts["lens"], counts["lens_plots"]) == (175, 1, 1)
-    config = _merged("config/config.yaml", "config/production.yaml")
+    config = merged_config("config/config.yaml", "config/production.yaml")
     datasets = config["skymaps"]["datasets"]
     assert datasets["train"]["n_maps"] == 500_000  # 25 chunks of 20,000 (issue 5)
     assert counts["skymaps"] == sum(-(-d["n_maps"] // d["chunk_size"]) for d in datasets.values())
@@ -168,31 +128,15 @@ def test_isotropy_set_too_small_for_sigma_stops_before_any_job(tmp_path):
     assert "has 2000 maps, too few for σ = 5" in output and "at least 3488556" in output
 
 
-def _merged(*files: str) -> dict:
-    """Config files merged the way Snakemake merges --configfile (mappings key by key)."""
-
-    def merge(a: dict, b: dict) -> dict:
-        out = dict(a)
-        for key, value in b.items():
-            both = isinstance(value, dict) and isinstance(a.get(key), dict)
-            out[key] = merge(a[key], value) if both else value
-        return out
-
-    config: dict = {}
-    for name in files:
-        config = merge(config, yaml.safe_load((REPO / name).read_text()))
-    return config
-
-
 @pytest.mark.parametrize(
     ("configs", "profile"),
     [(["config/config.yaml"], "profiles/default"),
      (["config/config.yaml", "config/production.yaml"], "profiles/condor")],
 )  # fmt: skip
-def test_evaluation_jobs_dry_run_no_pool(configs, profile):
+def test_evaluation_jobs_dry_run_no_pool(checkout, configs, profile):
     # one paircounts job per chunk of the test and isotropy sets, one evaluate job per model,
     # one summary
-    config = _merged(*configs)
+    config = merged_config(*configs)
     datasets = config["skymaps"]["datasets"]
     chunks = sum(
         -(
@@ -202,7 +146,7 @@ def test_evaluation_jobs_dry_run_no_pool(configs, profile):
         for key in ("test_dataset", "isotropy_dataset")
     )
     extra = [a for c in configs[1:] for a in ("--configfile", c)]
-    counts = job_counts(snakemake("-n", "--profile", profile, *extra))
+    counts = job_counts(snakemake("-n", "--profile", profile, *extra, cwd=checkout))
     assert counts["paircounts"] == chunks
     assert counts["evaluate"] == len(config["models"])
     assert counts["evaluation_summary"] == 1

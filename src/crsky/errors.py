@@ -1,7 +1,9 @@
 """Exception classes: every bad input stops with one of these and a message that names the key or
 file and says what was expected."""
 
-__all__ = ["ConfigError", "CrskyError", "InputFileError", "check_options"]
+import difflib
+
+__all__ = ["ConfigError", "CrskyError", "InputFileError", "check_options", "did_you_mean"]
 
 
 class CrskyError(Exception):
@@ -23,5 +25,14 @@ def check_options(options: object, known: set[str], key: str) -> dict:
         raise ConfigError(f"{key!r} must be a mapping of options, got {options!r}")
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ConfigError(f"{key!r}: unknown options {unknown}; known: {sorted(known)}")
+        raise ConfigError(
+            f"{key}.{unknown[0]}: unknown key{did_you_mean(unknown[0], known)} "
+            f"(keys of {key}: {', '.join(sorted(known))})"
+        )
     return options
+
+
+def did_you_mean(name: object, candidates) -> str:
+    """``"; did you mean 'x'?"`` for the candidate closest to ``name``, or ``""``."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

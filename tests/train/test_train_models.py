@@ -218,7 +218,7 @@ def test_model_keras_reloads_and_predicts_the_same(tmp_path, rng, family):
         ({"name": "a", "depth": 2, "channels": [8]}, 16, "one channel count per block"),
         ({"name": "a", "K": -1}, 16, "K must be an integer >= 0"),
         ({"name": "a", "dropout": 1.0}, 16, "dropout"),
-        ({"name": "a", "width": 3}, 16, "unknown options"),
+        ({"name": "a", "width": 3}, 16, r"models\[0\]\.width: unknown key"),
         ({"name": "a", "inputs": ["charge"]}, 16, "inputs"),
         ({"name": "my model"}, 16, "name must start with a letter"),
     ],

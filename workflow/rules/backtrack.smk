@@ -16,7 +16,7 @@ rule backtrack:
         seed=config["seed"],
         field=FIELD,
         field_options=json.dumps(config["field"]["options"]),
-        bins=f"{BINS.log10_rigidity_min} {BINS.log10_rigidity_max} {BINS.n_bins}",
+        bins=[BINS.log10_rigidity_min, BINS.log10_rigidity_max, BINS.n_bins],
         particles_per_bin=SHARDING.particles_per_bin,
         shard_size=SHARDING.shard_size,
         nside=lookup(dpath="lens/nside", within=config),
@@ -27,11 +27,11 @@ rule backtrack:
         max_path_length_kpc=lookup(dpath="backtrack/max_path_length_kpc", within=config),
         r_galaxy_kpc=lookup(dpath="backtrack/r_galaxy_kpc", within=config),
     shell:
-        "crsky backtrack --output {output} --seed {params.seed} --field {params.field}"
-        " --field-options '{params.field_options}' --bins {params.bins}"
-        " --bin {wildcards.bin} --particles-per-bin {params.particles_per_bin}"
-        " --shard-size {params.shard_size} --shard {wildcards.shard} --nside {params.nside}"
-        " --engine {params.engine} --tolerance {params.tolerance}"
-        " --min-step-kpc {params.min_step_kpc} --max-step-kpc {params.max_step_kpc}"
-        " --max-path-length-kpc {params.max_path_length_kpc}"
-        " --r-galaxy-kpc {params.r_galaxy_kpc} --threads {threads} > {log} 2>&1"
+        "crsky backtrack --output {output:q} --seed {params.seed:q} --field {params.field:q}"
+        " --field-options {params.field_options:q} --bins {params.bins:q}"
+        " --bin {wildcards.bin:q} --particles-per-bin {params.particles_per_bin:q}"
+        " --shard-size {params.shard_size:q} --shard {wildcards.shard:q}"
+        " --nside {params.nside:q} --engine {params.engine:q} --tolerance {params.tolerance:q}"
+        " --min-step-kpc {params.min_step_kpc:q} --max-step-kpc {params.max_step_kpc:q}"
+        " --max-path-length-kpc {params.max_path_length_kpc:q}"
+        " --r-galaxy-kpc {params.r_galaxy_kpc:q} --threads {threads:q} > {log:q} 2>&1"

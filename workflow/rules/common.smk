@@ -1,12 +1,9 @@
-# Everything that is not a rule: config-derived job grids, paths, resources.
+# Everything that is not a rule: config-derived job grids, paths, resources. The config is
+# already checked (crsky.config, called from the Snakefile).
 import json
-from types import SimpleNamespace
-
-from snakemake.exceptions import WorkflowError
 
 from crsky.binning import RigidityBins, Sharding
-from crsky.sky.dataset import DatasetConfig
-from crsky.sky.simulate import check_lens_compatible
+from crsky.config import skymap_datasets, train_settings
 
 RESULTS = config["results_dir"]
 LOGS = config["logs_dir"]
@@ -83,24 +80,7 @@ def lens_outputs():
 
 
 SKYMAPS = f"{RESULTS}/skymaps"
-SKYMAP_DATASETS = {
-    name: DatasetConfig.from_dict(name, spec)
-    for name, spec in config["skymaps"]["datasets"].items()
-}
-
-
-def check_skymap_lens_datasets():
-    """Stop before any job if a lens-mode dataset does not fit the configured lens (nside,
-    rigidity coverage of log10(E / Z) for every charge)."""
-    configured = SimpleNamespace(
-        nside=config["lens"]["nside"], log10_rigidity_edges=BINS.edges
-    )
-    for dataset in SKYMAP_DATASETS.values():
-        if dataset.deflection_mode == "lens":
-            check_lens_compatible(dataset, configured)
-
-
-check_skymap_lens_datasets()
+SKYMAP_DATASETS = skymap_datasets(config)
 
 
 wildcard_constraints:
@@ -143,88 +123,10 @@ def model_names():
     return [entry["name"] for entry in config.get("models", [])]
 
 
-def check_evaluation_config():
-    """Stop before any job if the evaluation's datasets are not configured, or if the isotropy
-    set cannot resolve the largest requested σ level (N ≥ 1 / p(σ) isotropic maps)."""
-    from crsky.errors import ConfigError
-    from crsky.stats.significance import check_isotropy_size
-
-    for key in ("test_dataset", "isotropy_dataset"):
-        name = config["evaluation"][key]
-        if name not in SKYMAP_DATASETS:
-            raise ConfigError(
-                f"config evaluation.{key} = {name!r} is not a dataset of skymaps.datasets "
-                f"({sorted(SKYMAP_DATASETS)})"
-            )
-    clashes = sorted(set(model_names()) & {"pair_counts", "summary"})
-    if clashes:
-        raise ConfigError(
-            f"model names {clashes} are reserved for evaluation folders; rename the models"
-        )
-    check_isotropy_size(
-        SKYMAP_DATASETS[EVAL_ISOTROPY].n_maps,
-        config["evaluation"]["sigma_levels"],
-        EVAL_ISOTROPY,
-    )
-
-
-check_evaluation_config()
-
-
 def model_files(wildcards):
     """The model folder's files that evaluation reads (written by the train rule)."""
     folder = f"{MODELS}/{wildcards.model}"
     return [f"{folder}/model.keras", f"{folder}/history.csv", f"{folder}/config.json"]
-
-
-TRAIN_DATASET_KEYS = ("training_datasets", "validation_datasets")
-
-
-def train_settings():
-    """config train without the dataset lists: the keys of crsky.train.TrainSettings."""
-    train = config["train"]
-    return {k: v for k, v in train.items() if k not in TRAIN_DATASET_KEYS}
-
-
-def check_train_config():
-    """Stop before any job if the train settings or a model entry are out of range (the error
-    names train.<key> or models[i].<key>), two models share a name, or the training and
-    validation datasets are not configured skymap datasets of one nside that every model can
-    pool, or overlap the evaluation's test and isotropy sets."""
-    from crsky.errors import ConfigError
-    from crsky.models import ModelSpec
-    from crsky.train import TrainSettings
-
-    train = config["train"]
-    TrainSettings.from_config(train_settings())
-    nsides = set()
-    for key in TRAIN_DATASET_KEYS:
-        for name in train[key]:
-            if name not in SKYMAP_DATASETS:
-                raise ConfigError(
-                    f"config train.{key} names {name!r}, not a dataset of skymaps.datasets "
-                    f"({sorted(SKYMAP_DATASETS)})"
-                )
-            if name in (EVAL_TEST, EVAL_ISOTROPY):
-                raise ConfigError(
-                    f"config train.{key} names {name!r}, which evaluation uses as its test or "
-                    "isotropy set; train on separate maps"
-                )
-            nsides.add(SKYMAP_DATASETS[name].nside)
-    if len(nsides) != 1:
-        raise ConfigError(
-            f"config train: the training and validation datasets have nsides {sorted(nsides)}; "
-            "one model reads one nside"
-        )
-    nside = nsides.pop()
-    names = model_names()
-    if len(set(names)) != len(names):
-        raise ConfigError(f"config models: names must be unique, got {names}")
-    for i, entry in enumerate(config["models"]):
-        ModelSpec.from_config(entry, f"models[{i}]").check_nside(nside)
-
-
-check_train_config()
 
 
 def train_chunks(role):
@@ -241,13 +143,13 @@ def model_spec_json(wildcards):
 
 def train_settings_json():
     """train_settings() as JSON, for ``crsky train --train-settings``."""
-    return json.dumps(train_settings(), sort_keys=True)
+    return json.dumps(train_settings(config), sort_keys=True)
 
 
 def psi_arguments():
     """``--psi MIN MAX STEP`` values of the two-point counts (config evaluation.psi_*_deg)."""
     e = config["evaluation"]
-    return f"{e['psi_min_deg']} {e['psi_max_deg']} {e['psi_step_deg']}"
+    return [e["psi_min_deg"], e["psi_max_deg"], e["psi_step_deg"]]
 
 
 def pair_count_files(dataset):
@@ -263,14 +165,25 @@ def evaluation_lens_output():
     if SKYMAP_DATASETS[EVAL_TEST].deflection_mode != "lens":
         return {}
     return {
-        "lens": report(
+        "lens": evaluation_report(
             f"{EVALUATION}/{{model}}/lens_deflection.png",
-            caption="../report/evaluation_lens.rst",
-            category="Evaluation",
-            subcategory="{model}",
-            labels={"model": "{model}", "item": "lens deflection"},
+            "evaluation_lens",
+            "lens deflection",
         )
     }
+
+
+def evaluation_report(path, caption, item, model="{model}", subcategory="{model}"):
+    """Output ``path`` in the report's Evaluation category, with the caption
+    workflow/report/<caption>.rst and the labels model (a wildcard pattern, or "all") and
+    item."""
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category="Evaluation",
+        subcategory=subcategory,
+        labels={"model": model, "item": item},
+    )
 
 
 def evaluation_outputs():
@@ -297,7 +210,6 @@ def rule_resources(name, gpus=None):
     spec = config["resources"][name]
     if gpus is not None:
         spec = {**spec, "gpus": gpus}
-    check_fits_a_node(name, spec)
     resources = {
         "mem_mb": spec["mem_mb"],
         "disk_mb": spec["disk_mb"],
@@ -313,21 +225,6 @@ def rule_resources(name, gpus=None):
     if requirements:
         resources["requirements"] = " && ".join(f"({r})" for r in requirements)
     return resources
-
-
-def check_fits_a_node(name, spec):
-    """Stop before any submission if rule ``name`` asks for more than the largest node has."""
-    limits = config["cluster"]
-    for key, limit_key in (
-        ("threads", "max_cpus_per_node"),
-        ("mem_mb", "max_mem_mb_per_node"),
-        ("gpus", "max_gpus_per_node"),
-    ):
-        if spec[key] > limits[limit_key]:
-            raise WorkflowError(
-                f"config resources.{name}.{key} = {spec[key]} exceeds "
-                f"cluster.{limit_key} = {limits[limit_key]}: no node could run the job"
-            )
 
 
 def final_outputs():

@@ -20,8 +20,8 @@ rule paircounts:
     params:
         psi=psi_arguments(),
     shell:
-        "crsky paircounts --chunk {input} --output {output} --psi {params.psi}"
-        " --threads {threads} > {log} 2>&1"
+        "crsky paircounts --chunk {input:q} --output {output:q} --psi {params.psi:q}"
+        " --threads {threads:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -34,48 +34,36 @@ rule evaluate:
     output:
         **evaluation_lens_output(),
         scores=f"{EVALUATION}/{{model}}/scores.h5",
-        significance=report(
+        significance=evaluation_report(
             f"{EVALUATION}/{{model}}/significance.csv",
-            caption="../report/evaluation_significance.rst",
-            category="Evaluation",
-            subcategory="{model}",
-            labels={"model": "{model}", "item": "significance table (csv)"},
+            "evaluation_significance",
+            "significance table (csv)",
         ),
         crossings=f"{EVALUATION}/{{model}}/crossings.csv",
-        table=report(
+        table=evaluation_report(
             f"{EVALUATION}/{{model}}/significance.html",
-            caption="../report/evaluation_significance.rst",
-            category="Evaluation",
-            subcategory="{model}",
-            labels={"model": "{model}", "item": "significance table"},
+            "evaluation_significance",
+            "significance table",
         ),
-        sigma=report(
+        sigma=evaluation_report(
             f"{EVALUATION}/{{model}}/sigma.png",
-            caption="../report/evaluation_sigma.rst",
-            category="Evaluation",
-            subcategory="{model}",
-            labels={"model": "{model}", "item": "sigma vs signal fraction"},
+            "evaluation_sigma",
+            "sigma vs signal fraction",
         ),
-        score_distributions=report(
+        score_distributions=evaluation_report(
             f"{EVALUATION}/{{model}}/score_distributions.png",
-            caption="../report/evaluation_scores.rst",
-            category="Evaluation",
-            subcategory="{model}",
-            labels={"model": "{model}", "item": "score distributions"},
+            "evaluation_scores",
+            "score distributions",
         ),
-        skymaps=report(
+        skymaps=evaluation_report(
             f"{EVALUATION}/{{model}}/skymaps.png",
-            caption="../report/evaluation_skymaps.rst",
-            category="Evaluation",
-            subcategory="{model}",
-            labels={"model": "{model}", "item": "example skymaps"},
+            "evaluation_skymaps",
+            "example skymaps",
         ),
-        training=report(
+        training=evaluation_report(
             f"{EVALUATION}/{{model}}/training.png",
-            caption="../report/evaluation_training.rst",
-            category="Evaluation",
-            subcategory="{model}",
-            labels={"model": "{model}", "item": "training curves"},
+            "evaluation_training",
+            "training curves",
         ),
     log:
         f"{LOGS}/evaluate/{{model}}.log",
@@ -90,37 +78,37 @@ rule evaluate:
         model_dir=lambda wildcards, input: os.path.dirname(input.model[0]),
         out_dir=lambda wildcards, output: os.path.dirname(output.scores),
         psi=psi_arguments(),
-        sigma_levels=" ".join(map(str, config["evaluation"]["sigma_levels"])),
-        fractions=" ".join(map(str, config["evaluation"]["signal_fractions"])),
+        sigma_levels=config["evaluation"]["sigma_levels"],
+        fractions=config["evaluation"]["signal_fractions"],
         batch_size=lookup(dpath="evaluation/batch_size", within=config),
         gpus=lookup(dpath="resources/evaluate/gpus", within=config),
     shell:
-        "crsky evaluate --output {params.out_dir} --model {params.model_dir}"
-        " --test {input.test} --isotropy {input.isotropy}"
-        " --test-pair-counts {input.test_pairs}"
-        " --isotropy-pair-counts {input.isotropy_pairs}"
-        " --psi {params.psi} --sigma-levels {params.sigma_levels}"
-        " --signal-fractions {params.fractions} --batch-size {params.batch_size}"
-        " --gpus {params.gpus} --threads {threads} > {log} 2>&1"
+        "crsky evaluate --output {params.out_dir:q} --model {params.model_dir:q}"
+        " --test {input.test:q} --isotropy {input.isotropy:q}"
+        " --test-pair-counts {input.test_pairs:q}"
+        " --isotropy-pair-counts {input.isotropy_pairs:q}"
+        " --psi {params.psi:q} --sigma-levels {params.sigma_levels:q}"
+        " --signal-fractions {params.fractions:q} --batch-size {params.batch_size:q}"
+        " --gpus {params.gpus:q} --threads {threads:q} > {log:q} 2>&1"
 
 
 rule evaluation_summary:
     input:
         expand(f"{EVALUATION}/{{model}}/significance.csv", model=model_names()),
     output:
-        table=report(
+        table=evaluation_report(
             f"{EVALUATION}/summary/summary.csv",
-            caption="../report/evaluation_summary.rst",
-            category="Evaluation",
+            "evaluation_summary",
+            "significance table (csv)",
+            model="all",
             subcategory="all models",
-            labels={"model": "all", "item": "significance table (csv)"},
         ),
-        sigma=report(
+        sigma=evaluation_report(
             f"{EVALUATION}/summary/sigma_summary.png",
-            caption="../report/evaluation_summary.rst",
-            category="Evaluation",
+            "evaluation_summary",
+            "sigma vs signal fraction",
+            model="all",
             subcategory="all models",
-            labels={"model": "all", "item": "sigma vs signal fraction"},
         ),
     log:
         f"{LOGS}/evaluate/summary.log",
@@ -130,9 +118,9 @@ rule evaluation_summary:
     resources:
         **rule_resources("evaluation_summary"),
     params:
-        folders=lambda wildcards, input: " ".join(os.path.dirname(f) for f in input),
+        folders=lambda wildcards, input: [os.path.dirname(f) for f in input],
         out_dir=lambda wildcards, output: os.path.dirname(output.table),
-        sigma_levels=" ".join(map(str, config["evaluation"]["sigma_levels"])),
+        sigma_levels=config["evaluation"]["sigma_levels"],
     shell:
-        "crsky summary --evaluations {params.folders} --output {params.out_dir}"
-        " --sigma-levels {params.sigma_levels} > {log} 2>&1"
+        "crsky summary --evaluations {params.folders:q} --output {params.out_dir:q}"
+        " --sigma-levels {params.sigma_levels:q} > {log:q} 2>&1"

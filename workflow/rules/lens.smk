@@ -22,8 +22,8 @@ rule lens_part:
         field=FIELD,
         nside=lookup(dpath="lens/nside", within=config),
     shell:
-        "crsky lens part --shards {input} --field {params.field} --nside {params.nside}"
-        " --bin {wildcards.bin} --output {output.part} > {log} 2>&1"
+        "crsky lens part --shards {input:q} --field {params.field:q} --nside {params.nside:q}"
+        " --bin {wildcards.bin:q} --output {output.part:q} > {log:q} 2>&1"
 
 
 rule lens:
@@ -47,8 +47,8 @@ rule lens:
         mldat="--mldat" if config["lens"]["write_mldat"] else "--no-mldat",
         compress="--compress" if config["lens"]["compress"] else "",
     shell:
-        "crsky lens cfg --parts {input.parts} --lens-dir {params.lens_dir}"
-        " {params.mldat} {params.compress} > {log} 2>&1"
+        "crsky lens cfg --parts {input.parts:q} --lens-dir {params.lens_dir:q}"
+        " {params.mldat:q} {params.compress:q} > {log:q} 2>&1"
 
 
 rule lens_plots:
@@ -77,6 +77,6 @@ rule lens_plots:
         lens_dir=lambda wildcards, input: os.path.dirname(input.cfg),
         maps=lookup(dpath="lens/transparency_maps", within=config),
     shell:
-        "crsky lens plots --lens-dir {params.lens_dir} --maps {params.maps}"
-        " --deflection-png {output.deflection}"
-        " --transparency-png {output.transparency} > {log} 2>&1"
+        "crsky lens plots --lens-dir {params.lens_dir:q} --maps {params.maps:q}"
+        " --deflection-png {output.deflection:q}"
+        " --transparency-png {output.transparency:q} > {log:q} 2>&1"

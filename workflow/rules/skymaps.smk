@@ -20,8 +20,9 @@ rule skymaps:
         seed=config["seed"],
         datasets=skymap_dataset_json,
         lens=lambda wildcards, input: (
-            f"--lens {os.path.dirname(input.lens[0])}" if input.lens else ""
+            ["--lens", os.path.dirname(input.lens[0])] if input.lens else []
         ),
     shell:
-        "crsky skymaps --output {output} --seed {params.seed} --dataset {wildcards.dataset}"
-        " --datasets '{params.datasets}' --chunk {wildcards.chunk} {params.lens} > {log} 2>&1"
+        "crsky skymaps --output {output:q} --seed {params.seed:q}"
+        " --dataset {wildcards.dataset:q} --datasets {params.datasets:q}"
+        " --chunk {wildcards.chunk:q} {params.lens:q} > {log:q} 2>&1"

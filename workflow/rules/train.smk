@@ -27,7 +27,7 @@ rule train:
         settings=train_settings_json(),
         seed=config["seed"],
     shell:
-        "crsky train --output {params.folder} --model '{params.model}'"
-        " --train-settings '{params.settings}' --training {input.training}"
-        " --validation {input.validation} --seed {params.seed} --threads {threads}"
-        " > {log} 2>&1"
+        "crsky train --output {params.folder:q} --model {params.model:q}"
+        " --train-settings {params.settings:q} --training {input.training:q}"
+        " --validation {input.validation:q} --seed {params.seed:q} --threads {threads:q}"
+        " > {log:q} 2>&1"

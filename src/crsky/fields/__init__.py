@@ -4,7 +4,8 @@
 (Galactocentric frame of DESIGN.md section 3) returns B (N, 3) in microgauss. The tracer uses the
 model's compiled ``kernel(x_kpc, y_kpc, z_kpc, params) -> (bx, by, bz)`` with its ``params``
 vector, so adding a model means adding one module with a kernel and a parameter vector and one
-entry in ``_REGISTRY``.
+:class:`FieldEntry` in ``_REGISTRY`` that declares the model's option names: the workflow checks
+``field.options`` against them when it builds the DAG (:func:`check_field_options`).
 """
 
 from collections.abc import Callable
@@ -16,7 +17,15 @@ from numba import prange
 from crsky._numba import njit_parallel
 from crsky.errors import ConfigError
 
-__all__ = ["FieldModel", "available_fields", "get_field"]
+__all__ = [
+    "FieldEntry",
+    "FieldModel",
+    "available_fields",
+    "check_field_options",
+    "field_entry",
+    "field_options",
+    "get_field",
+]
 
 
 @njit_parallel
@@ -55,34 +64,41 @@ class FieldModel:
         return _evaluate(self.kernel, np.ascontiguousarray(pos), self.params)
 
 
-def _make_zero(**options) -> FieldModel:
+@dataclass(frozen=True)
+class FieldEntry:
+    """A registered field model: ``factory(**options) -> FieldModel`` and the names of the
+    options it accepts (``field.options`` of the workflow config). The factory raises
+    ConfigError naming ``field.options.<option>`` for a bad value; unknown option names never
+    reach it (:func:`check_field_options`)."""
+
+    factory: Callable[..., FieldModel]
+    options: tuple[str, ...] = ()
+
+
+def _make_zero() -> FieldModel:
     from crsky.fields.uniform import uniform_field
 
-    if options:
-        raise ConfigError(f"field 'zero' takes no options, got {sorted(options)}")
     return uniform_field((0.0, 0.0, 0.0), name="zero")
 
 
-def _make_uniform(b_ugauss=(0.0, 0.0, 1.0), **options) -> FieldModel:
+def _make_uniform(b_ugauss=(0.0, 0.0, 1.0)) -> FieldModel:
     from crsky.fields.uniform import uniform_field
 
-    if options:
-        raise ConfigError(f"field 'uniform' takes only 'b_ugauss', got {sorted(options)}")
     return uniform_field(b_ugauss)
 
 
-def _make_jf12(components=("disk", "toroidal_halo", "x_field"), **options) -> FieldModel:
+def _make_jf12(components=("disk", "toroidal_halo", "x_field")) -> FieldModel:
     from crsky.fields.jf12 import jf12_field
 
-    if options:
-        raise ConfigError(f"field 'jf12' takes only 'components', got {sorted(options)}")
     return jf12_field(components)
 
 
-_REGISTRY: dict[str, Callable[..., FieldModel]] = {
-    "zero": _make_zero,
-    "uniform": _make_uniform,
-    "jf12": _make_jf12,
+# A new model: one module with a kernel and a parameter vector, and one entry here declaring
+# its options (the workflow checks field.options against them before building the DAG).
+_REGISTRY: dict[str, FieldEntry] = {
+    "zero": FieldEntry(_make_zero),
+    "uniform": FieldEntry(_make_uniform, ("b_ugauss",)),
+    "jf12": FieldEntry(_make_jf12, ("components",)),
 }
 
 
@@ -91,16 +107,43 @@ def available_fields() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def field_options(name: str) -> tuple[str, ...]:
+    """Option names accepted by field model ``name``; ConfigError for an unknown model."""
+    return field_entry(name).options
+
+
+def field_entry(name: str, key: str = "field.model") -> FieldEntry:
+    """The registry entry of field model ``name``; ConfigError naming ``key`` if unknown."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"{key}: unknown field model {name!r}; expected one of {available_fields()}"
+        ) from None
+
+
+def check_field_options(name: str, options: dict, key: str = "field.options") -> FieldModel:
+    """Build field model ``name`` with ``options`` (the workflow config's ``field`` section);
+    ConfigError naming ``<key>.<option>`` for an option the model does not declare, or the
+    model's own error for a bad value. Returns the model (building one is cheap: no tracing,
+    no compilation)."""
+    entry = field_entry(name)
+    if not isinstance(options, dict):
+        raise ConfigError(f"{key} must be a mapping of options, got {options!r}")
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        known = list(entry.options) or "none"
+        raise ConfigError(
+            f"{key}.{unknown[0]}: unknown option of field model {name!r}; its options: {known}"
+        )
+    return entry.factory(**options)
+
+
 def get_field(name: str, **options) -> FieldModel:
-    """Return the field model registered under ``name`` (see :func:`available_fields`).
+    """Return the field model registered under ``name`` (see :func:`available_fields`) with
+    ``options`` (see :func:`field_options`).
 
     >>> get_field("uniform", b_ugauss=(0, 0, 2))(np.zeros((1, 3)))
     array([[0., 0., 2.]])
     """
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown field model {name!r}; expected one of {available_fields()}"
-        ) from None
-    return factory(**options)
+    return check_field_options(name, options)

@@ -232,16 +232,23 @@ def jf12_field(components: Iterable[str] = JF12_COMPONENTS):
     from crsky.errors import ConfigError
     from crsky.fields import FieldModel
 
-    names = [components] if isinstance(components, str) else list(components)
+    if isinstance(components, str):
+        components = [components]
+    if not isinstance(components, list | tuple):
+        raise ConfigError(
+            f"field.options.components of JF12 must be a list of names from "
+            f"{list(JF12_COMPONENTS)}, got {components!r}"
+        )
+    names = list(components)
     for name in names:
         if name not in JF12_COMPONENTS:
             raise ConfigError(
-                f"field 'jf12' option 'components': unknown component {name!r}; "
+                f"field.options.components: unknown JF12 component {name!r}; "
                 f"expected some of {list(JF12_COMPONENTS)}"
             )
     if not names or len(set(names)) != len(names):
         raise ConfigError(
-            f"field 'jf12' option 'components' must list distinct names from "
+            f"field.options.components of JF12 must list distinct names from "
             f"{list(JF12_COMPONENTS)}, got {names!r}"
         )
     chosen = [c for c in JF12_COMPONENTS if c in names]

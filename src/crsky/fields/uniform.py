@@ -18,10 +18,14 @@ def uniform_field(b_ugauss, name: str = "uniform"):
     from crsky.errors import ConfigError
     from crsky.fields import FieldModel
 
-    b = np.asarray(b_ugauss, dtype=np.float64)
+    try:
+        b = np.asarray(b_ugauss, dtype=np.float64)
+    except (TypeError, ValueError):
+        b = np.full(1, np.nan)
     if b.shape != (3,) or not np.all(np.isfinite(b)):
         raise ConfigError(
-            f"uniform field 'b_ugauss' must be 3 finite numbers in µG, got {b_ugauss!r}"
+            f"field.options.b_ugauss of the uniform field must be 3 finite numbers in µG, "
+            f"got {b_ugauss!r}"
         )
     return FieldModel(
         name=name,

@@ -16,16 +16,25 @@ from functools import cached_property
 
 import numpy as np
 
-from crsky.errors import ConfigError
+from crsky.errors import ConfigError, did_you_mean
 from crsky.sky.composition import Composition
 from crsky.sky.deflection import ToyDeflection
 from crsky.sky.exposure import Exposure
 from crsky.sky.sources import SIGNAL_COUNT_MODES, SignalFraction, Sources
 from crsky.sky.spectrum import EnergySampler, spectrum_from_config
 
-__all__ = ["DATASET_DEFAULTS", "DEFLECTION_MODES", "DatasetConfig", "dataset_stream_id"]
+__all__ = [
+    "DATASET_DEFAULTS",
+    "DEFLECTION_MODES",
+    "MAX_CHUNK_SIZE",
+    "DatasetConfig",
+    "dataset_stream_id",
+]
 
 DEFLECTION_MODES = ("toy", "lens", "none")
+# Maps per chunk (one job, one file): seed 000 held at most 20,000 maps at once; a chunk job's
+# memory and the training pipeline's interleaving are sized for that.
+MAX_CHUNK_SIZE = 20_000
 
 DATASET_DEFAULTS = {
     "n_maps": 1000,
@@ -55,7 +64,8 @@ def _merge(defaults: dict, given: dict, where: str) -> dict:
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise ConfigError(
-            f"unknown key(s) {unknown} in {where}; expected some of {sorted(defaults)}"
+            f"{where}.{unknown[0]}: unknown key{did_you_mean(unknown[0], defaults)} "
+            f"(keys of {where}: {', '.join(sorted(defaults))})"
         )
     out = copy.deepcopy(defaults)
     for key, value in given.items():
@@ -68,12 +78,14 @@ def _merge(defaults: dict, given: dict, where: str) -> dict:
     return out
 
 
-def _positive_int(config: dict, key: str, name: str) -> int:
+def _positive_int(config: dict, key: str, where: str, maximum: int) -> int:
     value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ConfigError(
-            f"skymaps dataset {name!r}: {key!r} must be a positive integer, got {value!r}"
-        )
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or not 1 <= value <= maximum
+    ):
+        raise ConfigError(f"{where}.{key} must be an integer in 1 ... {maximum}, got {value!r}")
     return int(value)
 
 
@@ -93,41 +105,63 @@ class DatasetConfig:
     def from_dict(cls, name: str, given: dict) -> "DatasetConfig":
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(
-                f"skymaps dataset name {name!r} must start with a letter and contain only "
-                "letters, digits and underscores"
+                f"skymaps.datasets: dataset name {name!r} must start with a letter and contain "
+                "only letters, digits and underscores"
             )
         if not isinstance(given, dict):
-            raise ConfigError(f"skymaps dataset {name!r} must be a mapping, got {given!r}")
+            raise ConfigError(f"skymaps.datasets.{name} must be a mapping, got {given!r}")
         dataset = cls(name, _merge(DATASET_DEFAULTS, given, f"skymaps.datasets.{name}"))
         dataset.validate()
         return dataset
 
     # --- validation and parsed parts ------------------------------------------------------
+    @property
+    def key(self) -> str:
+        """The dataset's config key, ``skymaps.datasets.<name>``, that error messages name."""
+        return f"skymaps.datasets.{self.name}"
+
     def validate(self) -> None:
-        """Build every part once, so that bad values stop here with a named key."""
-        c, name = self.config, self.name
-        for key in ("n_maps", "chunk_size", "n_cr"):
-            _positive_int(c, key, name)
-        if self.n_cr > 65535:
-            raise ConfigError(f"skymaps dataset {name!r}: 'n_cr' must be ≤ 65535, got {self.n_cr}")
-        nside = _positive_int(c, "nside", name)
-        if nside & (nside - 1) or nside > 8192:
-            raise ConfigError(f"skymaps dataset {name!r}: 'nside' must be a power of 2 ≤ 8192")
+        """Build every part once, so that bad values stop here with a message naming
+        ``skymaps.datasets.<name>.<key>``."""
+        c, where = self.config, self.key
+        _positive_int(c, "n_maps", where, 2**62)
+        _positive_int(c, "chunk_size", where, MAX_CHUNK_SIZE)
+        _positive_int(c, "n_cr", where, 65535)
+        nside = _positive_int(c, "nside", where, 8192)
+        if nside & (nside - 1):
+            raise ConfigError(f"{where}.nside must be a power of 2, got {nside}")
         for key in ("energy_min_eev", "energy_max_eev"):
-            if not (isinstance(c[key], int | float) and np.isfinite(c[key]) and c[key] > 0):
-                raise ConfigError(f"skymaps dataset {name!r}: {key!r} must be a positive number")
+            value = c[key]
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (number and np.isfinite(value) and value > 0):
+                raise ConfigError(f"{where}.{key} must be a positive number, got {value!r}")
+        if c["energy_max_eev"] <= c["energy_min_eev"]:
+            raise ConfigError(
+                f"{where}.energy_max_eev = {c['energy_max_eev']!r} must exceed "
+                f"energy_min_eev = {c['energy_min_eev']!r}"
+            )
         if c["signal_count"] not in SIGNAL_COUNT_MODES:
             raise ConfigError(
-                f"skymaps dataset {name!r}: 'signal_count' must be one of {SIGNAL_COUNT_MODES}, "
+                f"{where}.signal_count must be one of {list(SIGNAL_COUNT_MODES)}, "
                 f"got {c['signal_count']!r}"
             )
         if self.deflection_mode not in DEFLECTION_MODES:
             raise ConfigError(
-                f"skymaps dataset {name!r}: deflection 'mode' must be one of {DEFLECTION_MODES}, "
+                f"{where}.deflection.mode must be one of {list(DEFLECTION_MODES)}, "
                 f"got {self.deflection_mode!r}"
             )
-        _ = (self.energy_sampler, self.composition, self.exposure, self.sources)
-        _ = (self.signal_fraction, self.toy_deflection)
+        for key, part in (
+            ("spectrum", "energy_sampler"),
+            ("composition", "composition"),
+            ("exposure", "exposure"),
+            ("sources", "sources"),
+            ("signal_fraction", "signal_fraction"),
+            ("deflection", "toy_deflection"),
+        ):
+            try:
+                getattr(self, part)
+            except (TypeError, ValueError) as err:  # ConfigError, or a value of the wrong kind
+                raise ConfigError(f"{where}.{key}: {err}") from None
 
     @property
     def n_maps(self) -> int:

@@ -1,0 +1,300 @@
+"""The workflow config: schema validation with one-line errors, and the checks across keys that
+a JSON schema cannot express. The Snakefile calls, right after loading the config::
+
+    with config_errors_exit():
+        validate_config(config, "workflow/schemas/config.schema.yaml")
+        check_config(config)
+
+so that a bad config stops before any job with one line naming the key (``crsky config:
+error: backtrack.shard_size = 0: ...``), never a traceback. Add a new cross-key check as a
+small function called from :func:`check_config`; it raises ConfigError whose message starts
+with the dotted key (``train.epochs``, ``skymaps.datasets.<name>.<key>``, ``models[1].depth``).
+"""
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import yaml
+
+from crsky.errors import ConfigError, CrskyError, did_you_mean
+
+__all__ = [
+    "RESERVED_MODEL_NAMES",
+    "TRAIN_DATASET_KEYS",
+    "check_config",
+    "config_errors_exit",
+    "key_path",
+    "skymap_datasets",
+    "train_settings",
+    "validate_config",
+]
+
+# model names that would clash with the evaluation's own folders
+RESERVED_MODEL_NAMES = ("pair_counts", "summary")
+TRAIN_DATASET_KEYS = ("training_datasets", "validation_datasets")
+_MAX_REPR = 80  # characters of a bad value quoted in a message
+
+
+# --- schema validation ---------------------------------------------------------------------------
+
+
+def key_path(parts) -> str:
+    """Dotted key of a config location: ("models", 1, "depth") -> "models[1].depth"."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
+
+
+def _reject_non_finite(value, parts: tuple = ()) -> None:
+    """ConfigError naming the first NaN or infinite number anywhere in ``value``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(
+            f"{key_path(parts) or 'config'} = {value!r}: numbers must be finite (NaN and "
+            "infinities are not accepted anywhere in the config)"
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _reject_non_finite(item, (*parts, key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _reject_non_finite(item, (*parts, i))
+
+
+def _message(error) -> str:
+    """One line for a jsonschema ValidationError: the dotted key, the value, what was expected."""
+    where = key_path(error.absolute_path)
+    value, schema, kind = error.instance, error.schema, error.validator
+    if kind == "additionalProperties" and isinstance(value, dict):
+        known = sorted(schema.get("properties", {}))
+        extra = sorted(set(value) - set(known))[0]
+        key = f"{where}.{extra}" if where else str(extra)
+        return (
+            f"{key}: unknown key{did_you_mean(extra, known)} "
+            f"(keys of {where or 'the top level'}: {', '.join(known)})"
+        )
+    if list(error.absolute_schema_path)[-2:-1] == ["propertyNames"]:  # a bad name of a mapping
+        allowed = schema.get("enum")
+        hint = (
+            f"expected one of {allowed}{did_you_mean(value, allowed)}"
+            if allowed
+            else f"names must match the pattern {schema.get('pattern')}"
+        )
+        return f"{where}.{value}: not an allowed name; {hint}"
+    if kind == "required":
+        return f"{where or 'config'}: {error.message}"
+    if kind == "enum":
+        allowed = error.validator_value
+        hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
+        return f"{where} = {_short(value)}: expected one of {allowed}{hint}"
+    if kind == "pattern":
+        return f"{where} = {_short(value)}: must match the pattern {error.validator_value}"
+    return f"{where or 'config'} = {_short(value)}: {error.message}"
+
+
+def _default_filling_validator(schema: dict):
+    """A Draft 2020-12 validator that also fills in every default of the schema (what Snakemake's
+    ``validate`` does)."""
+    from jsonschema import Draft202012Validator, validators
+
+    properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, props, instance, subschema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub:
+                    instance.setdefault(name, sub["default"])
+        yield from properties(validator, props, instance, subschema)
+
+    return validators.extend(Draft202012Validator, {"properties": set_defaults})(schema)
+
+
+def validate_config(config: dict, schema_path: str | Path) -> None:
+    """Fill in the schema's defaults and check ``config`` against it; ConfigError with one line
+    naming the key and the nearest valid key for a misspelt one. NaN and infinities are rejected
+    for every number."""
+    from jsonschema.exceptions import best_match
+
+    _reject_non_finite(config)
+    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    error = best_match(_default_filling_validator(schema).iter_errors(config))
+    if error is not None:
+        raise ConfigError(_message(error))
+
+
+# --- checks across keys --------------------------------------------------------------------------
+
+
+def skymap_datasets(config: dict) -> dict:
+    """{name: crsky.sky.dataset.DatasetConfig} of config skymaps.datasets (errors name
+    ``skymaps.datasets.<name>.<key>``)."""
+    from crsky.sky.dataset import DatasetConfig
+
+    return {
+        name: DatasetConfig.from_dict(name, spec)
+        for name, spec in config["skymaps"]["datasets"].items()
+    }
+
+
+def train_settings(config: dict) -> dict:
+    """config train without the dataset lists: the keys of crsky.train.TrainSettings."""
+    return {k: v for k, v in config["train"].items() if k not in TRAIN_DATASET_KEYS}
+
+
+def _check_field(config: dict) -> None:
+    from crsky.fields import check_field_options
+
+    check_field_options(config["field"]["model"], config["field"]["options"])
+
+
+def _check_backtrack(config: dict) -> None:
+    """Every lens row (observed pixel) gets the same number of backtracked particles: particle
+    k of a bin lies in RING pixel k mod 12 nside², so particles_per_bin must be a positive
+    multiple of the pixel count; otherwise some rows hold fewer particles or none at all."""
+    from crsky.binning import RigidityBins, Sharding
+
+    nside = config["lens"]["nside"]
+    npix = 12 * nside * nside
+    n = config["backtrack"]["particles_per_bin"]
+    if n % npix:
+        below, above = max(n // npix, 1) * npix, (n // npix + 1) * npix
+        raise ConfigError(
+            f"backtrack.particles_per_bin = {n}: must be a multiple of the {npix} pixels of "
+            f"lens.nside {nside} (every lens row needs the same number of particles), e.g. "
+            f"{below} or {above}"
+        )
+    RigidityBins(**config["rigidity_bins"])
+    Sharding(n, config["backtrack"]["shard_size"])
+
+
+def _check_lens_datasets(config: dict, datasets: dict) -> None:
+    """A lens-mode dataset must fit the configured lens (nside, rigidity coverage of
+    log10(E / Z) for every charge)."""
+    from crsky.binning import RigidityBins
+    from crsky.sky.simulate import check_lens_compatible
+
+    configured = SimpleNamespace(
+        nside=config["lens"]["nside"],
+        log10_rigidity_edges=RigidityBins(**config["rigidity_bins"]).edges,
+    )
+    for dataset in datasets.values():
+        if dataset.deflection_mode == "lens":
+            check_lens_compatible(dataset, configured)
+
+
+def _model_names(config: dict) -> list[str]:
+    return [entry["name"] for entry in config["models"]]
+
+
+def _check_evaluation(config: dict, datasets: dict) -> None:
+    """The evaluation's datasets exist, the model names do not clash with its folders, and the
+    isotropy set resolves the largest σ level (N ≥ 1 / p(σ) isotropic maps)."""
+    from crsky.stats.significance import check_isotropy_size
+
+    evaluation = config["evaluation"]
+    for key in ("test_dataset", "isotropy_dataset"):
+        name = evaluation[key]
+        if name not in datasets:
+            raise ConfigError(
+                f"evaluation.{key} = {name!r}: not a dataset of skymaps.datasets "
+                f"({sorted(datasets)}){did_you_mean(name, datasets)}"
+            )
+    clashes = sorted(set(_model_names(config)) & set(RESERVED_MODEL_NAMES))
+    if clashes:
+        raise ConfigError(
+            f"models: names {clashes} are reserved for evaluation folders; rename the models"
+        )
+    name = evaluation["isotropy_dataset"]
+    check_isotropy_size(datasets[name].n_maps, evaluation["sigma_levels"], name)
+
+
+def _check_train(config: dict, datasets: dict) -> None:
+    """Train settings and model entries in range (errors name train.<key> or models[i].<key>),
+    unique model names, training and validation sets that exist, have one nside every model
+    can pool, and do not overlap the evaluation's test and isotropy sets."""
+    from crsky.models import ModelSpec
+    from crsky.train import TrainSettings
+
+    train, evaluation = config["train"], config["evaluation"]
+    TrainSettings.from_config(train_settings(config))
+    held_out = (evaluation["test_dataset"], evaluation["isotropy_dataset"])
+    nsides = set()
+    for key in TRAIN_DATASET_KEYS:
+        for name in train[key]:
+            if name not in datasets:
+                raise ConfigError(
+                    f"train.{key}: {name!r} is not a dataset of skymaps.datasets "
+                    f"({sorted(datasets)}){did_you_mean(name, datasets)}"
+                )
+            if name in held_out:
+                raise ConfigError(
+                    f"train.{key}: {name!r} is the evaluation's test or isotropy set; train on "
+                    "separate maps"
+                )
+            nsides.add(datasets[name].nside)
+    if len(nsides) != 1:
+        raise ConfigError(
+            f"train: the training and validation datasets have nsides {sorted(nsides)}; one "
+            "model reads one nside"
+        )
+    nside = nsides.pop()
+    names = _model_names(config)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"models: names must be unique, got {names}")
+    for i, entry in enumerate(config["models"]):
+        spec = ModelSpec.from_config(entry, f"models[{i}]")
+        try:
+            spec.check_nside(nside)
+        except ConfigError as err:
+            raise ConfigError(f"models[{i}].depth = {spec.depth}: {err}") from None
+
+
+def _check_resources(config: dict) -> None:
+    """No rule asks for more than the largest node has (the train rule's GPUs are train.gpus)."""
+    limits = config["cluster"]
+    for rule, spec in config["resources"].items():
+        if rule == "train":
+            spec = {**spec, "gpus": config["train"]["gpus"]}
+        for key, limit_key in (
+            ("threads", "max_cpus_per_node"),
+            ("mem_mb", "max_mem_mb_per_node"),
+            ("gpus", "max_gpus_per_node"),
+        ):
+            if spec[key] > limits[limit_key]:
+                where = (
+                    "train.gpus" if (rule, key) == ("train", "gpus") else f"resources.{rule}.{key}"
+                )
+                raise ConfigError(
+                    f"{where} = {spec[key]} exceeds cluster.{limit_key} = {limits[limit_key]}: "
+                    "no node could run the job"
+                )
+
+
+def check_config(config: dict) -> None:
+    """Every check across keys, on a config that passed :func:`validate_config` (defaults
+    filled in). ConfigError naming the key on the first failure."""
+    _check_field(config)
+    _check_backtrack(config)
+    datasets = skymap_datasets(config)
+    _check_lens_datasets(config, datasets)
+    _check_evaluation(config, datasets)
+    _check_train(config, datasets)
+    _check_resources(config)
+
+
+@contextmanager
+def config_errors_exit() -> Iterator[None]:
+    """Turn a crsky error into ``SystemExit("crsky config: error: ...")``: Snakemake prints the
+    one line and exits with status 1, without a traceback or its own stack frames."""
+    try:
+        yield
+    except CrskyError as err:
+        raise SystemExit(f"crsky config: error: {err}") from None
