@@ -93,12 +93,33 @@ def _make_jf12(components=("disk", "toroidal_halo", "x_field")) -> FieldModel:
     return jf12_field(components)
 
 
+def _make_uf23(variant="base") -> FieldModel:
+    from crsky.fields.uf23 import uf23_field
+
+    return uf23_field(variant)
+
+
+def _make_pt11(disk="ass", halo=True) -> FieldModel:
+    from crsky.fields.pt11 import pt11_field
+
+    return pt11_field(disk, halo)
+
+
+def _make_kst24(arms=None) -> FieldModel:
+    from crsky.fields.kst24 import kst24_field
+
+    return kst24_field(arms)
+
+
 # A new model: one module with a kernel and a parameter vector, and one entry here declaring
 # its options (the workflow checks field.options against them before building the DAG).
 _REGISTRY: dict[str, FieldEntry] = {
     "zero": FieldEntry(_make_zero),
     "uniform": FieldEntry(_make_uniform, ("b_ugauss",)),
     "jf12": FieldEntry(_make_jf12, ("components",)),
+    "uf23": FieldEntry(_make_uf23, ("variant",)),
+    "pt11": FieldEntry(_make_pt11, ("disk", "halo")),
+    "kst24": FieldEntry(_make_kst24, ("arms",)),
 }
 
 

@@ -1,0 +1,398 @@
+"""Unger & Farrar (2024) coherent Galactic magnetic field: the eight UF23 models.
+
+Model: M. Unger and G. R. Farrar, ApJ 970, 95 (2024), arXiv:2311.12120: a disk field (a spiral
+with three azimuthal Fourier modes, or a single local "spur" in model ``spur``), a toroidal halo and
+a poloidal "coasting" halo of divergence-free field lines (eqs. 10-38), or, in model ``twistX``, a
+poloidal halo twisted by the Galactic rotation curve instead of a separate toroidal halo
+(eqs. 43-47). The best-fit parameters of the eight models (paper Table 3) are taken from the
+authors' reference code (github.com/MichaelUnger/GalacticMagneticFieldUF23, BSD-2), which quotes
+them to 8 digits; CRPropa 3.2's ``UF23Field`` uses the same numbers. The field is zero beyond a
+Galactocentric distance of 30 kpc (the reference code's default radius).
+
+Frame: crsky's (DESIGN.md section 3; CRPropa's): Galactocentric Cartesian, kpc, x from the Sun to
+the Galactic Centre, z to Galactic North, Earth at (-8.5, 0, 0) kpc; azimuth phi = atan2(y, x).
+The UF23 paper puts the Sun at 8.2 kpc; like CRPropa, crsky keeps the model's coordinates as they
+are (the spur's reference radius stays 8.2 kpc) and places the observer at (-8.5, 0, 0) kpc.
+B in microgauss.
+
+Every model is one float64 parameter vector (:func:`uf23_params`) read by one compiled kernel
+(:func:`uf23_kernel`); switches in the vector select the disk (spiral / spur), the halo
+(toroidal + poloidal / twisted) and the poloidal radial profile (logistic / exponential, ``expX``).
+"""
+
+import math
+
+import numpy as np
+
+from crsky._numba import njit_kernel
+
+__all__ = ["UF23_VARIANTS", "uf23_field", "uf23_kernel", "uf23_params"]
+
+_DEG = math.pi / 180.0
+# Poloidal halo footpoint scale a of the models with a -> infinity (eq. 38): any a >~ 1e12 kpc
+# makes the a^-p terms vanish below float64 rounding; 3.0857e25 is the value CRPropa 3.2 ends up
+# with (its Gpc in metres, in code working in kpc). The authors' code uses a = 1 Gpc = 1e6 kpc,
+# which changes the field by up to 4e-7 relative.
+_A_INFINITE_KPC = 3.0856775814913673e25
+# km per kpc and s per Myr (Julian years) as the UF23 authors' code converts the rotation speed of
+# eq. 43 (their kpc is 2.6e-10 shorter than the IAU value; kept to reproduce the model exactly)
+_KPC_KM = 3.0856775807e16
+_MYR_S = 1e6 * 365.25 * 86400.0
+
+# Best-fit parameters of the eight models (UF23 Table 3, 8 digits as in the authors' code).
+# Units: B in µG, lengths in kpc, angles in degrees, twisting time in Myr. Keys missing from a
+# model are unused by it (spur has one disk mode; twistX has no toroidal halo; expX replaces the
+# poloidal half-width w by the opening angle xi of a finite a, with z_p = a tan(xi)).
+# fmt: off
+_VARIANTS: dict[str, dict[str, float]] = {
+    "base": dict(
+        disk_b1=1.0878565, disk_b2=2.6605034, disk_b3=3.1166311, disk_h=0.79408965,
+        disk_phase1=263.16589, disk_phase2=97.782269, disk_phase3=35.112281,
+        disk_pitch=10.1069, disk_w=0.10720909,
+        poloidal_b=0.97775487, poloidal_p=1.4266186, poloidal_r=7.2925417,
+        poloidal_w=0.11188158, poloidal_z=4.4597373,
+        toroidal_bn=3.255676, toroidal_bs=-3.0914569, toroidal_r=10.193815,
+        toroidal_w=1.6936993, toroidal_z=4.0242749,
+    ),
+    "neCL": dict(
+        disk_b1=1.4259645, disk_b2=1.3543223, disk_b3=3.4390669, disk_h=0.67405199,
+        disk_phase1=199.61898, disk_phase2=135.41461, disk_phase3=64.909767,
+        disk_pitch=11.867859, disk_w=0.061162799,
+        poloidal_b=0.98387831, poloidal_p=1.6773615, poloidal_r=7.4084361,
+        poloidal_w=0.14168192, poloidal_z=3.6521188,
+        toroidal_bn=2.6256593, toroidal_bs=-2.5699466, toroidal_r=10.134257,
+        toroidal_w=1.1547728, toroidal_z=4.5585463,
+    ),
+    "expX": dict(
+        disk_b1=0.99258148, disk_b2=2.1821124, disk_b3=3.1197345, disk_h=0.71508681,
+        disk_phase1=247.45741, disk_phase2=98.578879, disk_phase3=34.884485,
+        disk_pitch=10.02707, disk_w=0.098524736,
+        poloidal_a=6.1938701, poloidal_b=5.835799, poloidal_p=1.9510779, poloidal_r=2.4994376,
+        poloidal_xi=20.926122,
+        toroidal_bn=2.7077434, toroidal_bs=-2.5677104, toroidal_r=10.134022,
+        toroidal_w=2.0956159, toroidal_z=5.4564991,
+    ),
+    "spur": dict(
+        disk_b1=-4.2993328, disk_h=0.75019749, disk_phase1=155.89875, disk_pitch=12.074432,
+        disk_w=0.1226312,
+        poloidal_b=0.99302987, poloidal_p=1.3982374, poloidal_r=7.1973387,
+        poloidal_w=0.12262244, poloidal_z=4.485327,
+        spur_center=157.18686, spur_length=31.839577, spur_width=10.318114,
+        toroidal_bn=2.9286724, toroidal_bs=-2.5979895, toroidal_r=9.7536425,
+        toroidal_w=1.4210055, toroidal_z=6.0941229,
+    ),
+    "cre10": dict(
+        disk_b1=1.2035697, disk_b2=2.747849, disk_b3=3.2104342, disk_h=0.80844932,
+        disk_phase1=265.15882, disk_phase2=98.211313, disk_phase3=35.944588,
+        disk_pitch=10.162759, disk_w=0.10824003,
+        poloidal_b=0.96938453, poloidal_p=1.4150957, poloidal_r=7.2987296,
+        poloidal_w=0.10923051, poloidal_z=4.5748332,
+        toroidal_bn=3.7308133, toroidal_bs=-3.5039958, toroidal_r=10.407507,
+        toroidal_w=1.7398375, toroidal_z=2.92728,
+    ),
+    "synCG": dict(
+        disk_b1=0.81386878, disk_b2=2.058693, disk_b3=2.9437335, disk_h=0.62172353,
+        disk_phase1=229.88551, disk_phase2=97.388282, disk_phase3=32.927367,
+        disk_pitch=9.9034844, disk_w=0.066517521,
+        poloidal_b=0.80883734, poloidal_p=1.5820957, poloidal_r=7.4625235,
+        poloidal_w=0.15003765, poloidal_z=3.533855,
+        toroidal_bn=2.3991193, toroidal_bs=-2.0919944, toroidal_r=9.4227834,
+        toroidal_w=0.91608418, toroidal_z=5.5844594,
+    ),
+    "twistX": dict(
+        disk_b1=1.3741995, disk_b2=2.0089881, disk_b3=1.5212463, disk_h=0.9380618,
+        disk_phase1=235.60316, disk_phase2=101.89856, disk_phase3=56.187572,
+        disk_pitch=12.100979, disk_w=0.14933338,
+        poloidal_b=0.62793114, poloidal_p=2.3292519, poloidal_r=7.9212358,
+        poloidal_w=0.29056201, poloidal_z=2.6274437,
+        twisting_time_myr=54.733549,
+    ),
+    "nebCor": dict(
+        disk_b1=1.4081935, disk_b2=3.52924, disk_b3=4.1290147, disk_h=0.81151971,
+        disk_phase1=264.47529, disk_phase2=97.57266, disk_phase3=36.403798,
+        disk_pitch=10.151183, disk_w=0.11863734,
+        poloidal_b=1.3485916, poloidal_p=1.3414395, poloidal_r=7.2473841,
+        poloidal_w=0.14318227, poloidal_z=4.8242603,
+        toroidal_bn=4.6491142, toroidal_bs=-4.500661, toroidal_r=10.205288,
+        toroidal_w=1.7004868, toroidal_z=3.5557767,
+    ),
+}
+# fmt: on
+UF23_VARIANTS = tuple(_VARIANTS)
+
+# --- layout of the parameter vector --------------------------------------------------------------
+_SPUR = 0  # 1: disk is the local spur (model spur), 0: three-mode spiral
+_TWIST = 1  # 1: twisted poloidal halo (model twistX), 0: toroidal + coasting poloidal halo
+_EXP_RADIAL = 2  # 1: poloidal field exp(-a / r) (model expX), 0: 1 - logistic(a; r, w)
+_D2_MAX = 3  # field zero where x² + y² + z² > this (30 kpc)²
+_DISK_B = 4  # 3 mode amplitudes (µG)
+_DISK_PHASE = 7  # 3 mode phases (rad)
+_DISK_H = 10  # disk half-height and transition width (kpc)
+_DISK_W = 11
+_SIN_PITCH = 12
+_COS_PITCH = 13
+_TAN_PITCH = 14
+_R_REF = 15  # spiral: reference radius, inner and outer logistic edges (kpc)
+_R_INNER = 16
+_W_INNER = 17
+_R_OUTER = 18
+_W_OUTER = 19
+_SPUR_R_REF = 20  # spur reference radius (kpc) and angles (rad)
+_SPUR_CENTER = 21
+_SPUR_LENGTH = 22
+_SPUR_WIDTH = 23
+_SPUR_EDGE = 24  # logistic width of the spur's ends (5 deg)
+_TOR_BN = 25  # toroidal halo, north / south strengths (µG), radius, width, scale height (kpc)
+_TOR_BS = 26
+_TOR_R = 27
+_TOR_W = 28
+_TOR_Z = 29
+_POL_B = 30  # poloidal halo: strength (µG), exponent p, radial scale and width (kpc)
+_POL_P = 31
+_POL_INV_P = 32
+_POL_R = 33
+_POL_W = 34
+_POL_C = 35  # c = (a / z_p)^p
+_POL_A0P = 36  # a^p (a -> infinity except in expX)
+_TWIST_T = 37  # twisting time (Myr)
+_TWIST_V0 = 38  # rotation-curve speed (kpc / Myr), radius r0 and height z0 (kpc) of eqs. 43-44
+_TWIST_R0 = 39
+_TWIST_Z0 = 40
+_N_PARAMS = 41
+
+_TINY = np.finfo(np.float64).tiny  # smallest normal float64: the reference code's r > 0 test
+_MAX_EXP_ARG = math.log(np.finfo(np.float64).max)  # exp() overflows beyond this
+
+
+def uf23_params(variant: str = "base") -> np.ndarray:
+    """Parameter vector of UF23 model ``variant`` (one of :data:`UF23_VARIANTS`).
+
+    Returns float64; lengths in kpc, fields in µG, angles in radians (pitch as sin/cos/tan).
+    """
+    v = _VARIANTS[variant]
+    p = np.zeros(_N_PARAMS, dtype=np.float64)
+    p[_SPUR] = float(variant == "spur")
+    p[_TWIST] = float(variant == "twistX")
+    p[_EXP_RADIAL] = float(variant == "expX")
+    p[_D2_MAX] = 30.0**2
+    p[_DISK_B : _DISK_B + 3] = [v.get(f"disk_b{m}", 0.0) for m in (1, 2, 3)]
+    p[_DISK_PHASE : _DISK_PHASE + 3] = [v.get(f"disk_phase{m}", 0.0) * _DEG for m in (1, 2, 3)]
+    p[_DISK_H] = v["disk_h"]
+    p[_DISK_W] = v["disk_w"]
+    pitch = v["disk_pitch"] * _DEG
+    p[_SIN_PITCH] = math.sin(pitch)
+    p[_COS_PITCH] = math.cos(pitch)
+    p[_TAN_PITCH] = math.tan(pitch)
+    p[_R_REF], p[_R_INNER], p[_W_INNER], p[_R_OUTER], p[_W_OUTER] = 5.0, 5.0, 0.5, 20.0, 0.5
+    p[_SPUR_R_REF] = 8.2
+    p[_SPUR_CENTER] = v.get("spur_center", 0.0) * _DEG
+    p[_SPUR_LENGTH] = v.get("spur_length", 0.0) * _DEG
+    p[_SPUR_WIDTH] = v.get("spur_width", 1.0) * _DEG
+    p[_SPUR_EDGE] = 5.0 * _DEG
+    p[_TOR_BN] = v.get("toroidal_bn", 0.0)
+    p[_TOR_BS] = v.get("toroidal_bs", 0.0)
+    p[_TOR_R] = v.get("toroidal_r", 1.0)
+    p[_TOR_W] = v.get("toroidal_w", 1.0)
+    p[_TOR_Z] = v.get("toroidal_z", 1.0)
+    a = v.get("poloidal_a", _A_INFINITE_KPC)
+    z_p = a * math.tan(v["poloidal_xi"] * _DEG) if "poloidal_xi" in v else v["poloidal_z"]
+    power = v["poloidal_p"]
+    p[_POL_B] = v["poloidal_b"]
+    p[_POL_P] = power
+    p[_POL_INV_P] = 1.0 / power
+    p[_POL_R] = v["poloidal_r"]
+    p[_POL_W] = v.get("poloidal_w", 1.0)
+    p[_POL_C] = (a / z_p) ** power
+    p[_POL_A0P] = a**power
+    p[_TWIST_T] = v.get("twisting_time_myr", 0.0)
+    p[_TWIST_V0] = -240.0 / _KPC_KM * _MYR_S
+    p[_TWIST_R0] = 1.6
+    p[_TWIST_Z0] = 10.0
+    return p
+
+
+@njit_kernel
+def _sigmoid(x, x0, w):
+    """Logistic function 1 / (1 + exp(-(x - x0) / w))."""
+    return 1.0 / (1.0 + np.exp(-(x - x0) / w))
+
+
+@njit_kernel
+def _angle_between(phi0, phi1):
+    """Angle in [0, pi] between the directions phi0 and phi1 (rad), as the UF23 code forms it."""
+    return np.arccos(np.cos(phi1) * np.cos(phi0) + np.sin(phi1) * np.sin(phi0))
+
+
+@njit_kernel
+def _spiral_disk(r, phi, abs_z, params):
+    """(B_r, B_phi) of the three-mode logarithmic spiral disk (eqs. 10-14) at r > 0."""
+    h_z = 1.0 - _sigmoid(abs_z, params[_DISK_H], params[_DISK_W])
+    # (1 - exp(-r²/kpc²)) / r, its series near the axis
+    rho = r  # r in units of 1 kpc
+    radial = (1.0 - np.exp(-rho * rho)) / r if rho > 1e-8 else r * (1.0 - rho * rho / 2.0)
+    g = (
+        params[_R_REF]
+        * radial
+        * (1.0 - _sigmoid(r, params[_R_OUTER], params[_W_OUTER]))
+        * _sigmoid(r, params[_R_INNER], params[_W_INNER])
+    )
+    phi0 = phi - np.log(r / params[_R_REF]) / params[_TAN_PITCH]
+    b = (
+        params[_DISK_B] * np.cos(phi0 - params[_DISK_PHASE])
+        + params[_DISK_B + 1] * np.cos(2.0 * (phi0 - params[_DISK_PHASE + 1]))
+        + params[_DISK_B + 2] * np.cos(3.0 * (phi0 - params[_DISK_PHASE + 2]))
+    ) * (h_z * g)
+    return b * params[_SIN_PITCH], b * params[_COS_PITCH]
+
+
+@njit_kernel
+def _spur_disk(r, phi, abs_z, params):
+    """(B_r, B_phi) of the single local spur (model spur, eqs. 16-18) at r > 0; zero except on
+    the turn of the spiral through the reference radius that is nearest in r."""
+    r_ref = params[_SPUR_R_REF]
+    phi_ref = params[_DISK_PHASE]
+    tan_p = params[_TAN_PITCH]
+    if phi < 0.0:
+        phi += 2.0 * np.pi
+    best = -2
+    best_distance = -1.0
+    for turn in range(-1, 2):
+        r_turn = r_ref * np.exp((phi - phi_ref + turn * 2.0 * np.pi) * tan_p)
+        if best_distance < 0.0 or abs(r - r_turn) < best_distance:
+            best_distance = abs(r - r_turn)
+            best = turn
+    if best != 0:
+        return 0.0, 0.0
+    phi0 = phi - np.log(r / r_ref) / tan_p
+    delta = _angle_between(phi_ref, phi0) / params[_SPUR_WIDTH]
+    b_spur = params[_DISK_B] * np.exp(-0.5 * delta * delta)
+    g_length = 1.0 - _sigmoid(
+        abs(_angle_between(params[_SPUR_CENTER], phi)), params[_SPUR_LENGTH], params[_SPUR_EDGE]
+    )
+    h_z = 1.0 - _sigmoid(abs_z, params[_DISK_H], params[_DISK_W])
+    b = r_ref / r * b_spur * h_z * g_length
+    return b * params[_SIN_PITCH], b * params[_COS_PITCH]
+
+
+@njit_kernel
+def _poloidal_halo(r, z, params):
+    """(B_r, B_z) of the coasting poloidal halo (eqs. 28-38 for p = n).
+
+    Field lines r = a (1 + (|z| / z_p)^p)^(1/p) ... are labelled by their footpoint a; written
+    without the cancellation of sqrt(t0² + b) - t0 (the paper's rearrangement).
+    """
+    power = params[_POL_P]
+    c = params[_POL_C]
+    a0p = params[_POL_A0P]
+    abs_z = abs(z)
+    rp = r**power
+    t0 = a0p + c * abs_z**power - rp
+    t1 = np.sqrt(t0 * t0 + 4.0 * a0p * rp)
+    ap = 2.0 * a0p * rp / (t1 + t0)
+    a = ap ** params[_POL_INV_P] if ap > 0.0 else 0.0
+    if params[_EXP_RADIAL] != 0.0:
+        radial = np.exp(-a / params[_POL_R])
+    else:
+        radial = 1.0 - _sigmoid(a, params[_POL_R], params[_POL_W])
+    b_zz = params[_POL_B] * radial
+    r_over_a = 1.0 / (2.0 * a0p / (t1 + t0)) ** params[_POL_INV_P]
+    sign_z = -1.0 if z < 0.0 else 1.0
+    b_r = b_zz * c * a / r_over_a * sign_z * abs_z ** (power - 1.0) / t1
+    b_z = b_zz * r_over_a ** (power - 2.0) * (ap + a0p) / t1
+    return b_r, b_z
+
+
+@njit_kernel
+def _twist_azimuthal(r, z, b_r, b_z, params):
+    """B_phi of the poloidal halo twisted by differential rotation (model twistX, eqs. 43-47)."""
+    if params[_TWIST_T] == 0.0 or r == 0.0:
+        return 0.0
+    v0 = params[_TWIST_V0]
+    r0 = params[_TWIST_R0]
+    z0 = params[_TWIST_Z0]
+    f_r = 1.0 - np.exp(-r / r0)
+    arg = 2.0 * abs(z) / z0
+    if arg > _MAX_EXP_ARG:
+        return 0.0
+    t0 = np.exp(arg)
+    g_z = 2.0 / (1.0 + t0)
+    sign_z = -1.0 if z < 0.0 else 1.0
+    shear_z = -sign_z * v0 * f_r / z0 * t0 * g_z * g_z
+    shear_r = v0 * ((1.0 - f_r) / r0 - f_r / r) * g_z
+    return (b_z * shear_z + b_r * shear_r) * params[_TWIST_T]
+
+
+@njit_kernel
+def uf23_kernel(x_kpc, y_kpc, z_kpc, params):
+    """UF23 field (bx, by, bz) in µG at one Galactocentric position (kpc); see module docstring.
+
+    ``params`` comes from :func:`uf23_params`. Allocation-free; callable from other numba code.
+    On the z axis (r = 0) the disk field is zero and the azimuthal unit vector is taken at
+    phi = 0, as in the reference code (the toroidal halo is discontinuous there).
+    """
+    r2 = x_kpc * x_kpc + y_kpc * y_kpc
+    if r2 + z_kpc * z_kpc > params[_D2_MAX]:
+        return 0.0, 0.0, 0.0
+    r = np.sqrt(r2)
+    abs_z = abs(z_kpc)
+    if r > _TINY:
+        cos_phi = x_kpc / r
+        sin_phi = y_kpc / r
+    else:
+        cos_phi = 1.0
+        sin_phi = 0.0
+    b_r = 0.0
+    b_phi = 0.0
+    b_z = 0.0
+    if r2 != 0.0:
+        phi = np.arctan2(y_kpc, x_kpc)
+        if params[_SPUR] != 0.0:
+            b_r, b_phi = _spur_disk(r, phi, abs_z, params)
+        else:
+            b_r, b_phi = _spiral_disk(r, phi, abs_z, params)
+    pol_r, pol_z = _poloidal_halo(r, z_kpc, params)
+    if r < _TINY:
+        pol_r = 0.0
+    b_r += pol_r
+    b_z += pol_z
+    if params[_TWIST] != 0.0:
+        b_phi += _twist_azimuthal(r, z_kpc, pol_r, pol_z, params)
+    else:
+        b0 = params[_TOR_BN] if z_kpc >= 0.0 else params[_TOR_BS]
+        b_phi += (
+            b0
+            * (1.0 - _sigmoid(r, params[_TOR_R], params[_TOR_W]))
+            * _sigmoid(abs_z, params[_DISK_H], params[_DISK_W])
+            * np.exp(-abs_z / params[_TOR_Z])
+        )
+    return (
+        b_r * cos_phi - b_phi * sin_phi,
+        b_r * sin_phi + b_phi * cos_phi,
+        b_z,
+    )
+
+
+def uf23_field(variant: str = "base"):
+    """UF23 model ``variant`` as a :class:`~crsky.fields.FieldModel`.
+
+    Raises:
+        ConfigError: ``variant`` is not one of :data:`UF23_VARIANTS`.
+    """
+    from crsky.errors import ConfigError
+    from crsky.fields import FieldModel
+
+    if variant not in _VARIANTS:
+        raise ConfigError(
+            f"field.options.variant: unknown UF23 model {variant!r}; "
+            f"expected one of {list(UF23_VARIANTS)}"
+        )
+    return FieldModel(
+        name="uf23",
+        kernel=uf23_kernel,
+        params=uf23_params(variant),
+        description=(
+            f"Unger & Farrar 2024 coherent Galactic magnetic field, model {variant} "
+            "(ApJ 970, 95, arXiv:2311.12120), as in CRPropa 3.2 UF23Field; zero beyond 30 kpc"
+        ),
+        options={"variant": variant},
+    )
