@@ -303,7 +303,7 @@ def test_cli_writes_a_shard(tmp_path):
     [
         ({"--bin": "4"}, "rigidity bin index 4 is outside the configured 0 ... 3"),
         ({"--shard": "2"}, "shard index 2 is outside the configured 0 ... 1"),
-        ({"--field": "pt11"}, "unknown field model 'pt11'"),
+        ({"--field": "jf13"}, "unknown field model 'jf13'"),
         ({"--nside": "3"}, "'nside' must be a power of 2"),
         ({"--bins": ["12", "20", "4"]}, "log10_rigidity_min"),
         ({"--field-options": "[1]"}, "--field-options"),
