@@ -129,8 +129,10 @@ def test_isotropic_maps_needed_for_sigma():
     assert isotropic_maps_needed(3.0) == 741
     assert isotropic_maps_needed(5.0) == 3_488_556
     check_isotropy_size(741, [2.0, 3.0])
-    with pytest.raises(ConfigError, match=r"sigma_levels.*at least 3488556 isotropic maps"):
-        check_isotropy_size(10_000, [3.0, 5.0], "isotropy")
+    check_isotropy_size(10_000, [3.0, 5.0], "isotropy")  # 5σ extrapolated from the tail
+    check_isotropy_size(200, [2.0])  # resolved empirically (44 maps needed)
+    with pytest.raises(ConfigError, match=r"sigma_levels.*3488556 isotropic maps.*or 300"):
+        check_isotropy_size(299, [3.0, 5.0], "isotropy")
     with pytest.raises(ConfigError, match="holds no maps"):
         check_isotropy_size(0, [3.0], "isotropy")
 
@@ -394,9 +396,11 @@ def test_model_with_other_nside_or_ordering_is_rejected(sky, tmp_path, capsys):
     assert "reads NESTED pixels" in err and "RING ordering" in err
 
 
-def test_isotropy_set_too_small_for_the_sigma_levels(sky, capsys):
-    err = _evaluate_error(capsys, "--test", *sky["test"], "--isotropy", *sky["isotropy"])
-    assert "has 1000 maps, too few for σ = 5" in err and "at least 3488556" in err
+def test_isotropy_set_too_small_for_the_sigma_levels(sky, tmp_path, capsys):
+    # 100 isotropic maps resolve p >= 0.01 (2.3 sigma) and are too few for a tail fit (300)
+    few = _chunks(tmp_path, _dataset("isotropy", 100, 100, {"value": 0.0}))
+    err = _evaluate_error(capsys, "--test", *sky["test"], "--isotropy", *few)
+    assert "has 100 maps, too few for σ = 5" in err and "or 300 for an extrapolated tail" in err
 
 
 def test_empty_test_sets_are_rejected(sky, tmp_path):

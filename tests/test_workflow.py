@@ -122,10 +122,14 @@ def test_tiny_real_run_and_single_target_rerun(tmp_path):
 
 
 def test_isotropy_set_too_small_for_sigma_stops_before_any_job(tmp_path):
-    # default isotropy set: 2,000 maps resolve p >= 5e-4 (3.29 sigma); 5 sigma needs 3,488,556
-    workdir = workflow_copy(tmp_path, {"evaluation": {"sigma_levels": [3.0, 5.0]}})
+    # 200 isotropic maps resolve p >= 5e-3 (2.6 sigma) and are too few for a tail fit (300)
+    overrides = {
+        "evaluation": {"sigma_levels": [3.0, 5.0]},
+        "skymaps": {"datasets": {"isotropy": {"n_maps": 200}}},
+    }
+    workdir = workflow_copy(tmp_path, overrides)
     output = snakemake("-n", "--configfile", "config/test.yaml", cwd=workdir, check=False)
-    assert "has 2000 maps, too few for σ = 5" in output and "at least 3488556" in output
+    assert "has 200 maps, too few for σ = 5" in output and "or 300 for an extrapolated" in output
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
-"""``crsky paircounts``, ``crsky evaluate`` and ``crsky summary``: two-point pair counts of one
-skymap chunk, the evaluation of one model (and the two-point baseline) on a test and an isotropy
-set, and every evaluated model side by side."""
+"""``crsky paircounts``, ``crsky likelihood``, ``crsky evaluate`` and ``crsky summary``:
+two-point pair counts and likelihood scores of one skymap chunk, the evaluation of one model (and
+the baselines) on a test and an isotropy set, and every evaluated model side by side."""
 
 import argparse
 import os
@@ -22,6 +22,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
     p.set_defaults(run=run_paircounts)
 
+    lk = sub.add_parser(
+        "likelihood",
+        help="likelihood_profiled and likelihood_oracle scores of every map of one skymap chunk",
+        description=(
+            "Score every map of a skymap chunk with the likelihood analyses of the signal model "
+            "of a test-set chunk (crsky.likelihood); write one HDF5 file."
+        ),
+    )
+    lk.add_argument("--chunk", required=True, help="skymap chunk to score (.h5)")
+    lk.add_argument(
+        "--signal-chunk", required=True, help="a chunk of the test set: its config and lens"
+    )
+    lk.add_argument(
+        "--role",
+        required=True,
+        choices=["test", "isotropy"],
+        help="test: oracle with the stored sources; isotropy: with drawn sources per fraction",
+    )
+    lk.add_argument("--output", required=True, help="likelihood score file to write (.h5)")
+    lk.add_argument(
+        "--fractions", nargs="*", type=float, default=[], help="tested signal fractions"
+    )
+    lk.add_argument(
+        "--methods", nargs="+", default=["profiled", "oracle"], choices=["profiled", "oracle"]
+    )
+    _grid_options(lk)
+    lk.add_argument("--lens", default=None, help="lens folder (default: the signal chunk's)")
+    lk.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
+    lk.set_defaults(run=run_likelihood)
+
     e = sub.add_parser(
         "evaluate",
         help="score test and isotropy maps; significance.csv and plots",
@@ -36,6 +66,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--isotropy", nargs="+", required=True, help="isotropy chunks (.h5)")
     e.add_argument("--test-pair-counts", nargs="+", default=None, help="crsky paircounts files")
     e.add_argument("--isotropy-pair-counts", nargs="+", default=None)
+    e.add_argument(
+        "--test-likelihood", nargs="+", default=None, help="crsky likelihood files (role test)"
+    )
+    e.add_argument("--isotropy-likelihood", nargs="+", default=None)
     _psi_options(e)
     e.add_argument(
         "--sigma-levels",
@@ -78,6 +112,37 @@ def _psi_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _grid_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--grid-nside", type=int, default=64, help="finest source grid (toy)")
+    p.add_argument("--grid-axes", type=int, default=64, help="finest axis grid (toy)")
+    p.add_argument("--grid-levels", type=int, default=4, help="coarse-to-fine levels (toy)")
+    p.add_argument("--grid-candidates", type=int, default=16, help="refined per level (toy)")
+
+
+def _grid(args: argparse.Namespace):
+    from crsky.likelihood import ProfileGrid
+
+    return ProfileGrid(args.grid_nside, args.grid_axes, args.grid_levels, args.grid_candidates)
+
+
+def run_likelihood(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from crsky.evaluate.likelihood_scores import LikelihoodJob, write_likelihood_scores
+
+    job = LikelihoodJob(
+        chunk=Path(args.chunk),
+        signal_chunk=Path(args.signal_chunk),
+        role=args.role,
+        fractions=tuple(args.fractions),
+        methods=tuple(args.methods),
+        grid=_grid(args),
+        lens_folder=None if args.lens is None else Path(args.lens),
+        threads=args.threads,
+    )
+    write_likelihood_scores(job, args.output)
+
+
 def _psi(args: argparse.Namespace):
     from crsky.stats.two_point import psi_grid_deg
 
@@ -108,6 +173,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
         test_pair_counts=None if args.test_pair_counts is None else tuple(args.test_pair_counts),
         isotropy_pair_counts=(
             None if args.isotropy_pair_counts is None else tuple(args.isotropy_pair_counts)
+        ),
+        test_likelihood=None if args.test_likelihood is None else tuple(args.test_likelihood),
+        isotropy_likelihood=(
+            None if args.isotropy_likelihood is None else tuple(args.isotropy_likelihood)
         ),
         batch_size=args.batch_size,
         gpus=args.gpus,

@@ -20,6 +20,9 @@ from crsky.stats.significance import FRACTION_ATOL, Crossing, SignificanceRow
 from crsky.store import open_chunk
 
 __all__ = [
+    "METHOD_LABELS",
+    "SOURCE_MARKERS",
+    "draw_sigma_points",
     "plot_example_skymaps",
     "plot_score_distributions",
     "plot_sigma_curves",
@@ -28,7 +31,18 @@ __all__ = [
 ]
 
 _PNG_METADATA = {"Software": None}  # no version string: same inputs, same bytes
-_METHOD_LABELS = {"network": "network", "two_point": "two-point auto-correlation"}
+METHOD_LABELS = {
+    "network": "network",
+    "two_point": "two-point auto-correlation",
+    "likelihood_profiled": "likelihood (source profiled)",
+    "likelihood_oracle": "likelihood oracle (truth known)",
+}
+_SCORE_LABELS = {
+    "network": "network logit",
+    "two_point": "−log10(min over ψ of p)",
+    "likelihood_profiled": "TS = 2 ln L(f̂, ŝ) / L(0)",
+    "likelihood_oracle": "ln LR at the map's signal fraction",
+}
 
 
 def _save(fig: Figure, path) -> Path:
@@ -91,67 +105,127 @@ def plot_example_skymaps(output, test: MapSet, fractions, max_panels: int = 6) -
     return _save(fig, output)
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    return v[np.isfinite(v)]
+
+
 def plot_score_distributions(output, methods: dict, fractions) -> Path:
     """Histograms of the scores of the isotropic maps and of the test maps at a few signal
-    fractions, one panel per method, with the median of each signal group dashed.
+    fractions, one panel per method, with the median of each signal group dashed. Scores of
+    −inf (maps impossible under the oracle's signal) are counted in the legend, not drawn.
 
-    ``methods``: name -> (test scores, test signal fractions, isotropic scores).
+    ``methods``: name -> (test scores, test signal fractions, isotropic scores, None or the
+    fractions of the isotropic score columns (one column per fraction: the oracle)).
     """
     fractions = np.sort(np.asarray(fractions, dtype=float))
     if fractions.size > 4:
         fractions = fractions[np.linspace(0, fractions.size - 1, 4).round().astype(int)]
     fig = Figure(figsize=(5.6 * len(methods), 4.0))
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
-    for k, (name, (scores, f, iso)) in enumerate(methods.items()):
+    for k, (name, (scores, f, iso, iso_fractions)) in enumerate(methods.items()):
         ax = fig.add_subplot(1, len(methods), k + 1)
-        everything = np.concatenate([scores, iso])
+        everything = np.concatenate([_finite(scores), _finite(iso)])
+        if everything.size == 0:
+            everything = np.zeros(1)
         bins = np.linspace(everything.min(), everything.max(), 41)
         if bins[0] == bins[-1]:
             bins = np.linspace(bins[0] - 0.5, bins[0] + 0.5, 41)
-        ax.hist(
-            iso, bins=bins, density=True, color="0.6", alpha=0.7, label=f"isotropy (N = {iso.size})"
-        )
+        if iso_fractions is None:
+            ax.hist(
+                _finite(iso),
+                bins=bins,
+                density=True,
+                color="0.6",
+                alpha=0.7,
+                label=f"isotropy (N = {iso.shape[0]})",
+            )
         for colour, value in zip(colours, fractions, strict=False):
             group = scores[np.isclose(f, value, rtol=0.0, atol=FRACTION_ATOL)]
             if group.size == 0:
                 continue
-            ax.hist(
-                group,
-                bins=bins,
-                density=True,
-                histtype="step",
-                lw=1.5,
-                color=colour,
-                label=f"f = {value:g} ({group.size} maps)",
-            )
-            ax.axvline(np.median(group), color=colour, ls="--", lw=1)
-        ax.set_xlabel("score" if name == "network" else "score = −log10(min over ψ of p)")
+            if iso_fractions is not None:
+                column = np.flatnonzero(
+                    np.isclose(iso_fractions, value, rtol=0, atol=FRACTION_ATOL)
+                )
+                reference = _finite(iso[:, column[0]])
+                impossible = iso.shape[0] - reference.size
+                if reference.size:
+                    ax.hist(
+                        reference,
+                        bins=bins,
+                        density=True,
+                        histtype="step",
+                        ls=":",
+                        lw=1.2,
+                        color=colour,
+                        label=f"isotropy at f = {value:g}"
+                        + (f" ({impossible} at −∞)" if impossible else ""),
+                    )
+            finite = _finite(group)
+            if finite.size:
+                ax.hist(
+                    finite,
+                    bins=bins,
+                    density=True,
+                    histtype="step",
+                    lw=1.5,
+                    color=colour,
+                    label=f"f = {value:g} ({group.size} maps)",
+                )
+                ax.axvline(np.median(group), color=colour, ls="--", lw=1)
+        ax.set_xlabel(_SCORE_LABELS.get(name, "score"))
         ax.set_ylabel("density")
         ax.set_yscale("log")
-        ax.set_title(_METHOD_LABELS.get(name, name))
+        ax.set_title(METHOD_LABELS.get(name, name))
         ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, output)
 
 
+# marker of a σ point by where its p comes from (crsky.stats.significance P_SOURCES)
+SOURCE_MARKERS = {
+    "empirical": {"marker": "o"},
+    "extrapolated": {"marker": "o", "mfc": "none"},
+    "importance": {"marker": "D", "mfc": "none"},
+    "bound": {"marker": "^"},
+}
+
+
+def draw_sigma_points(ax, x: np.ndarray, rows: list[SignificanceRow], colour: str) -> None:
+    """σ points of one method with their 68 % bands as error bars, marked by p_source (filled
+    circle: empirical, open circle: extrapolated tail, open diamond: importance sampling,
+    triangle: bound; ▼ for σ upper bounds)."""
+    sigma = np.array([r.sigma for r in rows])
+    for source, style in SOURCE_MARKERS.items():
+        sel = np.array([r.p_source == source and r.sigma_bound != "<" for r in rows])
+        if sel.any():
+            ax.plot(x[sel], sigma[sel], ls="none", color=colour, ms=5, **style)
+    upper = np.array([r.sigma_bound == "<" for r in rows])
+    if upper.any():
+        ax.plot(x[upper], sigma[upper], "v", color=colour, ms=5, ls="none")
+    for xi, r in zip(x, rows, strict=True):
+        if r.sigma_low is not None or r.sigma_high is not None:
+            low = r.sigma_low if r.sigma_low is not None else r.sigma
+            high = r.sigma_high if r.sigma_high is not None else r.sigma + 3.0
+            ax.plot([xi, xi], [low, high], color=colour, lw=0.8, alpha=0.7)
+
+
 def plot_sigma_curves(
     output, rows: list[SignificanceRow], crossings: list[Crossing], levels, n_cr: int
 ) -> Path:
-    """σ vs signal fraction per method; triangles mark bounds (▲ σ larger, ▼ σ smaller), dotted
-    lines the σ levels, crosses the interpolated crossings. Top axis: signal CRs f × n_cr."""
+    """σ vs signal fraction per method with 68 % bands; markers say where p comes from
+    (:func:`draw_sigma_points`), dotted lines the σ levels, crosses the interpolated crossings.
+    Top axis: signal CRs f × n_cr."""
     fig = Figure(figsize=(6.6, 4.4))
     ax = fig.add_subplot()
-    markers = {"": "o", ">": "^", "<": "v"}
     for k, method in enumerate(dict.fromkeys(r.method for r in rows)):
         mine = sorted((r for r in rows if r.method == method), key=lambda r: r.signal_fraction)
         f = np.array([r.signal_fraction for r in mine])
         sigma = np.array([r.sigma for r in mine])
         colour = f"C{k}"
-        ax.plot(f, sigma, "-", color=colour, lw=1.2, label=_METHOD_LABELS.get(method, method))
-        for bound, marker in markers.items():
-            sel = np.array([r.sigma_bound == bound for r in mine])
-            if sel.any():
-                ax.plot(f[sel], sigma[sel], marker, color=colour, ms=5, ls="none")
+        ax.plot(f, sigma, "-", color=colour, lw=1.2, label=METHOD_LABELS.get(method, method))
+        draw_sigma_points(ax, f, mine, colour)
         for c in crossings:
             if c.method == method and c.signal_fraction is not None:
                 ax.plot(c.signal_fraction, c.sigma_level, "x", color=colour, ms=8, mew=1.5)
@@ -171,7 +245,12 @@ def plot_sigma_curves(
     top = ax.secondary_xaxis("top", functions=(lambda f: f * n_cr, lambda n: n / n_cr))
     top.set_xlabel(f"signal CRs (f × {n_cr})")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(
+        loc="upper left",
+        fontsize=8,
+        title="● empirical ○ extrapolated ◇ importance",
+        title_fontsize=7,
+    )
     fig.tight_layout()
     return _save(fig, output)
 

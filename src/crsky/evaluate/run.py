@@ -1,11 +1,15 @@
-"""The ``crsky evaluate`` job: one model (and the two-point baseline) on a test and an isotropy
-set, written to one evaluation folder (DESIGN.md section 4):
+"""The ``crsky evaluate`` job: one model, the two-point baseline and the likelihood analyses
+(crsky.likelihood) on a test and an isotropy set, written to one evaluation folder (DESIGN.md
+section 4):
 
 - ``scores.h5``: groups ``test`` and ``isotropy``, per map ``signal_fraction``, ``n_signal``,
-  ``chunk`` and ``map`` (where it came from), ``network_score`` (with a model),
-  ``two_point_score`` (−log10 of the minimum local p over ψ) and ``two_point_best_psi_deg``;
-  attributes: ``format`` ("crsky-scores"), ``psi_deg``, ``sigma_levels``, ``model``, ``test``
-  and ``isotropy`` (JSON summaries of the sets), ``crsky_version``;
+  ``chunk`` and ``map`` (where it came from), ``network_score`` (with a model: the logit),
+  ``two_point_score`` (−log10 of the minimum local p over ψ) and ``two_point_best_psi_deg``,
+  ``likelihood_profiled_score`` (TS = 2 Λ_max) and ``likelihood_profiled_f``,
+  ``likelihood_oracle_score`` (ln LR at the map's own strength; isotropy group: one column per
+  fraction of the attribute ``likelihood_fractions``); attributes: ``format``
+  ("crsky-scores"), ``psi_deg``, ``sigma_levels``, ``model``, ``test`` and ``isotropy`` (JSON
+  summaries of the sets), ``crsky_version``;
 - ``significance.csv`` (crsky.stats.significance), ``crossings.csv`` (signal fraction and signal
   CRs where σ crosses each level) and ``significance.html`` (both tables, for the report);
 - plots: ``skymaps.png``, ``score_distributions.png``, ``sigma.png``, ``training.png`` (with a
@@ -17,7 +21,7 @@ Every check that can fail runs before any map is scored.
 import html
 import json
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,12 @@ import numpy as np
 from crsky import __version__
 from crsky.errors import InputFileError
 from crsky.evaluate.data import MapSet, check_compatible
+from crsky.evaluate.likelihood_scores import (
+    LikelihoodJob,
+    method_scores,
+    read_likelihood_scores,
+    score_chunk,
+)
 from crsky.evaluate.pair_counts import read_pair_counts
 from crsky.evaluate.plots import (
     plot_example_skymaps,
@@ -34,6 +44,7 @@ from crsky.evaluate.plots import (
 )
 from crsky.evaluate.scoring import ModelFolder, score_maps
 from crsky.io import atomic_h5, atomic_output, write_dataset
+from crsky.likelihood import ProfileGrid
 from crsky.stats.significance import (
     Crossing,
     SignificanceRow,
@@ -73,9 +84,11 @@ class EvaluateJob:
     """Everything one evaluation reads.
 
     ``test_pair_counts`` / ``isotropy_pair_counts``: per-chunk files of ``crsky paircounts``
-    (one per chunk, same order); None computes the counts here. ``signal_fractions``: the
-    fractions to report (empty: every one in the test set). ``model``: a model folder, or None
-    for the baseline alone.
+    (one per chunk, same order); None computes the counts here. ``test_likelihood`` /
+    ``isotropy_likelihood``: per-chunk files of ``crsky likelihood`` (roles test and isotropy,
+    against the test set's signal model); None computes ``likelihood_methods`` here (empty:
+    no likelihood analysis). ``signal_fractions``: the fractions to report (empty: every one
+    in the test set). ``model``: a model folder, or None for the baselines alone.
     """
 
     test: tuple[Path, ...]
@@ -86,6 +99,10 @@ class EvaluateJob:
     signal_fractions: tuple[float, ...] = ()
     test_pair_counts: tuple[Path, ...] | None = None
     isotropy_pair_counts: tuple[Path, ...] | None = None
+    test_likelihood: tuple[Path, ...] | None = None
+    isotropy_likelihood: tuple[Path, ...] | None = None
+    likelihood_methods: tuple[str, ...] = ()
+    likelihood_grid: ProfileGrid = field(default_factory=ProfileGrid)
     batch_size: int = 256
     gpus: int = 0
     threads: int | None = None
@@ -116,11 +133,20 @@ def _prepare(job: EvaluateJob) -> _Prepared:
         model.check_maps(isotropy)
         if not (model.path / "history.csv").is_file():
             raise InputFileError(f"model folder {str(model.path)!r} has no 'history.csv'")
-    for given, maps in ((job.test_pair_counts, test), (job.isotropy_pair_counts, isotropy)):
+    for given, maps, what in (
+        (job.test_pair_counts, test, "pair-count"),
+        (job.isotropy_pair_counts, isotropy, "pair-count"),
+        (job.test_likelihood, test, "likelihood"),
+        (job.isotropy_likelihood, isotropy, "likelihood"),
+    ):
         if given is not None and len(given) != len(maps.paths):
             raise InputFileError(
-                f"{len(given)} pair-count files for {len(maps.paths)} {maps.role} chunks"
+                f"{len(given)} {what} files for {len(maps.paths)} {maps.role} chunks"
             )
+    if (job.test_likelihood is None) != (job.isotropy_likelihood is None):
+        raise InputFileError(
+            "likelihood score files are needed for both the test and isotropy sets"
+        )
     return _Prepared(test, isotropy, model, fractions, test_labels, isotropy.labels())
 
 
@@ -134,6 +160,41 @@ def _pair_counts(maps: MapSet, files, psi: np.ndarray, threads) -> np.ndarray:
                 cumulative_pair_counts(chunk.cosmic_rays().pixel, maps.nside, psi, threads)
             )
     return np.concatenate(parts)
+
+
+def _likelihood_scores(job: EvaluateJob, prep: _Prepared) -> tuple[dict, dict]:
+    """Scores of the likelihood methods for the test and isotropy maps: read from the per-chunk
+    files, or computed here for ``job.likelihood_methods``."""
+    fractions = prep.fractions
+    if job.test_likelihood is not None:
+        return (
+            read_likelihood_scores(job.test_likelihood, prep.test.n_maps, "test"),
+            read_likelihood_scores(
+                job.isotropy_likelihood, prep.isotropy.n_maps, "isotropy", fractions
+            ),
+        )
+    if not job.likelihood_methods:
+        return {}, {}
+    out = []
+    for maps in (prep.test, prep.isotropy):
+        parts: dict[str, list] = {}
+        for path in maps.paths:
+            data, attrs = score_chunk(
+                LikelihoodJob(
+                    path,
+                    prep.test.paths[0],
+                    maps.role,
+                    tuple(float(f) for f in fractions),
+                    job.likelihood_methods,
+                    job.likelihood_grid,
+                    threads=job.threads,
+                )
+            )
+            scores = method_scores(data, attrs["fractions"], maps.role, fractions, str(path))
+            for name, values in scores.items():
+                parts.setdefault(name, []).append(values)
+        out.append({name: np.concatenate(v) for name, v in parts.items()})
+    return out[0], out[1]
 
 
 def _network_scores(job: EvaluateJob, prep: _Prepared) -> tuple[np.ndarray, np.ndarray]:
@@ -160,6 +221,7 @@ def _write_scores(path: Path, job: EvaluateJob, prep: _Prepared, scores: dict, p
         f.attrs["psi_deg"] = psi
         f.attrs["sigma_levels"] = np.asarray(job.sigma_levels, dtype=np.float64)
         f.attrs["model"] = "" if prep.model is None else str(prep.model.path)
+        f.attrs["likelihood_fractions"] = np.asarray(prep.fractions, dtype=np.float64)
         f.attrs["test"] = json.dumps(prep.test.describe(), sort_keys=True)
         f.attrs["isotropy"] = json.dumps(prep.isotropy.describe(), sort_keys=True)
         f.attrs["crsky_version"] = __version__
@@ -192,8 +254,10 @@ def _write_html(path: Path, prep: _Prepared, rows: list[SignificanceRow], crossi
         f"<p>Model: {html.escape(model)}. Test set {html.escape(prep.test.dataset)!s} "
         f"({prep.test.total_maps} maps of {prep.test.n_cr} CRs, nside {prep.test.nside}); "
         f"isotropy set {html.escape(prep.isotropy.dataset)} ({prep.isotropy.total_maps} maps). "
-        "p_bound '&lt;': no isotropic map reached the median, p &lt; 1/N; sigma_bound '&gt;' "
-        "(σ is a lower bound) or '&lt;' (an upper bound).</p>"
+        "p_source: empirical (seed 002), extrapolated (fitted tail of the isotropic scores), "
+        "importance (oracle: importance sampling of its signal maps) or bound (p &lt; 1/N, "
+        "sigma_bound '&gt;': σ is a lower bound; '&lt;': an upper bound); sigma_low/high: "
+        "68 % band.</p>"
         "<h3>p-value and σ per signal fraction</h3>"
         + _html_table(sig_header, [[getattr(r, h) for h in sig_header] for r in rows])
         + "<h3>Where σ crosses each level</h3>"
@@ -235,14 +299,28 @@ def evaluate(job: EvaluateJob, output) -> Path:
         net_test, net_iso = _network_scores(job, prep)
         scores["test"]["network_score"] = net_test
         scores["isotropy"]["network_score"] = net_iso
-        methods["network"] = (net_test, net_iso)
-    methods["two_point"] = (baseline.test, baseline.isotropy)
+        methods["network"] = (net_test, net_iso, {})
+    methods["two_point"] = (baseline.test, baseline.isotropy, {})
+    lik_test, lik_iso = _likelihood_scores(job, prep)
+    if "profiled" in lik_test:
+        for role, values in (("test", lik_test), ("isotropy", lik_iso)):
+            scores[role]["likelihood_profiled_score"] = values["profiled"]
+            scores[role]["likelihood_profiled_f"] = values["profiled_f"]
+        methods["likelihood_profiled"] = (lik_test["profiled"], lik_iso["profiled"], {})
+    if "oracle" in lik_test:
+        scores["test"]["likelihood_oracle_score"] = lik_test["oracle"]
+        scores["isotropy"]["likelihood_oracle_score"] = lik_iso["oracle"]
+        exact = prep.test.dataset_config().get("signal_count", "round") == "round"
+        options = {"iso_fractions": prep.fractions, "exact_log_lr": exact}
+        methods["likelihood_oracle"] = (lik_test["oracle"], lik_iso["oracle"], options)
     _write_scores(output / "scores.h5", job, prep, scores, psi)
 
     f, n_signal = prep.test_labels["signal_fraction"], prep.test_labels["n_signal"]
     rows = []
-    for name, (test_scores, iso_scores) in methods.items():
-        rows += significance_rows(name, test_scores, f, n_signal, iso_scores, prep.fractions)
+    for name, (test_scores, iso_scores, options) in methods.items():
+        rows += significance_rows(
+            name, test_scores, f, n_signal, iso_scores, prep.fractions, **options
+        )
     crossings = sigma_crossings(rows, job.sigma_levels)
     write_significance_csv(output / "significance.csv", rows)
     write_crossings_csv(output / "crossings.csv", crossings)
@@ -261,7 +339,7 @@ def evaluate(job: EvaluateJob, output) -> Path:
     plot_example_skymaps(output / "skymaps.png", prep.test, prep.fractions)
     plot_score_distributions(
         output / "score_distributions.png",
-        {name: (t, f, i) for name, (t, i) in methods.items()},
+        {name: (t, f, i, o.get("iso_fractions")) for name, (t, i, o) in methods.items()},
         prep.fractions,
     )
     plot_sigma_curves(output / "sigma.png", rows, crossings, job.sigma_levels, prep.test.n_cr)

@@ -4,9 +4,12 @@ The folder holds ``model.keras`` and ``config.json`` (the config used; crsky.tra
 model reads a chunk's CR lists as they are stored, ``pixel`` (batch, n_cr) int32 RING pixels at
 the model's ``nside`` and, if it has such an input, ``log10_energy`` (batch, n_cr) float32, and
 renders them into its own layout (crsky.models.render). ``config.json`` gives ``nside`` and may
-give ``ordering`` (default "RING"). The score of a map is the model's output: the signal
-probability (classification) or the predicted signal fraction (regression); higher means more
-signal-like either way.
+give ``ordering`` (default "RING"). The score of a map is the model's output before a final
+sigmoid, i.e. the logit of the signal probability (classification), or the predicted signal
+fraction (regression); higher means more signal-like either way. The logit is a monotone
+transform of the probability, so the seed-002 p-values are unchanged, but unlike the float32
+probability it does not saturate at 1 for strong signals, so the isotropic tail can be fitted
+and the significance of such maps extrapolated (crsky.stats.significance).
 
 TensorFlow is imported by :meth:`ModelFolder.load`, not at import time.
 """
@@ -96,6 +99,7 @@ class ModelFolder:
                 f"model {str(self.path)!r} has inputs {names}; evaluation feeds CR lists "
                 f"{list(MODEL_INPUTS)} and needs 'pixel'"
             )
+        _logit_output(model)
         render = next((layer for layer in model.layers if isinstance(layer, RenderMaps)), None)
         if render is not None and int(render.nside) != self.nside:
             raise InputFileError(
@@ -103,6 +107,23 @@ class ModelFolder:
                 f"{render.name!r} renders nside {render.nside}"
             )
         return model
+
+
+def _logit_output(model) -> bool:
+    """Score with the logit: drop the sigmoid of the model's final Dense layer (searched
+    through nested models). True if there was one."""
+    import keras
+
+    layer = model.layers[-1]
+    while hasattr(layer, "layers") and layer.layers:
+        layer = layer.layers[-1]
+    if (
+        isinstance(layer, keras.layers.Dense)
+        and getattr(layer.activation, "__name__", "") == "sigmoid"
+    ):
+        layer.activation = keras.activations.linear
+        return True
+    return False
 
 
 def _chunk_inputs(path: Path, names: list[str], start: int, stop: int) -> dict[str, np.ndarray]:

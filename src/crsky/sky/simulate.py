@@ -284,6 +284,17 @@ class SkySimulator:
             raise ConfigError("energies below the storable range (10^17 eV)")
 
     # --- whole maps ------------------------------------------------------------------------
+    def observable_sources(self, n_signal: np.ndarray, rng: np.random.Generator):
+        """Source directions (n_maps, n_src, 3) and toy rotation axes (or None) drawn exactly as
+        :meth:`simulate` draws them for maps with ``n_signal`` (n_maps,) signal CRs: random
+        positions are redrawn where that signal cannot be observed, which the signal CRs
+        themselves decide (they are simulated and discarded). Used to score isotropic maps
+        with sources from the same prior as the signal maps'."""
+        n_signal = np.asarray(n_signal, dtype=np.int64)
+        direction, axis = self._draw_sources(n_signal.size, rng)
+        self._signal(n_signal, direction, axis, rng)
+        return direction, axis
+
     def simulate(self, n_maps: int, rng: np.random.Generator) -> MapBatch:
         """Simulate ``n_maps`` maps with ``rng``."""
         d = self.dataset

@@ -12,9 +12,12 @@ Baseline: for each ψ, a map's local p-value is the permutation p-value ``(k + 1
 its count c against n reference maps, k of which have a count ≥ c. A test map is compared with
 all N isotropic maps; an isotropic map, leave-one-out, with the other N − 1, which gives
 ``#{iso ≥ c} / N`` (its upper rank in the set that contains it once), so no map is ever compared
-with itself. The map's score is ``-log10(min over ψ of p)``; the look-elsewhere
-effect is calibrated by comparing that score with the scores of the isotropic maps
-(:mod:`crsky.stats.significance`).
+with itself. Beyond the largest reference count (k = 0) the floor 1 / (n + 1) is continued by the
+tail of that ψ's isotropic counts: p = S(c) / S(c_max) / (n + 1), S the survival function of
+a generalized Pareto fit with ξ ≥ 0 to the top counts (crsky.stats.tail; conservative, never 0),
+so the score of a map beyond every isotropic map is not capped at log10(N + 1). The map's score
+is ``-log10(min over ψ of p)``; the look-elsewhere effect is calibrated by comparing that score
+with the scores of the isotropic maps (:mod:`crsky.stats.significance`).
 """
 
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ import numpy as np
 from crsky.errors import ConfigError
 from crsky.models.layout import check_nside
 from crsky.stats._kernels import cumulative_counts
+from crsky.stats.tail import fit_tail, gpd_survival
 
 __all__ = [
     "BaselineScores",
@@ -170,6 +174,38 @@ def _upper_rank(column_sorted: np.ndarray, values: np.ndarray, in_set: bool) -> 
     return at_least / n_iso if in_set else (at_least + 1) / (n_iso + 1)
 
 
+class _CountTail:
+    """Continuation of the rank p beyond the largest reference count of one ψ column."""
+
+    def __init__(self, column_sorted: np.ndarray):
+        self.fit = fit_tail(column_sorted.astype(np.float64), bounded=False)
+
+    def survival(self, counts: np.ndarray) -> np.ndarray:
+        f = self.fit
+        return gpd_survival(np.maximum(counts - f.threshold, 0.0), f.xi, f.beta)
+
+    def extend(self, p: np.ndarray, counts: np.ndarray, column_sorted: np.ndarray, in_set: bool):
+        """Scale p of the maps above every *other* reference count by S(c) / S(that max)."""
+        if self.fit is None:
+            return p
+        n_iso = column_sorted.size
+        top, second = column_sorted[-1], column_sorted[-2] if n_iso > 1 else column_sorted[-1]
+        if in_set:  # leave-one-out: the strict maximum is compared with the second largest
+            beyond = (counts == top) & (top > second)
+            reference = second
+        else:
+            beyond = counts > top
+            reference = top
+        if not beyond.any():
+            return p
+        ratio = self.survival(counts[beyond].astype(np.float64)) / self.survival(
+            np.array([float(reference)])
+        )
+        out = p.copy()
+        out[beyond] = p[beyond] * np.minimum(ratio, 1.0)
+        return out
+
+
 def _check_counts(counts, iso_counts, is_isotropy_set: bool):
     c = np.asarray(counts)
     ref = np.asarray(iso_counts)
@@ -230,8 +266,9 @@ def baseline_scores(test_counts, iso_counts, psi_deg) -> BaselineScores:
     test, iso = _RunningMin(c.shape[0]), _RunningMin(ref.shape[0])
     for k in range(psi.size):
         column = np.sort(ref[:, k])
-        test.update(_upper_rank(column, c[:, k], False), k)
-        iso.update(_upper_rank(column, ref[:, k], True), k)
+        tail = _CountTail(column)
+        test.update(tail.extend(_upper_rank(column, c[:, k], False), c[:, k], column, False), k)
+        iso.update(tail.extend(_upper_rank(column, ref[:, k], True), ref[:, k], column, True), k)
     return BaselineScores(
         test=-np.log10(test.p),
         isotropy=-np.log10(iso.p),
