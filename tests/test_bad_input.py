@@ -141,8 +141,11 @@ CONFIG_CASES = {
         r"^evaluation\.test_dataset = 'tset': .*did you mean 'test'\?",
     ),
     "isotropy-too-small": (
-        {"evaluation": {"sigma_levels": [5.0]}},
-        r"isotropy set 'isotropy' has 2000 maps, too few for σ = 5",
+        {
+            "evaluation": {"sigma_levels": [5.0]},
+            "skymaps": {"datasets": {"isotropy": {"n_maps": 200}}},
+        },
+        r"isotropy set 'isotropy' has 200 maps, too few for σ = 5 .* or 300 for an extrapolated",
     ),
     "reserved-model-name": ({"models": [{"name": "summary"}]}, r"^models: names \['summary'\]"),
     "duplicate-model": (
