@@ -21,6 +21,7 @@ import numpy as np
 import crsky
 from crsky.backtrack import Accuracy, backtrack
 from crsky.fields import get_field
+from crsky.sphere import angle_between_deg
 
 CRPROPA_PER_CORE = {1e18: 3400.0, 1e19: 4800.0, 1e20: 4000.0}
 CRPROPA_ERROR_DEG = {1e19: (0.008, 0.53), 1e20: (0.0007, 0.021)}
@@ -29,10 +30,6 @@ CRPROPA_ERROR_DEG = {1e19: (0.008, 0.53), 1e20: (0.0007, 0.021)}
 def isotropic(rng: np.random.Generator, n: int) -> np.ndarray:
     v = rng.normal(size=(n, 3))
     return v / np.linalg.norm(v, axis=1)[:, None]
-
-
-def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.degrees(2 * np.arctan2(np.linalg.norm(a - b, axis=1), np.linalg.norm(a + b, axis=1)))
 
 
 def timed(directions, rigidity_V, field, threads, **accuracy):
@@ -67,7 +64,7 @@ def main() -> None:
             one, seconds_1 = timed(directions, rigidity_V, field, 1, **settings)
             _, seconds_2 = timed(directions, rigidity_V, field, 2, **settings)
             ok = one.escaped & converged.escaped
-            error = angle_deg(one.edge_direction[ok], converged.edge_direction[ok])
+            error = angle_between_deg(one.edge_direction[ok], converged.edge_direction[ok])
             per_core = args.particles / seconds_1
             anchor_error = CRPROPA_ERROR_DEG.get(rigidity_V, (None, None))
             rows.append(

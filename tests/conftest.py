@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import workflow_copy
+from helpers import build_tiny_inputs, workflow_copy
 
 
 @pytest.fixture
@@ -23,3 +23,9 @@ def checkout(tmp_path_factory) -> Path:
     """A fresh copy of the workflow files without results/ (shared by the dry-run tests, which
     write nothing but Snakemake's metadata)."""
     return workflow_copy(tmp_path_factory.mktemp("checkout"))
+
+
+@pytest.fixture(scope="session")
+def tiny_inputs(tmp_path_factory) -> dict:
+    """Real, tiny inputs of every stage (helpers.build_tiny_inputs), built once per session."""
+    return build_tiny_inputs(tmp_path_factory.mktemp("tiny_inputs"))

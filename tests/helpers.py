@@ -10,6 +10,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from crsky.backtrack import Accuracy
+from crsky.backtrack.shard import ShardJob, run_shard
+from crsky.binning import RigidityBins, Sharding
+from crsky.evaluate.pair_counts import write_pair_counts
+from crsky.lens import Lens, build_part, finalize_lens, write_part
+from crsky.sky.dataset import DatasetConfig
+from crsky.sky.simulate import run_chunk
+from crsky.stats.two_point import psi_grid_deg
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 BIN = Path(sys.executable).parent
@@ -20,11 +29,6 @@ def random_unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     """n isotropic unit vectors (n, 3)."""
     v = rng.normal(size=(n, 3))
     return v / np.linalg.norm(v, axis=1)[:, None]
-
-
-def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angle in degrees between rows of two (N, 3) arrays of unit vectors (robust near 0)."""
-    return np.degrees(2 * np.arctan2(np.linalg.norm(a - b, axis=1), np.linalg.norm(a + b, axis=1)))
 
 
 def run_snakemake(*args: str, cwd: Path, check: bool = True) -> tuple[int, str]:
@@ -85,3 +89,59 @@ def merged_config(*files: str) -> dict:
     for name in files:
         config = merge(config, yaml.safe_load((REPO / name).read_text()))
     return config
+
+
+# --- real, tiny inputs of every stage (tests of bad input and faults) ----------------------
+TINY_SEED = 5
+TINY_BINS = RigidityBins(19.0, 20.0, 2)
+_SKY = {"n_cr": 20, "nside": 4, "exposure": {"model": "full_sky"}}
+TINY_DATASETS = {
+    "test": {**_SKY, "n_maps": 20, "chunk_size": 10, "signal_fraction": {"values": [0.0, 0.5]}},
+    "isotropy": {**_SKY, "n_maps": 20, "chunk_size": 20, "signal_fraction": {"value": 0.0}},
+    "coarse": {**_SKY, "nside": 2, "n_maps": 20, "chunk_size": 20, "signal_fraction": {"value": 0}},
+    "lensed": {
+        **_SKY,
+        "n_maps": 4,
+        "chunk_size": 4,
+        "nside": 1,
+        "composition": {"H": 1.0},
+        "energy_min_eev": 10.0,
+        "energy_max_eev": 100.0,
+        "deflection": {"mode": "lens"},
+    },
+}
+
+
+def build_tiny_inputs(root: Path) -> dict:
+    """Real, tiny inputs of every stage in ``root``: backtracking shards (2 bins x 2 shards of the
+    zero field, nside 1), the lens built from them, skymap chunks of TINY_DATASETS (nside 4, 20
+    CRs per map; 'lensed' through that lens) and the pair counts of 'test' and 'isotropy'."""
+    sharding = Sharding(24, 12)  # 2 particles per nside-1 pixel
+    shards = {}
+    for b in range(TINY_BINS.n_bins):
+        for s in range(sharding.n_shards):
+            job = ShardJob(TINY_SEED, "zero", {}, TINY_BINS, b, sharding, s, 1, Accuracy())
+            path = root / "shards" / f"bin{b:03d}" / f"shard{s:04d}.h5"
+            shards.setdefault(b, []).append(run_shard(job, path, threads=1))
+    parts = [
+        write_part(build_part(paths, "zero", 1, b), root / "parts" / f"bin{b:03d}.npz")
+        for b, paths in shards.items()
+    ]
+    finalize_lens(parts, root / "lens")
+    chunks = {}
+    for name, spec in TINY_DATASETS.items():
+        dataset = DatasetConfig.from_dict(name, spec)
+        lens = Lens.load(root / "lens") if name == "lensed" else None
+        chunks[name] = [
+            run_chunk(dataset, k, TINY_SEED, root / name / f"chunk{k:04d}.h5", lens, root / "lens")
+            for k in range(dataset.n_chunks)
+        ]
+    psi = psi_grid_deg()
+    pairs = {
+        name: [
+            write_pair_counts(c, root / "pairs" / name / c.name, psi, threads=1)
+            for c in chunks[name]
+        ]
+        for name in ("test", "isotropy")
+    }
+    return {"root": root, "shards": shards, "parts": parts, "chunks": chunks, "pairs": pairs}

@@ -8,7 +8,7 @@ import h5py
 import healpy as hp
 import numpy as np
 import pytest
-from helpers import angle_deg, random_unit_vectors
+from helpers import random_unit_vectors
 from scipy import stats
 
 from crsky.backtrack import (
@@ -23,6 +23,7 @@ from crsky.binning import RigidityBins, Sharding
 from crsky.errors import ConfigError, InputFileError
 from crsky.fields import get_field
 from crsky.io import atomic_output
+from crsky.sphere import angle_between_deg
 
 
 def test_gyroradius_constant():
@@ -114,7 +115,8 @@ def test_deflection_shrinks_as_one_over_rigidity(rng):
     # Small-angle regime: deflection ∝ ∫ B dl / R, so doubling R halves the angle.
     d = random_unit_vectors(rng, 400)
     deflection = [
-        angle_deg(d, backtrack(d, r, field="jf12").edge_direction) for r in (1e20, 2e20, 4e20)
+        angle_between_deg(d, backtrack(d, r, field="jf12").edge_direction)
+        for r in (1e20, 2e20, 4e20)
     ]
     ratio_1 = np.median(deflection[0] / deflection[1])
     ratio_2 = np.median(deflection[1] / deflection[2])
@@ -189,7 +191,7 @@ def _job(bin_index=1, shard_index=0, **overrides) -> ShardJob:
         field_options={"b_ugauss": [0.0, 0.0, 1.0]},
         bins=RigidityBins(18.0, 20.0, 4),
         bin_index=bin_index,
-        sharding=Sharding(3 * 768 + 100, 1000),
+        sharding=Sharding(4 * 768, 1000),  # 4 particles per nside-8 pixel, in 4 shards
         shard_index=shard_index,
         nside=8,
         accuracy=Accuracy(),
@@ -201,7 +203,7 @@ def _job(bin_index=1, shard_index=0, **overrides) -> ShardJob:
 def test_shard_contents_follow_the_contract(tmp_path):
     path = run_shard(_job(shard_index=2), tmp_path / "s.h5")
     data, attrs = read_shard(path)
-    n = 3 * 768 + 100 - 2000
+    n = 1000
     assert {k: v.dtype.name for k, v in data.items()} == {
         "observed_direction": "float32",
         "edge_direction": "float32",
@@ -209,7 +211,8 @@ def test_shard_contents_follow_the_contract(tmp_path):
         "path_length_kpc": "float32",
         "escaped": "bool",
     }
-    assert data["escaped"].shape == (n,) and data["escaped"].all()
+    # in 1 µG along z only CRs gyrating almost perpendicular to B stay inside 20 kpc
+    assert data["escaped"].shape == (n,) and data["escaped"].mean() > 0.9
     assert list(attrs["log10_rigidity_bin"]) == [18.5, 19.0]
     assert attrs["field_model"] == "uniform" and attrs["nside"] == 8
     lo, hi = attrs["log10_rigidity_bin"]
@@ -278,8 +281,8 @@ def _cli_args(tmp_path, **overrides) -> list[str]:
         "--field": "zero",
         "--bins": ["18", "20", "4"],
         "--bin": "3",
-        "--particles-per-bin": "200",
-        "--shard-size": "100",
+        "--particles-per-bin": "192",
+        "--shard-size": "96",
         "--shard": "1",
         "--nside": "2",
     }
@@ -293,9 +296,9 @@ def _cli_args(tmp_path, **overrides) -> list[str]:
 def test_cli_writes_a_shard(tmp_path):
     result = _cli(*_cli_args(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "100/100 particles" in result.stderr
+    assert "96/96 particles" in result.stderr
     data, attrs = read_shard(tmp_path / "s.h5")
-    assert len(data["escaped"]) == 100 and attrs["bin_index"] == 3
+    assert len(data["escaped"]) == 96 and attrs["bin_index"] == 3
 
 
 @pytest.mark.parametrize(
@@ -304,7 +307,10 @@ def test_cli_writes_a_shard(tmp_path):
         ({"--bin": "4"}, "rigidity bin index 4 is outside the configured 0 ... 3"),
         ({"--shard": "2"}, "shard index 2 is outside the configured 0 ... 1"),
         ({"--field": "jf13"}, "unknown field model 'jf13'"),
-        ({"--nside": "3"}, "'nside' must be a power of 2"),
+        ({"--nside": "3"}, "nside must be a power of 2"),
+        ({"--particles-per-bin": "200"}, "particles_per_bin = 200: must be a multiple of the 48"),
+        ({"--bins": ["18", "20", "4.5"]}, "'--bins' LOG10_RMIN LOG10_RMAX N_BINS: expected an"),
+        ({"--tolerance": "nan"}, "argument --tolerance: expected a finite number, got 'nan'"),
         ({"--bins": ["12", "20", "4"]}, "log10_rigidity_min"),
         ({"--field-options": "[1]"}, "--field-options"),
     ],
@@ -324,7 +330,7 @@ def test_crpropa_engine_agrees_with_builtin(rng):
     settings = dict(tolerance=1e-9, min_step_kpc=1e-6, max_step_kpc=0.1)
     ours = backtrack(d, 1e19, "jf12", **settings)
     theirs = backtrack(d, 1e19, "jf12", engine="crpropa", **settings)
-    assert np.median(angle_deg(ours.edge_direction, theirs.edge_direction)) < 1e-3
+    assert np.median(angle_between_deg(ours.edge_direction, theirs.edge_direction)) < 1e-3
     np.testing.assert_array_equal(ours.escaped, theirs.escaped)
 
 

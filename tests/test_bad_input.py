@@ -126,7 +126,7 @@ CONFIG_CASES = {
     ),
     "particles-not-multiple": (
         {"backtrack": {"particles_per_bin": 12000}},
-        r"^backtrack\.particles_per_bin = 12000: must be a multiple of the 3072 pixels",
+        r"^backtrack\.particles_per_bin = 12000: must be a multiple of the 3072 pixels of nside 16",
     ),
     "particles-below-npix": (
         {"backtrack": {"particles_per_bin": 3000}},

@@ -361,7 +361,9 @@ def test_evaluate_cli_writes_the_folder_and_is_reproducible(sky, model_folder, t
 
     with open_chunk(sky["test"][1]) as chunk:
         direct = cumulative_pair_counts(chunk.cosmic_rays().pixel, NSIDE, psi)
-    np.testing.assert_array_equal(read_pair_counts(counts["test"][1:], psi, [120]), direct)
+    np.testing.assert_array_equal(
+        read_pair_counts(counts["test"][1:], psi, sky["test"][1:], [120]), direct
+    )
 
 
 def test_baseline_only_evaluation_library(sky, tmp_path):
@@ -405,7 +407,7 @@ def test_isotropy_set_too_small_for_the_sigma_levels(sky, tmp_path, capsys):
 
 def test_empty_test_sets_are_rejected(sky, tmp_path):
     with pytest.raises(ConfigError, match="test set is empty"):
-        evaluate(EvaluateJob((), tuple(sky["isotropy"]), sigma_levels=(1.0,)), tmp_path)
+        evaluate(EvaluateJob((), tuple(sky["isotropy"]), sigma_levels=(1.0,)), tmp_path / "eval")
     empty = tmp_path / "empty.h5"
     shutil.copy(sky["test"][0], empty)
     with h5py.File(empty, "r+") as f:
@@ -414,7 +416,9 @@ def test_empty_test_sets_are_rejected(sky, tmp_path):
             del f[name]
             f.create_dataset(name, data=data)
     with pytest.raises(InputFileError, match="holds no maps"):
-        evaluate(EvaluateJob((empty,), tuple(sky["isotropy"]), sigma_levels=(1.0,)), tmp_path)
+        evaluate(
+            EvaluateJob((empty,), tuple(sky["isotropy"]), sigma_levels=(1.0,)), tmp_path / "eval"
+        )
 
 
 def test_mismatched_sets_and_fractions_are_rejected(sky, tmp_path):
@@ -425,14 +429,20 @@ def test_mismatched_sets_and_fractions_are_rejected(sky, tmp_path):
         )
     other = _chunks(tmp_path, _dataset("iso40", 100, 100, {"value": 0.0}, n_cr=40))
     with pytest.raises(InputFileError, match=r"has n_cr 60.*has 40"):
-        evaluate(EvaluateJob(tuple(sky["test"]), tuple(other), sigma_levels=(1.0,)), tmp_path)
+        evaluate(
+            EvaluateJob(tuple(sky["test"]), tuple(other), sigma_levels=(1.0,)), tmp_path / "eval"
+        )
     with pytest.raises(ConfigError, match=r"no test map has signal fraction 0\.2"):
         job = EvaluateJob(
             tuple(sky["test"]), tuple(sky["isotropy"]), sigma_levels=(1.0,), signal_fractions=(0.2,)
         )
-        evaluate(job, tmp_path)
+        evaluate(job, tmp_path / "eval")
+    pairs = _pair_file(sky, tmp_path)
     with pytest.raises(InputFileError, match="other ψ"):
-        read_pair_counts([_pair_file(sky, tmp_path)], psi_grid_deg(2.0, 180.0, 2.0), [120])
+        read_pair_counts([pairs], psi_grid_deg(2.0, 180.0, 2.0), sky["test"][:1], [120])
+    # counts of another chunk with as many maps (test chunk 1): refused by content hash
+    with pytest.raises(InputFileError, match="computed from another chunk than"):
+        read_pair_counts([pairs], psi_grid_deg(), sky["test"][1:2], [120])
 
 
 def _pair_file(sky, tmp_path) -> Path:

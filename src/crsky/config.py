@@ -156,21 +156,13 @@ def _check_field(config: dict) -> None:
 
 
 def _check_backtrack(config: dict) -> None:
-    """Every lens row (observed pixel) gets the same number of backtracked particles: particle
-    k of a bin lies in RING pixel k mod 12 nside², so particles_per_bin must be a positive
-    multiple of the pixel count; otherwise some rows hold fewer particles or none at all."""
+    """Rigidity bins and shards in range; every lens row gets the same number of backtracked
+    particles (particles_per_bin a multiple of 12 lens.nside²)."""
+    from crsky.backtrack.sampling import check_particles_per_bin
     from crsky.binning import RigidityBins, Sharding
 
-    nside = config["lens"]["nside"]
-    npix = 12 * nside * nside
     n = config["backtrack"]["particles_per_bin"]
-    if n % npix:
-        below, above = max(n // npix, 1) * npix, (n // npix + 1) * npix
-        raise ConfigError(
-            f"backtrack.particles_per_bin = {n}: must be a multiple of the {npix} pixels of "
-            f"lens.nside {nside} (every lens row needs the same number of particles), e.g. "
-            f"{below} or {above}"
-        )
+    check_particles_per_bin(n, config["lens"]["nside"], "backtrack.particles_per_bin")
     RigidityBins(**config["rigidity_bins"])
     Sharding(n, config["backtrack"]["shard_size"])
 

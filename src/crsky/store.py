@@ -54,6 +54,7 @@ import healpy as hp
 import numpy as np
 
 from crsky.errors import ConfigError, InputFileError
+from crsky.sphere import check_nside
 
 __all__ = [
     "CR_DATASETS",
@@ -117,8 +118,7 @@ def pixel_lookup(nside_in: int, nside_out: int, nest: bool) -> np.ndarray:
     """Target pixel (int64, npix_in) at ``nside_out`` (NESTED if ``nest``, else RING) of every RING
     pixel at ``nside_in``; nside_out must not exceed nside_in."""
     for nside in (nside_in, nside_out):
-        if not (isinstance(nside, int | np.integer) and hp.isnsideok(int(nside), nest=True)):
-            raise ConfigError(f"'nside' must be a power of 2, got {nside!r}")
+        check_nside(nside)
     if nside_out > nside_in:
         raise ConfigError(
             f"cannot render counts at nside {nside_out} from CRs stored at nside {nside_in}: "
@@ -223,6 +223,23 @@ class SkymapChunk:
         return self.n_maps
 
     # --- data -----------------------------------------------------------------------------
+    def read(self, name: str, selection=slice(None)) -> np.ndarray:
+        """Dataset ``name`` (rows ``selection``); InputFileError naming the file if its bytes
+        are corrupt (HDF5 checksum or decompression failure) or a pixel lies outside the sky."""
+        try:
+            values = self._file[name][selection]
+        except (OSError, KeyError, ValueError) as err:
+            raise InputFileError(
+                f"skymap chunk {str(self.path)!r}: cannot read {name!r} ({err}); the file is "
+                "corrupt: delete it and rerun its skymaps job"
+            ) from None
+        if name == "pixel" and values.size and int(values.max()) >= 12 * self.nside**2:
+            raise InputFileError(
+                f"skymap chunk {str(self.path)!r} has pixels >= 12 nside² = "
+                f"{12 * self.nside**2} (corrupt file)"
+            )
+        return values
+
     def _slice(self, start: int, stop: int | None) -> slice:
         stop = self.n_maps if stop is None else stop
         if not 0 <= start <= stop <= self.n_maps:
@@ -237,12 +254,12 @@ class SkymapChunk:
         source_flux (and deflection_axis in toy mode)."""
         s = self._slice(start, stop)
         names = LABEL_DATASETS + tuple(n for n in OPTIONAL_LABELS if n in self._file)
-        return {name: self._file[name][s] for name in names}
+        return {name: self.read(name, s) for name in names}
 
     def cosmic_rays(self, start: int = 0, stop: int | None = None) -> CosmicRays:
         """CR lists of maps start ... stop − 1."""
         s = self._slice(start, stop)
-        return CosmicRays(*(self._file[name][s] for name in CR_DATASETS))
+        return CosmicRays(*(self.read(name, s) for name in CR_DATASETS))
 
     def counts(
         self, start: int = 0, stop: int | None = None, nside: int | None = None, nest: bool = False
@@ -250,7 +267,7 @@ class SkymapChunk:
         """Counts maps (n, npix) float32 of maps start ... stop − 1 at ``nside`` (default: the
         stored one; lower is allowed) in NESTED (``nest``) or RING ordering."""
         s = self._slice(start, stop)
-        return render_counts(self._file["pixel"][s], self.nside, nside, nest)
+        return render_counts(self.read("pixel", s), self.nside, nside, nest)
 
     def iter_batches(
         self, batch_size: int, nside: int | None = None, nest: bool = False

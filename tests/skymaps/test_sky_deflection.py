@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from helpers import angle_deg, random_unit_vectors
+from helpers import random_unit_vectors
 from skymaps_lenses import identity_lens
 
 from crsky.errors import ConfigError, InputFileError
@@ -16,6 +16,7 @@ from crsky.sky.deflection import (
     perpendicular_axes,
 )
 from crsky.sky.spectrum import AugerCombined2019, EnergySampler
+from crsky.sphere import angle_between_deg
 
 
 def test_fisher_mean_angle_small_sigma_is_rayleigh():
@@ -34,7 +35,7 @@ def test_fisher_sample_mean_angle(rng, sigma_rad):
     mean = random_unit_vectors(rng, n)
     out = fisher_sample(mean, np.full(n, sigma_rad), rng)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-12)
-    psi = np.radians(angle_deg(out, mean))
+    psi = np.radians(angle_between_deg(out, mean))
     assert abs(psi.mean() - fisher_mean_angle(sigma_rad)) < 4 * psi.std() / np.sqrt(n)
 
 
@@ -47,7 +48,7 @@ def test_coherent_rotation_angle_and_axis(rng):
     rotated = toy.apply(source, axis, log10_r, rng)
     # θ = 2.79 rad · EV / R; the rotation moves the source within the plane ⊥ axis
     np.testing.assert_allclose(
-        np.radians(angle_deg(rotated, source)), 2.79 / 10.0 ** (log10_r - 18.0), rtol=1e-9
+        np.radians(angle_between_deg(rotated, source)), 2.79 / 10.0 ** (log10_r - 18.0), rtol=1e-9
     )
     np.testing.assert_allclose(np.sum(axis * rotated, axis=1), 0.0, atol=1e-12)
 
@@ -63,7 +64,7 @@ def test_toy_blurring_matches_sigma_for_the_charges_drawn(rng):
     source = random_unit_vectors(rng, n)
     axis = perpendicular_axes(source, rng)
     arrival = toy.apply(source, axis, log10_r, rng)
-    psi = np.radians(angle_deg(arrival, toy.rotated(source, axis, log10_r)))
+    psi = np.radians(angle_between_deg(arrival, toy.rotated(source, axis, log10_r)))
     sigma = toy.sigma_rad(log10_r)
     np.testing.assert_allclose(sigma, 0.5 * 2.79 * 1e18 / 10.0**log10_r)
     grid = np.geomspace(sigma.min(), sigma.max(), 60)

@@ -11,10 +11,32 @@ import healpy as hp
 import numpy as np
 
 from crsky.errors import ConfigError
+from crsky.sphere import check_nside
 
-__all__ = ["sample_log_uniform_rigidity", "sample_stratified_directions"]
+__all__ = [
+    "check_particles_per_bin",
+    "sample_log_uniform_rigidity",
+    "sample_stratified_directions",
+]
 
 _NSIDE_FINE = 2**29  # the finest HEALPix resolution healpy supports
+
+
+def check_particles_per_bin(
+    particles_per_bin: int, nside: int, key: str = "particles_per_bin"
+) -> None:
+    """ConfigError unless ``particles_per_bin`` is a positive multiple of the 12 nside² pixels:
+    particle k lies in pixel k mod 12 nside², so only then does every lens row get the same
+    number of particles (fewer than 12 nside² leave rows without any)."""
+    npix = 12 * check_nside(nside) ** 2
+    n = particles_per_bin
+    if n < 1 or n % npix:
+        below, above = max(n // npix, 1) * npix, (n // npix + 1) * npix
+        raise ConfigError(
+            f"{key} = {n}: must be a multiple of the {npix} pixels of nside {nside} (every "
+            f"lens row needs the same number of particles), e.g. "
+            f"{below} or {above}"
+        )
 
 
 def sample_stratified_directions(
@@ -25,9 +47,7 @@ def sample_stratified_directions(
 
     Galactic frame: lon = atan2(y, x), lat = asin(z).
     """
-    if not hp.isnsideok(nside, nest=True):
-        raise ConfigError(f"'nside' must be a power of 2 up to 2^29, got {nside!r}")
-    npix = hp.nside2npix(nside)
+    npix = hp.nside2npix(check_nside(nside))
     pixel_ring = (np.arange(first_index, first_index + n, dtype=np.int64)) % npix
     depth = int(np.log2(_NSIDE_FINE // nside))
     pixel_nest = hp.ring2nest(nside, pixel_ring).astype(np.int64)

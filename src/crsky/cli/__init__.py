@@ -6,6 +6,7 @@ import sys
 
 from crsky import __version__
 from crsky.cli import backtrack, evaluate, lens, skymaps, train
+from crsky.cli._options import OneLineParser
 from crsky.errors import CrskyError
 
 __all__ = ["main"]
@@ -14,7 +15,7 @@ _STAGES = (backtrack, lens, skymaps, train, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crsky", description=__doc__)
+    parser = OneLineParser(prog="crsky", description=__doc__)
     parser.add_argument("--version", action="version", version=f"crsky {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")

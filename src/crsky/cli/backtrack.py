@@ -5,7 +5,15 @@ import argparse
 from crsky.backtrack import Accuracy
 from crsky.backtrack.shard import ShardJob, run_shard
 from crsky.binning import RigidityBins, Sharding
-from crsky.cli._options import json_object
+from crsky.cli._options import (
+    add_threads,
+    finite_float,
+    json_object,
+    non_negative_int,
+    positive_int,
+)
+from crsky.errors import ConfigError
+from crsky.io import prepare_output
 
 __all__ = ["add_parser"]
 
@@ -13,45 +21,56 @@ __all__ = ["add_parser"]
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("backtrack", help=__doc__, description=__doc__)
     p.add_argument("--output", required=True, help="shard file to write (.h5)")
-    p.add_argument("--seed", type=int, required=True, help="config seed")
+    p.add_argument("--seed", type=non_negative_int, required=True, help="config seed")
     p.add_argument("--field", required=True, help="field model name, e.g. jf12")
     p.add_argument("--field-options", default="{}", help="field options as a JSON object")
     p.add_argument(
         "--bins",
         nargs=3,
-        type=float,
         required=True,
         metavar=("LOG10_RMIN", "LOG10_RMAX", "N_BINS"),
         help="rigidity bins: log10(R/V) limits and number of bins",
     )
-    p.add_argument("--bin", type=int, required=True, help="rigidity bin index")
-    p.add_argument("--particles-per-bin", type=int, required=True)
-    p.add_argument("--shard-size", type=int, required=True)
-    p.add_argument("--shard", type=int, required=True, help="shard index within the bin")
+    p.add_argument("--bin", type=non_negative_int, required=True, help="rigidity bin index")
+    p.add_argument("--particles-per-bin", type=positive_int, required=True)
+    p.add_argument("--shard-size", type=positive_int, required=True)
+    p.add_argument(
+        "--shard", type=non_negative_int, required=True, help="shard index within the bin"
+    )
     p.add_argument(
         "--nside",
-        type=int,
+        type=positive_int,
         required=True,
         help="HEALPix nside over whose pixels observed directions are stratified",
     )
     p.add_argument("--engine", default="builtin", choices=("builtin", "crpropa"))
-    p.add_argument("--tolerance", type=float, default=Accuracy.tolerance)
-    p.add_argument("--min-step-kpc", type=float, default=Accuracy.min_step_kpc)
-    p.add_argument("--max-step-kpc", type=float, default=Accuracy.max_step_kpc)
-    p.add_argument("--max-path-length-kpc", type=float, default=Accuracy.max_path_length_kpc)
-    p.add_argument("--r-galaxy-kpc", type=float, default=Accuracy.r_galaxy_kpc)
-    p.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
+    p.add_argument("--tolerance", type=finite_float, default=Accuracy.tolerance)
+    p.add_argument("--min-step-kpc", type=finite_float, default=Accuracy.min_step_kpc)
+    p.add_argument("--max-step-kpc", type=finite_float, default=Accuracy.max_step_kpc)
+    p.add_argument("--max-path-length-kpc", type=finite_float, default=Accuracy.max_path_length_kpc)
+    p.add_argument("--r-galaxy-kpc", type=finite_float, default=Accuracy.r_galaxy_kpc)
+    add_threads(p, "numba threads (default: all)")
     p.set_defaults(run=run)
 
 
+def _bins(values: list[str]) -> RigidityBins:
+    """--bins LOG10_RMIN LOG10_RMAX N_BINS: two finite numbers and an integer count."""
+    try:
+        lo, hi = (finite_float(v) for v in values[:2])
+        n_bins = positive_int(values[2])
+    except argparse.ArgumentTypeError as err:
+        raise ConfigError(f"'--bins' LOG10_RMIN LOG10_RMAX N_BINS: {err}") from None
+    return RigidityBins(lo, hi, n_bins)
+
+
 def run(args: argparse.Namespace) -> None:
+    prepare_output(args.output)
     field_options = json_object(args.field_options, "--field-options")
-    lo, hi, n_bins = args.bins
     job = ShardJob(
         seed=args.seed,
         field_model=args.field,
         field_options=field_options,
-        bins=RigidityBins(lo, hi, int(n_bins)),
+        bins=_bins(args.bins),
         bin_index=args.bin,
         sharding=Sharding(args.particles_per_bin, args.shard_size),
         shard_index=args.shard,

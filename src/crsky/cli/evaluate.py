@@ -5,7 +5,9 @@ the baselines) on a test and an isotropy set, and every evaluated model side by 
 import argparse
 import os
 
+from crsky.cli._options import add_threads, finite_float, non_negative_int, positive_int
 from crsky.errors import ConfigError
+from crsky.io import prepare_output
 
 __all__ = ["add_parser"]
 
@@ -19,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk", required=True, help="skymap chunk (.h5)")
     p.add_argument("--output", required=True, help="pair-count file to write (.h5)")
     _psi_options(p)
-    p.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
+    add_threads(p, "numba threads (default: all)")
     p.set_defaults(run=run_paircounts)
 
     lk = sub.add_parser(
@@ -74,20 +76,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--sigma-levels",
         nargs="*",
-        type=float,
+        type=finite_float,
         default=[3.0, 5.0],
         help="σ levels whose crossing is interpolated; the isotropy set must resolve the largest",
     )
     e.add_argument(
         "--signal-fractions",
         nargs="*",
-        type=float,
+        type=finite_float,
         default=[],
         help="signal fractions to report (default: every one in the test set)",
     )
-    e.add_argument("--batch-size", type=int, default=256, help="maps per model call")
-    e.add_argument("--gpus", type=int, default=0, help="GPUs for scoring (0: CPU)")
-    e.add_argument("--threads", type=int, default=None, help="numba/TensorFlow threads")
+    e.add_argument("--batch-size", type=positive_int, default=256, help="maps per model call")
+    e.add_argument("--gpus", type=non_negative_int, default=0, help="GPUs for scoring (0: CPU)")
+    add_threads(e, "numba/TensorFlow threads")
     e.set_defaults(run=run_evaluate)
 
     m = sub.add_parser(
@@ -97,7 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     m.add_argument("--evaluations", nargs="+", required=True, help="evaluation folders")
     m.add_argument("--output", required=True, help="folder to write")
-    m.add_argument("--sigma-levels", nargs="*", type=float, default=[3.0, 5.0])
+    m.add_argument("--sigma-levels", nargs="*", type=finite_float, default=[3.0, 5.0])
     m.set_defaults(run=run_summary)
 
 
@@ -105,7 +107,7 @@ def _psi_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--psi",
         nargs=3,
-        type=float,
+        type=finite_float,
         default=[1.0, 180.0, 1.0],
         metavar=("MIN_DEG", "MAX_DEG", "STEP_DEG"),
         help="angles ψ of the cumulative pair counts (default 1 180 1)",
@@ -152,12 +154,12 @@ def _psi(args: argparse.Namespace):
 def run_paircounts(args: argparse.Namespace) -> None:
     from crsky.evaluate.pair_counts import write_pair_counts
 
+    prepare_output(args.output)
     write_pair_counts(args.chunk, args.output, _psi(args), threads=args.threads)
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    if args.batch_size < 1:
-        raise ConfigError(f"'--batch-size' must be >= 1, got {args.batch_size}")
+    prepare_output(args.output)
     if args.threads is not None:  # before TensorFlow starts
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(args.threads))
@@ -190,6 +192,7 @@ def run_summary(args: argparse.Namespace) -> None:
 
     from crsky.evaluate.summary import summarize
 
+    prepare_output(args.output)
     folders = {Path(f).name: Path(f) for f in args.evaluations}
     if len(folders) != len(args.evaluations):
         raise ConfigError(f"'--evaluations' folder names must be distinct, got {args.evaluations}")

@@ -7,7 +7,9 @@ crsky lens plots --lens-dir DIR --deflection-png D.png --transparency-png T.png
 
 import argparse
 
-from crsky.lens.build import build_part, finalize_lens, write_part
+from crsky.cli._options import non_negative_int, positive_int
+from crsky.io import prepare_folder, prepare_output
+from crsky.lens.build import build_part, finalize_lens, stats_path, write_part
 from crsky.lens.plots import plot_deflection, plot_transparency
 
 __all__ = ["add_parser"]
@@ -25,8 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     part = steps.add_parser("part", help="row-normalised lens part of one rigidity bin")
     part.add_argument("--shards", nargs="+", required=True, help="all shard files of the bin")
     part.add_argument("--field", required=True, help="field model the shards must come from")
-    part.add_argument("--nside", type=int, required=True, help="lens HEALPix nside (RING)")
-    part.add_argument("--bin", type=int, default=None, help="rigidity bin the shards must be")
+    part.add_argument("--nside", type=positive_int, required=True, help="lens HEALPix nside (RING)")
+    part.add_argument(
+        "--bin", type=non_negative_int, default=None, help="rigidity bin the shards must be"
+    )
     part.add_argument(
         "--output", required=True, help="part file (.npz); statistics go to the .json beside it"
     )
@@ -48,18 +52,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     plots.add_argument("--lens-dir", required=True, help="a complete lens folder")
     plots.add_argument("--deflection-png", required=True)
     plots.add_argument("--transparency-png", required=True)
-    plots.add_argument("--maps", type=int, default=4, help="number of transparency maps")
+    plots.add_argument("--maps", type=positive_int, default=4, help="number of transparency maps")
     plots.set_defaults(run=run_plots)
 
 
 def run_part(args: argparse.Namespace) -> None:
+    prepare_output(args.output)
+    prepare_output(stats_path(args.output))
     write_part(build_part(args.shards, args.field, args.nside, args.bin), args.output)
 
 
 def run_cfg(args: argparse.Namespace) -> None:
+    prepare_folder(args.lens_dir)
     finalize_lens(args.parts, args.lens_dir, write_mldat_files=args.mldat, compress=args.compress)
 
 
 def run_plots(args: argparse.Namespace) -> None:
+    prepare_output(args.deflection_png)
+    prepare_output(args.transparency_png)
     plot_deflection(args.lens_dir, args.deflection_png)
     plot_transparency(args.lens_dir, args.transparency_png, args.maps)

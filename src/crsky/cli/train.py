@@ -5,7 +5,7 @@ checkpoints."""
 import argparse
 import os
 
-from crsky.cli._options import json_object
+from crsky.cli._options import add_threads, json_object, non_negative_int, positive_int
 
 __all__ = ["add_parser"]
 
@@ -19,15 +19,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-settings", default="{}", help="the config's train section as JSON")
     p.add_argument("--training", nargs="+", required=True, help="training chunk files (.h5)")
     p.add_argument("--validation", nargs="+", required=True, help="validation chunk files (.h5)")
-    p.add_argument("--seed", type=int, required=True, help="config seed")
-    p.add_argument("--nside", type=int, default=None, help="model nside (default: the chunks')")
+    p.add_argument("--seed", type=non_negative_int, required=True, help="config seed")
+    p.add_argument(
+        "--nside", type=positive_int, default=None, help="model nside (default: the chunks')"
+    )
     p.add_argument(
         "--cpu-replicas",
-        type=int,
+        type=positive_int,
         default=1,
         help="without GPUs, split the CPU into this many MirroredStrategy replicas",
     )
-    p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all)")
+    add_threads(p, "TensorFlow threads (default: all)")
     p.set_defaults(run=run)
 
 

@@ -3,7 +3,9 @@ baseline of a large isotropy set runs in parallel and is shared by every model's
 
 File (HDF5): ``counts`` (n_maps, K) int32, the number of CR pairs within each ψ of ``psi_deg``
 per map (crsky.stats.two_point conventions); attributes ``format`` ("crsky-paircounts"),
-``psi_deg``, ``chunk`` (the skymap chunk it was computed from), ``dataset``, ``nside``, ``n_cr``.
+``psi_deg``, ``chunk`` (the skymap chunk it was computed from), ``chunk_sha256`` (that chunk's
+content hash: the reader refuses counts of any other chunk, even one of the same name and size),
+``dataset``, ``nside``, ``n_cr``.
 """
 
 import logging
@@ -15,7 +17,7 @@ import numpy as np
 
 from crsky import __version__
 from crsky.errors import InputFileError
-from crsky.io import atomic_h5, write_dataset
+from crsky.io import atomic_h5, file_sha256, write_dataset
 from crsky.stats.two_point import cumulative_pair_counts
 from crsky.store import open_chunk
 
@@ -31,6 +33,7 @@ def write_pair_counts(chunk_path, output, psi_deg, threads: int | None = None) -
     """Count the pairs of every map of a skymap chunk and write them atomically to ``output``."""
     psi = np.asarray(psi_deg, dtype=np.float64)
     begin = time.perf_counter()
+    chunk_sha256 = file_sha256(chunk_path)
     with open_chunk(chunk_path) as chunk, atomic_h5(output) as f:
         n_maps, n_cr, nside = chunk.n_maps, chunk.n_cr, chunk.nside
         if n_cr * (n_cr - 1) // 2 > np.iinfo(np.int32).max:
@@ -43,6 +46,7 @@ def write_pair_counts(chunk_path, output, psi_deg, threads: int | None = None) -
         f.attrs["format"] = FORMAT
         f.attrs["psi_deg"] = psi
         f.attrs["chunk"] = str(chunk_path)
+        f.attrs["chunk_sha256"] = chunk_sha256
         f.attrs["dataset"] = chunk.dataset
         f.attrs["nside"] = nside
         f.attrs["n_cr"] = n_cr
@@ -52,13 +56,13 @@ def write_pair_counts(chunk_path, output, psi_deg, threads: int | None = None) -
     return Path(output)
 
 
-def read_pair_counts(paths, psi_deg, n_maps) -> np.ndarray:
+def read_pair_counts(paths, psi_deg, chunk_paths, n_maps) -> np.ndarray:
     """(sum n_maps, K) int32 counts from per-chunk files, in order; InputFileError naming the
-    file if it is not a pair-count file, was made with other ψ, or has another number of maps
-    than its chunk (``n_maps``, one entry per file)."""
+    file if it is not a pair-count file, was made with other ψ, or belongs to another chunk than
+    the one at the same position of ``chunk_paths`` (content hash) with ``n_maps`` maps."""
     psi = np.asarray(psi_deg, dtype=np.float64)
     parts = []
-    for path, expected in zip(paths, n_maps, strict=True):
+    for path, chunk_path, expected in zip(paths, chunk_paths, n_maps, strict=True):
         try:
             with h5py.File(path, "r") as f:
                 if f.attrs.get("format") != FORMAT:
@@ -69,9 +73,18 @@ def read_pair_counts(paths, psi_deg, n_maps) -> np.ndarray:
                         f"{str(path)!r} holds pair counts for other ψ ({stored.size} angles "
                         f"{stored[:1]} ... {stored[-1:]}) than requested ({psi.size} angles)"
                     )
+                made_from = str(f.attrs.get("chunk_sha256", "none recorded"))
                 counts = f["counts"][()]
-        except OSError as err:
+        except (OSError, KeyError) as err:
+            if isinstance(err, InputFileError):
+                raise
             raise InputFileError(f"cannot read pair counts {str(path)!r}: {err}") from err
+        if made_from != file_sha256(chunk_path):
+            raise InputFileError(
+                f"pair counts {str(path)!r} were computed from another chunk than "
+                f"{str(chunk_path)!r} (content hash {made_from[:16]} vs the chunk's); rerun its "
+                "paircounts job"
+            )
         if counts.shape[0] != expected:
             raise InputFileError(
                 f"{str(path)!r} has pair counts of {counts.shape[0]} maps, its chunk {expected}"

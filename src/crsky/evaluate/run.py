@@ -43,7 +43,7 @@ from crsky.evaluate.plots import (
     plot_training_curves,
 )
 from crsky.evaluate.scoring import ModelFolder, score_maps
-from crsky.io import atomic_h5, atomic_output, write_dataset
+from crsky.io import atomic_folder, atomic_h5, atomic_output, write_dataset
 from crsky.likelihood import ProfileGrid
 from crsky.stats.significance import (
     Crossing,
@@ -152,7 +152,7 @@ def _prepare(job: EvaluateJob) -> _Prepared:
 
 def _pair_counts(maps: MapSet, files, psi: np.ndarray, threads) -> np.ndarray:
     if files is not None:
-        return read_pair_counts(files, psi, maps.n_maps)
+        return read_pair_counts(files, psi, maps.paths, maps.n_maps)
     parts = []
     for path in maps.paths:
         with open_chunk(path) as chunk:
@@ -269,8 +269,15 @@ def _write_html(path: Path, prep: _Prepared, rows: list[SignificanceRow], crossi
 
 
 def evaluate(job: EvaluateJob, output) -> Path:
-    """Score, compute the significance table and plot into the folder ``output``."""
+    """Score, compute the significance table and plot into the folder ``output``, written as a
+    whole (crsky.io.atomic_folder): a killed job never leaves a folder that looks finished."""
     output = Path(output)
+    with atomic_folder(output, output_files(with_model=True, with_lens=True)) as staging:
+        _write_evaluation(job, staging)
+    return output
+
+
+def _write_evaluation(job: EvaluateJob, output: Path) -> None:
     prep = _prepare(job)
     psi = np.asarray(job.psi_deg, dtype=np.float64)
     log.info(
@@ -351,4 +358,3 @@ def evaluate(job: EvaluateJob, output) -> Path:
         from crsky.lens.plots import plot_deflection
 
         plot_deflection(prep.test.lens_folder, output / "lens_deflection.png")
-    return output

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from crsky.errors import ConfigError
-from crsky.io import atomic_output
+from crsky.io import atomic_folder, atomic_output
 from crsky.stats.significance import SignificanceRow, read_significance_csv
 
 __all__ = ["plot_sigma_summary", "summarize", "write_summary_csv"]
@@ -97,6 +97,8 @@ def summarize(folders: dict[str, Path], output, levels) -> Path:
         raise ConfigError("no evaluation folders to summarise")
     rows = _collect(folders)
     output = Path(output)
-    write_summary_csv(output / "summary.csv", rows)
-    plot_sigma_summary(output / "sigma_summary.png", rows, levels)
+    # written as a whole: a killed job leaves no folder that looks finished
+    with atomic_folder(output, ("summary.csv", "sigma_summary.png")) as staging:
+        write_summary_csv(staging / "summary.csv", rows)
+        plot_sigma_summary(staging / "sigma_summary.png", rows, levels)
     return output

@@ -25,22 +25,31 @@ import numpy as np
 import scipy.sparse as sp
 
 from crsky import __version__
-from crsky.backtrack.shard import read_shard
+from crsky.backtrack.shard import (
+    BIN_ATTRS,
+    SHARED_ATTRS,
+    check_complete,
+    check_same_run,
+    check_shard,
+    read_shard,
+)
 from crsky.errors import ConfigError, InputFileError
 from crsky.io import atomic_output
 from crsky.lens.formats import (
     CFG_NAME,
     CRPROPA_CFG_NAME,
+    DIAGNOSTICS_COLUMNS,
+    DIAGNOSTICS_NAME,
     CfgEntry,
     read_npz,
     write_cfg,
+    write_diagnostics,
     write_mldat,
     write_npz,
 )
+from crsky.sphere import angle_between_deg, check_nside
 
 __all__ = [
-    "DIAGNOSTICS_COLUMNS",
-    "DIAGNOSTICS_NAME",
     "PROVENANCE_NAME",
     "LensPart",
     "build_part",
@@ -54,46 +63,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DIAGNOSTICS_NAME = "diagnostics.csv"
 PROVENANCE_NAME = "provenance.json"
-DIAGNOSTICS_COLUMNS = (
-    "bin_index",
-    "log10_rigidity_min",
-    "log10_rigidity_max",
-    "particles",
-    "escaped",
-    "escaped_fraction",
-    "particles_per_row_min",
-    "particles_per_row_mean",
-    "empty_rows",
-    "nnz",
-    "max_column_sum",
-    "deflection_mean_deg",
-    "deflection_median_deg",
-    "file",
-)
-# Shard attributes that all shards of a lens must share (besides field model and nside).
-_SHARED_ATTRS = (
-    "field_options",
-    "engine",
-    "seed",
-    "n_bins",
-    "particles_per_bin",
-    "accuracy_tolerance",
-    "accuracy_min_step_kpc",
-    "accuracy_max_step_kpc",
-    "accuracy_max_path_length_kpc",
-    "accuracy_r_galaxy_kpc",
-)
-_BIN_ATTRS = ("bin_index", "log10_rigidity_bin", "n_shards")
-_REQUIRED_ATTRS = (
-    "field_model",
-    "nside",
-    "shard_index",
-    "particle_range",
-    *_SHARED_ATTRS,
-    *_BIN_ATTRS,
-)
 
 
 @dataclass(frozen=True)
@@ -103,83 +73,6 @@ class LensPart:
 
     matrix: sp.csc_matrix
     stats: dict
-
-
-def _native(value):
-    """HDF5 attribute value -> plain Python (for JSON and comparisons)."""
-    if isinstance(value, np.ndarray):
-        return [_native(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, bytes):
-        return value.decode()
-    return value
-
-
-def _shard_attrs(path: Path, attrs: dict) -> dict:
-    missing = [key for key in _REQUIRED_ATTRS if key not in attrs]
-    if missing:
-        raise InputFileError(f"backtracking shard {str(path)!r} lacks the attributes {missing}")
-    return {key: _native(value) for key, value in attrs.items()}
-
-
-def _check_shard(path: Path, attrs: dict, n: int, field_model: str, nside: int, bin_index) -> None:
-    if attrs["field_model"] != field_model:
-        raise InputFileError(
-            f"backtracking shard {str(path)!r} was traced in field model "
-            f"{attrs['field_model']!r}, expected {field_model!r}"
-        )
-    if attrs["nside"] != nside:
-        raise InputFileError(
-            f"backtracking shard {str(path)!r} was sampled at nside {attrs['nside']}, "
-            f"expected the lens nside {nside}"
-        )
-    if bin_index is not None and attrs["bin_index"] != bin_index:
-        raise InputFileError(
-            f"backtracking shard {str(path)!r} belongs to rigidity bin {attrs['bin_index']}, "
-            f"expected bin {bin_index}"
-        )
-    first, stop = attrs["particle_range"]
-    if n != stop - first:
-        raise InputFileError(
-            f"backtracking shard {str(path)!r} holds {n} particles but its particle_range "
-            f"{first} ... {stop} needs {stop - first} (truncated or altered file)"
-        )
-
-
-def _check_same(path: Path, attrs: dict, ref_path: Path, ref: dict, keys) -> None:
-    for key in keys:
-        if attrs[key] != ref[key]:
-            raise InputFileError(
-                f"backtracking shards {str(ref_path)!r} and {str(path)!r} differ in {key!r}: "
-                f"{ref[key]!r} vs {attrs[key]!r}; all shards of a bin must come from one run"
-            )
-
-
-def _check_complete(paths: list[Path], shard_indices: list[int], n_shards: int, bin_index) -> None:
-    seen: dict[int, Path] = {}
-    for path, index in zip(paths, shard_indices, strict=True):
-        if index in seen:
-            raise InputFileError(
-                f"backtracking shards {str(seen[index])!r} and {str(path)!r} are both shard "
-                f"{index} of bin {bin_index}"
-            )
-        seen[index] = path
-    missing = sorted(set(range(n_shards)) - set(seen))
-    if missing:
-        raise InputFileError(
-            f"rigidity bin {bin_index} has {n_shards} shards but shards {missing} are missing "
-            f"(given: {[str(p) for p in paths]})"
-        )
-
-
-def _deflection_deg(observed: np.ndarray, edge: np.ndarray) -> np.ndarray:
-    """Angle (deg) between rows of two (N, 3) direction arrays; accurate near 0 and 180 deg."""
-    a = observed.astype(np.float64)
-    b = edge.astype(np.float64)
-    a /= np.linalg.norm(a, axis=1)[:, None]
-    b /= np.linalg.norm(b, axis=1)[:, None]
-    return np.degrees(2 * np.arctan2(np.linalg.norm(a - b, axis=1), np.linalg.norm(a + b, axis=1)))
 
 
 def _pixels(nside: int, direction: np.ndarray) -> np.ndarray:
@@ -231,19 +124,16 @@ def build_part(
     paths = [Path(p) for p in shard_paths]
     if not paths:
         raise ConfigError("no backtracking shards given for the lens part")
-    if not hp.isnsideok(nside, nest=True):
-        raise ConfigError(f"lens 'nside' must be a power of 2, got {nside!r}")
-    npix = hp.nside2npix(nside)
+    npix = hp.nside2npix(check_nside(nside, "lens nside"))
     observed_pix, edge_pix, deflection = [], [], []
     particles, shard_indices, versions = 0, [], set()
     ref, ref_path = None, None
     for path in paths:
-        data, raw_attrs = read_shard(path)
-        attrs = _shard_attrs(path, raw_attrs)
-        _check_shard(path, attrs, len(data["escaped"]), field_model, nside, bin_index)
+        data, attrs = read_shard(path)
+        check_shard(path, attrs, len(data["escaped"]), field_model, nside, bin_index)
         if ref is None:
             ref, ref_path = attrs, path
-        _check_same(path, attrs, ref_path, ref, (*_SHARED_ATTRS, *_BIN_ATTRS))
+        check_same_run(path, attrs, ref_path, ref, (*SHARED_ATTRS, *BIN_ATTRS))
         shard_indices.append(attrs["shard_index"])
         versions.add(str(attrs.get("crsky_version", "unknown")))
         escaped = data["escaped"]
@@ -251,10 +141,10 @@ def build_part(
         observed_pix.append(_pixels(nside, data["observed_direction"][escaped]))
         edge_pix.append(_pixels(nside, data["edge_direction"][escaped]))
         deflection.append(
-            _deflection_deg(data["observed_direction"][escaped], data["edge_direction"][escaped])
+            angle_between_deg(data["observed_direction"][escaped], data["edge_direction"][escaped])
         )
         log.info("read %s: %d particles, %d escaped", path, escaped.size, int(escaped.sum()))
-    _check_complete(paths, shard_indices, ref["n_shards"], ref["bin_index"])
+    check_complete(paths, shard_indices, ref["n_shards"], ref["bin_index"])
     observed_all = np.concatenate(observed_pix)
     n_escaped = observed_all.size
     if n_escaped == 0:
@@ -285,7 +175,7 @@ def build_part(
         "provenance": {
             "field_model": field_model,
             "field_description": ref.get("field_description", ""),
-            **{key: ref[key] for key in _SHARED_ATTRS},
+            **{key: ref[key] for key in SHARED_ATTRS},
             "n_shards": ref["n_shards"],
             "shards": sorted(p.name for p in paths),
             "backtrack_crsky_version": ", ".join(sorted(versions)),
@@ -334,7 +224,7 @@ def part_file_name(bin_index: int, suffix: str = ".npz") -> str:
     return f"bin{bin_index:03d}{suffix}"
 
 
-_LENS_PROVENANCE = ("field_model", *_SHARED_ATTRS)
+_LENS_PROVENANCE = ("field_model", *SHARED_ATTRS)
 
 
 def _ordered_parts(part_paths: list[Path]) -> list[tuple[Path, dict]]:
@@ -406,19 +296,6 @@ def _cfg_header(parts: list[tuple[Path, dict]], norm: float) -> dict:
     }
 
 
-def _write_diagnostics(path: Path, rows: list[dict]) -> None:
-    lines = [",".join(DIAGNOSTICS_COLUMNS)]
-    for row in rows:
-        lines.append(
-            ",".join(
-                repr(row[c]) if isinstance(row[c], float) else str(row[c])
-                for c in DIAGNOSTICS_COLUMNS
-            )
-        )
-    with atomic_output(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
 def finalize_lens(
     part_paths: list[str | Path],
     folder: str | Path,
@@ -457,7 +334,7 @@ def finalize_lens(
             mldat_entries.append(CfgEntry(mldat, lo, hi, tolerance, mcs))
         rows.append({**stats, "max_column_sum": mcs, "file": name})
         log.info("bin %d: %s written (max column sum %.4g)", stats["bin_index"], name, mcs)
-    _write_diagnostics(folder / DIAGNOSTICS_NAME, rows)
+    write_diagnostics(folder / DIAGNOSTICS_NAME, rows)
     provenance = {
         "global_max_column_sum": norm,
         "bins": [{"bin_index": s["bin_index"], **s["provenance"]} for _, s in parts],

@@ -1,5 +1,6 @@
 """Lens files (DESIGN.md section 4): matrix parts as scipy CSC ``.npz`` and CRPropa ``.mldat``,
-and the ``lens.cfg`` index.
+the ``lens.cfg`` index and the ``diagnostics.csv`` table (one row per bin, columns
+``DIAGNOSTICS_COLUMNS``), each with its writer and reader here.
 
 ``.npz``: a zip of ``.npy`` arrays named ``indices``, ``indptr``, ``format`` (``b"csc"``),
 ``shape`` and ``data``, exactly the keys ``scipy.sparse.save_npz`` writes for a CSC matrix and
@@ -18,6 +19,7 @@ those words; particles per pixel are written as ``particles_per_pixel``, since g
 "stat" value with the integer part of the largest row sum, which is below 1 in a normalised lens).
 """
 
+import csv
 import io
 import re
 import struct
@@ -34,18 +36,39 @@ from crsky.io import atomic_output
 __all__ = [
     "CFG_NAME",
     "CRPROPA_CFG_NAME",
+    "DIAGNOSTICS_COLUMNS",
+    "DIAGNOSTICS_NAME",
     "CfgEntry",
     "LensCfg",
     "read_cfg",
+    "read_diagnostics",
     "read_mldat",
     "read_npz",
     "write_cfg",
+    "write_diagnostics",
     "write_mldat",
     "write_npz",
 ]
 
 CFG_NAME = "lens.cfg"
 CRPROPA_CFG_NAME = "lens_crpropa.cfg"  # the same lens, listing the .mldat parts
+DIAGNOSTICS_NAME = "diagnostics.csv"
+DIAGNOSTICS_COLUMNS = (
+    "bin_index",
+    "log10_rigidity_min",
+    "log10_rigidity_max",
+    "particles",
+    "escaped",
+    "escaped_fraction",
+    "particles_per_row_min",
+    "particles_per_row_mean",
+    "empty_rows",
+    "nnz",
+    "max_column_sum",
+    "deflection_mean_deg",
+    "deflection_median_deg",
+    "file",
+)
 _NPZ_KEYS = ("indices", "indptr", "format", "shape", "data")  # scipy.sparse.save_npz order
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # earliest zip time stamp: reproducible bytes
 _MLDAT_HEADER = struct.Struct("<III")
@@ -246,3 +269,43 @@ def read_cfg(path: str | Path) -> LensCfg:
     if not entries:
         raise InputFileError(f"lens index {str(path)!r} lists no lens parts")
     return LensCfg(header, entries)
+
+
+def write_diagnostics(path: str | Path, rows: list[dict]) -> Path:
+    """Write ``diagnostics.csv`` atomically: one line per bin with ``DIAGNOSTICS_COLUMNS``
+    (floats as repr, so they read back exactly)."""
+    lines = [",".join(DIAGNOSTICS_COLUMNS)]
+    for row in rows:
+        lines.append(
+            ",".join(
+                repr(row[c]) if isinstance(row[c], float) else str(row[c])
+                for c in DIAGNOSTICS_COLUMNS
+            )
+        )
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Path(path)
+
+
+def read_diagnostics(folder: str | Path) -> dict[str, np.ndarray]:
+    """Columns of ``diagnostics.csv`` in a lens folder as arrays (file names as strings);
+    InputFileError naming the file if it is missing, empty or lacks a column."""
+    path = Path(folder) / DIAGNOSTICS_NAME
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as err:
+        raise InputFileError(f"cannot read lens diagnostics {str(path)!r}: {err.strerror}") from err
+    if not rows:
+        raise InputFileError(f"lens diagnostics {str(path)!r} hold no bins")
+    missing = [c for c in DIAGNOSTICS_COLUMNS if c not in rows[0]]
+    if missing:
+        raise InputFileError(f"lens diagnostics {str(path)!r} lack the columns {missing}")
+    columns = {}
+    try:
+        for key in DIAGNOSTICS_COLUMNS:
+            values = [r[key] for r in rows]
+            columns[key] = np.array(values) if key == "file" else np.array(values, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise InputFileError(f"lens diagnostics {str(path)!r}: {err}") from None
+    return columns

@@ -6,7 +6,6 @@
   longitude increasing to the left with the Galactic Centre in the middle (astronomers' view).
 """
 
-import csv
 from pathlib import Path
 
 import healpy as hp
@@ -14,31 +13,14 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from crsky.errors import ConfigError, InputFileError
+from crsky.errors import ConfigError
 from crsky.io import atomic_output
-from crsky.lens.build import DIAGNOSTICS_NAME
+from crsky.lens.formats import read_diagnostics
 from crsky.lens.reader import Lens
 
-__all__ = ["plot_deflection", "plot_transparency", "read_diagnostics"]
+__all__ = ["plot_deflection", "plot_transparency"]
 
 _PNG_METADATA = {"Software": None}  # no version string: same lens, same bytes
-
-
-def read_diagnostics(folder: str | Path) -> dict[str, np.ndarray]:
-    """Columns of ``diagnostics.csv`` in a lens folder as arrays (file names as strings)."""
-    path = Path(folder) / DIAGNOSTICS_NAME
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as err:
-        raise InputFileError(f"cannot read lens diagnostics {str(path)!r}: {err.strerror}") from err
-    if not rows:
-        raise InputFileError(f"lens diagnostics {str(path)!r} hold no bins")
-    columns = {}
-    for key in rows[0]:
-        values = [r[key] for r in rows]
-        columns[key] = np.array(values) if key == "file" else np.array(values, dtype=float)
-    return columns
 
 
 def _save(fig: Figure, path: str | Path) -> Path:

@@ -17,10 +17,12 @@ import scipy.sparse as sp
 from crsky.errors import ConfigError, InputFileError
 from crsky.lens._kernels import draw_rows
 from crsky.lens.formats import CFG_NAME, LensCfg, read_cfg, read_mldat, read_npz
+from crsky.sphere import check_nside
 
 __all__ = ["Lens"]
 
 _EDGE_ATOL = 1e-9  # bins of lens.cfg must touch within this (log10 R / V)
+_COLUMN_SUM_RTOL = 1e-9  # rounding of a normalised column sum (exactly 1 for the max column)
 
 
 @dataclass(frozen=True)
@@ -42,14 +44,12 @@ class Lens:
         self.folder = Path(folder)
         self.header = dict(cfg.header)
         try:
-            self.nside = int(cfg.header["nside"])
-        except ValueError:
-            self.nside = -1
-        if not hp.isnsideok(self.nside, nest=True):
+            self.nside = check_nside(int(cfg.header["nside"]))
+        except (ConfigError, ValueError):
             raise InputFileError(
                 f"lens index {str(self.folder / CFG_NAME)!r}: nside {cfg.header['nside']!r} is "
                 "not a power of 2"
-            )
+            ) from None
         self.npix = hp.nside2npix(self.nside)
         self.files = [self.folder / e.file for e in cfg.entries]
         lo = np.array([e.log10_rigidity_min for e in cfg.entries])
@@ -112,6 +112,14 @@ class Lens:
         cum = np.empty(matrix.nnz + 1)
         cum[0] = 0.0
         np.cumsum(matrix.data, out=cum[1:])
+        sums = np.diff(cum[matrix.indptr])
+        if sums.size and sums.max() > 1.0 + _COLUMN_SUM_RTOL:
+            j = int(np.argmax(sums))
+            raise InputFileError(
+                f"lens part {str(path)!r}: column {j} sums to {float(sums[j])!r} > 1; a column "
+                "sum is the transparency of an extragalactic pixel (a probability), so this is "
+                "not a normalised lens part (rebuild the lens with 'crsky lens cfg')"
+            )
         sampler = _Sampler(matrix, cum)
         self._cache[index] = sampler
         if self._max_cached is not None and len(self._cache) > self._max_cached:

@@ -16,7 +16,7 @@ import healpy as hp
 import numpy as np
 import scipy.sparse as sp
 
-from crsky.models.layout import check_nside
+from crsky.sphere import check_nside
 
 __all__ = ["LAMBDA_MAX_BOUND", "neighbour_weights", "rescaled_laplacian"]
 

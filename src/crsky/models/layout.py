@@ -19,10 +19,10 @@ import healpy as hp
 import numpy as np
 
 from crsky.errors import ConfigError
+from crsky.sphere import check_nside
 
 __all__ = [
     "FAMILIES",
-    "check_nside",
     "input_shape",
     "nest_to_patch",
     "ring_to_model",
@@ -30,15 +30,6 @@ __all__ = [
 ]
 
 FAMILIES = ("deepsphere", "patches")
-
-
-def check_nside(nside: int, key: str = "nside") -> int:
-    """``nside`` if it is a HEALPix nside (a power of 2), else ConfigError naming ``key``."""
-    if isinstance(nside, bool) or not isinstance(nside, int | np.integer):
-        raise ConfigError(f"{key!r} must be an integer power of 2, got {nside!r}")
-    if not hp.isnsideok(int(nside), nest=True):
-        raise ConfigError(f"{key!r} must be a power of 2 (1, 2, 4, 8, ...), got {nside}")
-    return int(nside)
 
 
 def _deinterleave(bits: np.ndarray) -> np.ndarray:

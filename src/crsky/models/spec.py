@@ -5,7 +5,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 
 from crsky.errors import ConfigError, check_options
-from crsky.models.layout import FAMILIES, check_nside
+from crsky.models.layout import FAMILIES
+from crsky.sphere import check_nside
 
 __all__ = [
     "ACTIVATIONS",

@@ -22,6 +22,7 @@ from crsky.sky.deflection import ToyDeflection
 from crsky.sky.exposure import Exposure
 from crsky.sky.sources import SIGNAL_COUNT_MODES, SignalFraction, Sources
 from crsky.sky.spectrum import EnergySampler, spectrum_from_config
+from crsky.sphere import check_nside
 
 __all__ = [
     "DATASET_DEFAULTS",
@@ -127,9 +128,7 @@ class DatasetConfig:
         _positive_int(c, "n_maps", where, 2**62)
         _positive_int(c, "chunk_size", where, MAX_CHUNK_SIZE)
         _positive_int(c, "n_cr", where, 65535)
-        nside = _positive_int(c, "nside", where, 8192)
-        if nside & (nside - 1):
-            raise ConfigError(f"{where}.nside must be a power of 2, got {nside}")
+        check_nside(_positive_int(c, "nside", where, 8192), f"{where}.nside")
         for key in ("energy_min_eev", "energy_max_eev"):
             value = c[key]
             number = isinstance(value, int | float) and not isinstance(value, bool)

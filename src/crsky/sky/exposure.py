@@ -22,6 +22,7 @@ import numpy as np
 from crsky.errors import ConfigError
 from crsky.sky._kernels import sommers_rows
 from crsky.sky.coordinates import north_celestial_pole_galactic
+from crsky.sphere import check_nside
 
 __all__ = ["AUGER_LATITUDE_DEG", "AUGER_THETA_MAX_DEG", "Exposure", "sommers_exposure"]
 
@@ -101,8 +102,7 @@ class Exposure:
         Proportional to the probability that an isotropic CR is observed in the pixel (pixels
         are equal-area); the maximum over pixels is ≤ 1.
         """
-        if not hp.isnsideok(nside, nest=True):
-            raise ConfigError(f"'nside' must be a power of 2, got {nside!r}")
+        nside = check_nside(nside)
         values = _pixel_exposure_nest(self, nside)
         if not nest:
             values = values[hp.ring2nest(nside, np.arange(hp.nside2npix(nside)))]

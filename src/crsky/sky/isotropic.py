@@ -7,12 +7,12 @@ in HEALPix pixel p with probability proportional to the pixel-averaged relative 
 per CR (acceptance thresholds stored as 32-bit fractions: probabilities exact to 2^-32).
 """
 
-import healpy as hp
 import numpy as np
 
 from crsky.errors import ConfigError
 from crsky.sky._kernels import alias_lookup, build_alias_table, pack_alias_table
 from crsky.sky.exposure import Exposure
+from crsky.sphere import check_nside
 
 __all__ = ["PixelSampler", "isotropic_sampler"]
 
@@ -48,6 +48,4 @@ class PixelSampler:
 
 def isotropic_sampler(nside: int, exposure: Exposure) -> PixelSampler:
     """Sampler of RING pixels at ``nside`` for an isotropic flux seen with ``exposure``."""
-    if not hp.isnsideok(nside, nest=True):
-        raise ConfigError(f"'nside' must be a power of 2, got {nside!r}")
-    return PixelSampler(exposure.pixel_exposure(nside, nest=False))
+    return PixelSampler(exposure.pixel_exposure(check_nside(nside), nest=False))

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 
 from crsky.errors import ConfigError
-from crsky.models.layout import check_nside
+from crsky.sphere import check_nside
 from crsky.stats._kernels import cumulative_counts
 from crsky.stats.tail import fit_tail, gpd_survival
 

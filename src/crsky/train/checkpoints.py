@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from crsky.errors import InputFileError
-from crsky.io import atomic_output
+from crsky.io import atomic_output, prepare_folder
 
 __all__ = [
     "CheckpointFolder",
@@ -112,6 +112,7 @@ class CheckpointFolder:
                 epoch = max((e for e in done if e <= len(rows)), default=0)
                 if epoch:
                     log.info("resuming after epoch %d from %s", epoch, self.weights_path(epoch))
+                    prepare_folder(self.folder)  # temporaries of the killed run
                     return epoch, rows[:epoch]
             else:
                 log.warning("checkpoints in %s are from another run; starting afresh", self.folder)

@@ -16,7 +16,7 @@ import keras
 
 from crsky import __version__
 from crsky.errors import CrskyError
-from crsky.io import atomic_output
+from crsky.io import atomic_output, prepare_folder
 from crsky.models import ModelSpec, build_model
 from crsky.models.render import RenderMaps, cr_inputs
 from crsky.rng import job_rng, name_stream_id
@@ -129,6 +129,7 @@ def train(job: TrainJob, output: str | Path) -> Path:
         "validation": [str(p) for p in validation.paths],
         "crsky_version": __version__,
     }
+    prepare_folder(output)  # writable; temporaries of a killed run removed
     folder = CheckpointFolder(output / "checkpoints", run)
     first_epoch, rows = folder.start()
     seed = int(job_rng(job.seed, "train", stream).integers(2**31))

@@ -17,7 +17,6 @@ batches as an uninterrupted one.
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import tensorflow as tf
 
@@ -106,14 +105,10 @@ def load_chunk(
     one by one, so a model without the energy channel reads only ``pixel``: that column alone
     decompresses 4-5 times faster than the four CR columns that ``cosmic_rays()`` returns.
     """
+    names = ("pixel", "log10_energy") if with_energy else ("pixel",)
     with open_chunk(path) as chunk:
         target = targets(chunk.labels(), task)
-        npix = 12 * chunk.nside**2
-    names = ("pixel", "log10_energy") if with_energy else ("pixel",)
-    with h5py.File(path, "r") as f:
-        columns = [f[name][()] for name in names]
-    if columns[0].size and int(columns[0].max()) >= npix:
-        raise InputFileError(f"skymap chunk {str(path)!r} has pixels >= {npix}")
+        columns = [chunk.read(name) for name in names]
     order = slice(None) if permutation_rng is None else permutation_rng.permutation(len(target))
     columns[0] = columns[0].astype(np.int32)
     return (*(c[order] for c in columns), target[order])
