@@ -323,17 +323,6 @@ def test_cli_bad_input_gives_one_clear_error(tmp_path, overrides, message):
     assert not (tmp_path / "s.h5").exists()
 
 
-@pytest.mark.crpropa
-def test_crpropa_engine_agrees_with_builtin(rng):
-    pytest.importorskip("crpropa", reason="CRPropa is not installable from the package index")
-    d = random_unit_vectors(rng, 20)
-    settings = dict(tolerance=1e-9, min_step_kpc=1e-6, max_step_kpc=0.1)
-    ours = backtrack(d, 1e19, "jf12", **settings)
-    theirs = backtrack(d, 1e19, "jf12", engine="crpropa", **settings)
-    assert np.median(angle_between_deg(ours.edge_direction, theirs.edge_direction)) < 1e-3
-    np.testing.assert_array_equal(ours.escaped, theirs.escaped)
-
-
 def test_crpropa_engine_without_crpropa_is_a_clear_error():
     try:
         import crpropa  # noqa: F401

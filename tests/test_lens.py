@@ -158,7 +158,7 @@ def test_rows_sum_to_one_then_max_column_sum_is_one(uniform):
         rows = np.asarray(raw.sum(axis=1)).ravel()
         filled = rows > 0
         np.testing.assert_allclose(rows[filled], 1.0, rtol=1e-12)
-        final = lens.matrix(lens.log10_rigidity_edges[b])
+        final = lens.matrix(lens.log10_rigidity_edges[b : b + 2].mean())
         np.testing.assert_allclose(final.toarray(), raw.toarray() / norm, rtol=1e-14)
         maxima.append(column_sums(final).max())
         assert lens.transparency(lens.log10_rigidity_edges[b]).max() <= 1 + 1e-12
@@ -344,7 +344,10 @@ def test_sampling_follows_a_real_column(uniform):
 def test_coverage_is_strict(tmp_path):
     lens = _toy_lens(tmp_path)
     np.testing.assert_array_equal(lens.log10_rigidity_edges, [18.0, 18.5, 19.0])
-    np.testing.assert_array_equal(lens.bin_index([18.0, 18.4999, 18.5, 19.0]), [0, 0, 1, 1])
+    # bins are (lo, hi] as in CRPropa's MagneticLens; the first also holds its lower edge
+    np.testing.assert_array_equal(
+        lens.bin_index([18.0, 18.4999, 18.5, 18.5001, 19.0]), [0, 0, 0, 1, 1]
+    )
     for bad in (17.999, 19.0001, float("nan")):
         with pytest.raises(ConfigError, match="outside the lens coverage"):
             lens.matrix(bad)

@@ -173,6 +173,7 @@ def propagate(
                 out_u,
                 out_s,
                 out_steps,
+                np.ascontiguousarray(model.fine_regions, dtype=np.float64).reshape(-1, 5),
             )
     finally:
         numba.set_num_threads(previous_threads)

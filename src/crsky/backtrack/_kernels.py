@@ -18,7 +18,9 @@ removes the integrator's only secular drift (a pure magnetic force conserves |p|
 
 A step never goes past the sphere of radius ``r_max_kpc`` along the straight line by more than
 ``BOUNDARY_OVERSHOOT_KPC``, nor past ``max_path_kpc``, so the particle stops on the sphere or at the
-maximum path length, not a step beyond.
+maximum path length, not a step beyond. Within the field model's fine regions (spheres where it
+has structure thinner than a step could see, ``FieldModel.fine_regions``) steps are at most the
+region's ``max_step`` long, and a step never reaches into such a sphere from outside.
 """
 
 import numpy as np
@@ -132,8 +134,23 @@ def _step_factor(tol, err):
 
 
 @njit_kernel
-def _trace_one(kernel, params, x, u, kappa, r_max, max_path, tol, min_step, max_step, h):
-    """Trace one particle from the 3-tuples x (kpc), u; h is the first trial step (kpc).
+def _local_max_step(x, max_step, fine_regions):
+    """Largest step (kpc) from x: ``max_step``, but inside a fine region (centre, radius, step)
+    at most its step, and outside no further than to the region's surface."""
+    h = max_step
+    for j in range(fine_regions.shape[0]):
+        dx = x[0] - fine_regions[j, 0]
+        dy = x[1] - fine_regions[j, 1]
+        dz = x[2] - fine_regions[j, 2]
+        gap = np.sqrt(dx * dx + dy * dy + dz * dz) - fine_regions[j, 3]
+        h = min(h, max(fine_regions[j, 4], gap))
+    return h
+
+
+@njit_kernel
+def _trace_one(kernel, params, x, u, kappa, r_max, max_path, tol, min_step, max_step, h, fine):
+    """Trace one particle from the 3-tuples x (kpc), u; h is the first trial step (kpc);
+    ``fine`` holds the field's fine regions (M, 5).
 
     Returns (x, u, path_kpc, n_steps) at the sphere, at max_path, or where it stopped.
     """
@@ -142,8 +159,9 @@ def _trace_one(kernel, params, x, u, kappa, r_max, max_path, tol, min_step, max_
     k = _curvature(kernel, params, kappa, x, u)
     while x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < r_max * r_max and s < max_path:
         h_cap = min(max_path - s, _distance_to_sphere(x, u, r_max) + BOUNDARY_OVERSHOOT_KPC)
+        h_max = _local_max_step(x, max_step, fine)
         while True:
-            h = min(max(h, min_step), max_step, h_cap)
+            h = min(max(h, min_step), h_max, h_cap)
             x_new, u_new, k_new, err = _dopri_step(kernel, params, kappa, x, u, k, h)
             if err <= tol or h <= min_step:
                 break
@@ -174,17 +192,30 @@ def trace_particles(
     out_direction,
     out_path_kpc,
     out_n_steps,
+    fine_regions,
 ):
     """Trace N particles in parallel; results go to the ``out_*`` arrays (N, 3), (N, 3), (N,), (N,).
 
-    position_kpc, direction: (N, 3) float64 start states; kappa: (N,) float64 in 1/(kpc µG).
+    position_kpc, direction: (N, 3) float64 start states; kappa: (N,) float64 in 1/(kpc µG);
+    fine_regions: (M, 5) float64 (centre, radius, max_step in kpc) of the field model.
     """
     for i in prange(position_kpc.shape[0]):
         x0 = (position_kpc[i, 0], position_kpc[i, 1], position_kpc[i, 2])
         u0 = (direction[i, 0], direction[i, 1], direction[i, 2])
         first_step = min(max_step, max(min_step, 0.01 / max(abs(kappa[i]), 1e-300)))
         x, u, path, n_steps = _trace_one(
-            kernel, params, x0, u0, kappa[i], r_max, max_path, tol, min_step, max_step, first_step
+            kernel,
+            params,
+            x0,
+            u0,
+            kappa[i],
+            r_max,
+            max_path,
+            tol,
+            min_step,
+            max_step,
+            first_step,
+            fine_regions,
         )
         for c in range(3):
             out_position_kpc[i, c] = x[c]

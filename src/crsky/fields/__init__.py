@@ -48,6 +48,10 @@ class FieldModel:
         kernel: numba function ``(x_kpc, y_kpc, z_kpc, params) -> (bx, by, bz)`` in microgauss.
         params: float64 parameter vector the kernel reads.
         description: provenance (paper, options) written into output attributes.
+        options: the options the model was built with.
+        fine_regions: (M, 5) float64 rows (x, y, z, radius, max_step), all kpc: spheres holding
+            structure thinner than a tracer step could see (e.g. KST24's 30 pc Local Bubble
+            shell); the tracer keeps its steps within a sphere at most ``max_step`` long.
     """
 
     name: str
@@ -55,6 +59,7 @@ class FieldModel:
     params: np.ndarray
     description: str = ""
     options: dict = field(default_factory=dict)
+    fine_regions: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
 
     def __call__(self, pos_kpc: np.ndarray) -> np.ndarray:
         """Field B (N, 3) in microgauss at positions ``pos_kpc`` (N, 3) in kpc."""

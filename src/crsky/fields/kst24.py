@@ -258,6 +258,12 @@ def kst24_field(arms=None):
         raise ConfigError(
             f"field.options.arms must list distinct arms of {list(KST24_ARMS)}, got {names!r}"
         )
+    # Thin structure a long step can pass unseen: the bubble's 30 pc shell (+-15 µG, ~2 deg at
+    # 10 EeV) and the corners of the hard-edged arm tubes, where a chord through the tube can be
+    # far shorter than the tube. Steps are kept to 10 pc near the shell and to 50 pc within
+    # 20 kpc of the centre: at 10 EeV the worst of 1,000 directions is then 0.03 deg off a
+    # converged run, against 0.3 deg with 100 pc steps and 28 deg with 1 kpc steps.
+    fine = np.array([[-8.2, 0.095, -0.05, 0.2 + 0.03 + 0.01, 0.01], [0.0, 0.0, 0.0, 20.0, 0.05]])
     return FieldModel(
         name="kst24",
         kernel=kst24_kernel,
@@ -267,4 +273,5 @@ def kst24_field(arms=None):
             "arXiv:2407.02148), parameters as in CRPropa 3.2 KST24Field; arms: " + ", ".join(names)
         ),
         options={"arms": names},
+        fine_regions=fine,
     )

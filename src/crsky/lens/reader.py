@@ -88,8 +88,12 @@ class Lens:
         return f"Lens({str(self.folder)!r}, nside={self.nside}, {self.n_bins} bins {lo:g}-{hi:g})"
 
     def bin_index(self, log10_rigidity) -> np.ndarray:
-        """Bin of each log10(R / V) (bins are [lo, hi), the last one also holds its upper edge).
-        ConfigError for any value outside the lens (never a nearest bin)."""
+        """Bin of each log10(R / V). Bins are (lo, hi], as CRPropa's ``MagneticLens`` picks its
+        parts (lo < R <= hi), so a rigidity on an edge falls in the same bin in both; the first
+        bin also holds its lower edge, which CRPropa leaves uncovered. Edges compare as the
+        log10 values of lens.cfg (CRPropa converts them to volts first, which can move a value
+        within a few ulp of an edge). ConfigError for any value outside the lens (never a
+        nearest bin)."""
         lr = np.asarray(log10_rigidity, dtype=np.float64)
         edges = self.log10_rigidity_edges
         outside = ~((lr >= edges[0]) & (lr <= edges[-1]))  # also catches NaN
@@ -99,7 +103,7 @@ class Lens:
                 f"log10_rigidity {bad!r} is outside the lens coverage {edges[0]!r} ... "
                 f"{edges[-1]!r} (log10 R / V) of {str(self.folder)!r}"
             )
-        return np.minimum(np.searchsorted(edges, lr, side="right") - 1, self.n_bins - 1)
+        return np.maximum(np.searchsorted(edges, lr, side="left") - 1, 0)
 
     def _sampler(self, index: int) -> _Sampler:
         sampler = self._cache.get(index)
