@@ -26,7 +26,7 @@ region's ``max_step`` long, and a step never reaches into such a sphere from out
 import numpy as np
 from numba import prange
 
-from crsky._numba import njit_kernel, njit_parallel
+from crsky._numba import njit_kernel, njit_taking_kernels
 
 __all__ = ["BOUNDARY_OVERSHOOT_KPC", "GYRO_KPC", "trace_particles"]
 
@@ -48,7 +48,7 @@ _E1, _E3, _E4 = 71 / 57600, -71 / 16695, 71 / 1920
 _E5, _E6, _E7 = -17253 / 339200, 22 / 525, -1 / 40
 
 
-@njit_kernel
+@njit_taking_kernels
 def _curvature(kernel, params, kappa, x, u):
     """kappa * u x B(x): derivative of the unit direction u (3-tuple) at x (3-tuple), 1/kpc."""
     bx, by, bz = kernel(x[0], x[1], x[2], params)
@@ -84,7 +84,7 @@ def _comb(
     )
 
 
-@njit_kernel
+@njit_taking_kernels
 def _dopri_step(kernel, params, kappa, x, u, k1, h):
     """One Dormand–Prince step of length h (kpc) from (x, u) with k1 = du/ds there.
 
@@ -147,7 +147,7 @@ def _local_max_step(x, max_step, fine_regions):
     return h
 
 
-@njit_kernel
+@njit_taking_kernels
 def _trace_one(kernel, params, x, u, kappa, r_max, max_path, tol, min_step, max_step, h, fine):
     """Trace one particle from the 3-tuples x (kpc), u; h is the first trial step (kpc);
     ``fine`` holds the field's fine regions (M, 5).
@@ -176,7 +176,7 @@ def _trace_one(kernel, params, x, u, kappa, r_max, max_path, tol, min_step, max_
     return x, u, s, n_steps
 
 
-@njit_parallel
+@njit_taking_kernels(parallel=True)
 def trace_particles(
     kernel,
     params,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import prange
 
-from crsky._numba import njit_parallel
+from crsky._numba import njit_taking_kernels
 from crsky.errors import ConfigError
 
 __all__ = [
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-@njit_parallel
+@njit_taking_kernels(parallel=True)
 def _evaluate(kernel, pos_kpc, params):
     b_ugauss = np.empty_like(pos_kpc)
     for i in prange(pos_kpc.shape[0]):
