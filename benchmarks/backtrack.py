@@ -1,14 +1,30 @@
-"""Backtracking throughput and accuracy (not a test; prints one JSON object).
+"""Backtracking speed at matched accuracy, crsky against CRPropa 3.2 in the same run (not a test;
+prints one JSON object).
 
-For protons at 1, 10 and 100 EeV from isotropic observed directions in JF12, measures particles
-per second on one core for each accuracy setting, the angular error of the edge direction against
-a converged run of the same particles (tolerance 1e-11, steps <= 50 pc), and the speed-up with two
-threads. Anchor (issue 3): CRPropa 3.2, tolerance 1e-4, steps 0.1-100 pc: 3.4k, 4.8k, 4.0k
-particles/s/core at 1, 10, 100 EeV; median/p99 error 0.008/0.53 deg at 10 EeV and 0.0007/0.021
-deg at 100 EeV.
+For protons at 1, 10 and 100 EeV from isotropic observed directions, in each field model: the
+edge directions of a converged run (crsky, tolerance 1e-12, steps 1e-8 to 0.02 kpc; checked
+against CRPropa's own converged run on a subset, `reference_check`), then for every tolerance of
+each engine the particles per second on one core and the median and 99th-percentile angular
+error against that reference: each engine's error-vs-cost curve. `matched` then gives, for every
+CRPropa point, the fastest crsky point whose median AND p99 errors are at most CRPropa's, and the
+ratio of their speeds. Both engines use the same step bounds (default 0.1 pc to 1 kpc; the
+field model's fine regions further limit crsky's steps, and CRPropa's everywhere, see
+`crsky.backtrack.crpropa_engine`). CRPropa runs its C++ candidate loop (`ModuleList.run` on a
+`CandidateVector`, OMP_NUM_THREADS=1, candidates built outside the timing). Where `import crpropa`
+fails, the CRPropa columns are absent and `crpropa` says so. `field_evaluation_ns` is the cost of
+one field evaluation per model (crsky: one thread over 200,000 points; CRPropa: its C++
+`fromMagneticField` filling a 64³ grid).
 
-    python benchmarks/backtrack.py [--particles 2000] [--tolerances 1e-6 1e-7]
+    python benchmarks/backtrack.py [--particles 2000] [--fields jf12 uf23 kst24]
+        [--energies-eev 1 10 100] [--tolerances 1e-5 1e-6 1e-7 1e-8 1e-9]
+        [--crpropa-tolerances 1e-4 1e-5 1e-6 1e-7 1e-8 1e-9]
+
+Run it through /work/coord/bench (timings on a shared machine are meaningless otherwise).
 """
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before CRPropa (OpenMP) is imported
 
 import argparse
 import json
@@ -19,12 +35,13 @@ import numba
 import numpy as np
 
 import crsky
-from crsky.backtrack import Accuracy, backtrack
-from crsky.fields import get_field
+from crsky.backtrack import EARTH_POSITION_KPC, backtrack
+from crsky.backtrack.crpropa_engine import crpropa_field
+from crsky.fields import _evaluate, get_field
 from crsky.sphere import angle_between_deg
 
-CRPROPA_PER_CORE = {1e18: 3400.0, 1e19: 4800.0, 1e20: 4000.0}
-CRPROPA_ERROR_DEG = {1e19: (0.008, 0.53), 1e20: (0.0007, 0.021)}
+FIELDS = {"jf12": {}, "uf23": {"variant": "base"}, "kst24": {}}
+REFERENCE = dict(tolerance=1e-12, min_step_kpc=1e-8, max_step_kpc=0.02)
 
 
 def isotropic(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -32,67 +49,187 @@ def isotropic(rng: np.random.Generator, n: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1)[:, None]
 
 
-def timed(directions, rigidity_V, field, threads, **accuracy):
+def errors(edge: np.ndarray, reference: np.ndarray) -> dict:
+    error = angle_between_deg(edge, reference)
+    return {
+        "median_error_deg": float(np.median(error)),
+        "p99_error_deg": float(np.percentile(error, 99)),
+    }
+
+
+def run_crsky(directions, rigidity_V, field, **accuracy):
     start = time.perf_counter()
-    result = backtrack(directions, rigidity_V, field, threads=threads, **accuracy)
+    result = backtrack(directions, rigidity_V, field, threads=1, **accuracy)
     return result, time.perf_counter() - start
+
+
+def run_crpropa(crpropa, directions, rigidity_V, field, tolerance, min_step_kpc, max_step_kpc):
+    """Edge directions and seconds of CRPropa's PropagationCK (C++ loop, one thread)."""
+    kpc = crpropa.kpc
+    max_step_kpc = min([max_step_kpc, *np.asarray(field.fine_regions)[:, 4]])
+    modules = crpropa.ModuleList()
+    modules.add(
+        crpropa.PropagationCK(
+            crpropa_field(field, crpropa),
+            tolerance,
+            min(min_step_kpc, max_step_kpc) * kpc,
+            max_step_kpc * kpc,
+        )
+    )
+    boundary = crpropa.SphericalBoundary(crpropa.Vector3d(0.0), 20.0 * kpc)
+    boundary.setMargin(0.0)
+    modules.add(boundary)
+    modules.add(crpropa.MaximumTrajectoryLength(1000.0 * kpc))
+    candidates = crpropa.CandidateVector()
+    for d in directions:
+        state = crpropa.ParticleState()
+        state.setId(-crpropa.nucleusId(1, 1))
+        state.setEnergy(rigidity_V * crpropa.eV)
+        state.setPosition(crpropa.Vector3d(*EARTH_POSITION_KPC) * kpc)
+        state.setDirection(crpropa.Vector3d(*d))
+        candidates.push_back(crpropa.CandidateRefPtr(crpropa.Candidate(state)))
+    start = time.perf_counter()
+    modules.run(candidates)
+    seconds = time.perf_counter() - start
+    edge = np.array(
+        [
+            [u.x, u.y, u.z]
+            for u in (candidates[i].current.getDirection() for i in range(len(directions)))
+        ]
+    )
+    return edge, seconds
+
+
+def field_costs(crpropa, names) -> dict:
+    rng = np.random.default_rng(7)
+    r = 20 * np.sqrt(rng.random(200_000))
+    phi = rng.uniform(-np.pi, np.pi, r.size)
+    pos = np.column_stack([r * np.cos(phi), r * np.sin(phi), rng.uniform(-4, 4, r.size)])
+    out = {}
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        for name in names:
+            field = get_field(name, **FIELDS.get(name, {}))
+            _evaluate(field.kernel, pos[:10], field.params)
+            start = time.perf_counter()
+            _evaluate(field.kernel, pos, field.params)
+            entry = {"crsky": round((time.perf_counter() - start) / len(pos) * 1e9, 1)}
+            if crpropa is not None:
+                n = 64
+                origin = crpropa.Vector3d(-20, -20, -4) * crpropa.kpc
+                spacing = crpropa.Vector3d(40 / n, 40 / n, 8 / n) * crpropa.kpc
+                grid = crpropa.Grid3f(origin, n, n, n, spacing)
+                model = crpropa_field(field, crpropa)
+                start = time.perf_counter()
+                crpropa.fromMagneticField(grid, model)
+                entry["crpropa"] = round((time.perf_counter() - start) / n**3 * 1e9, 1)
+            out[name] = entry
+    finally:
+        numba.set_num_threads(previous)
+    return out
+
+
+def matched(crsky_rows, crpropa_rows) -> list[dict]:
+    """For each CRPropa point: the fastest crsky point at no larger median and p99 error."""
+    out = []
+    for theirs in crpropa_rows:
+        fits = [
+            ours
+            for ours in crsky_rows
+            if ours["median_error_deg"] <= theirs["median_error_deg"]
+            and ours["p99_error_deg"] <= theirs["p99_error_deg"]
+        ]
+        best = max(fits, key=lambda row: row["particles_per_s"]) if fits else None
+        out.append(
+            {
+                "crpropa_tolerance": theirs["tolerance"],
+                "crpropa_particles_per_s": theirs["particles_per_s"],
+                "crsky_tolerance": best["tolerance"] if best else None,
+                "crsky_particles_per_s": best["particles_per_s"] if best else None,
+                "speedup": round(best["particles_per_s"] / theirs["particles_per_s"], 2)
+                if best
+                else None,
+            }
+        )
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--particles", type=int, default=2000)
-    parser.add_argument("--tolerances", type=float, nargs="+", default=[1e-6, 1e-7])
-    parser.add_argument("--max-step-kpc", type=float, default=Accuracy.max_step_kpc)
+    parser.add_argument("--fields", nargs="+", default=list(FIELDS), choices=list(FIELDS))
+    parser.add_argument("--energies-eev", type=float, nargs="+", default=[1.0, 10.0, 100.0])
+    parser.add_argument(
+        "--tolerances", type=float, nargs="+", default=[1e-5, 1e-6, 1e-7, 1e-8, 1e-9]
+    )
+    parser.add_argument("--crpropa-tolerances", type=float, nargs="+",
+                        default=[1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9])  # fmt: skip
+    parser.add_argument("--min-step-kpc", type=float, default=1e-4)
+    parser.add_argument("--max-step-kpc", type=float, default=1.0)
+    parser.add_argument("--reference-check", type=int, default=200,
+                        help="particles also traced by CRPropa at tolerance 1e-10")  # fmt: skip
     args = parser.parse_args()
-    field = get_field("jf12")
+    try:
+        import crpropa
+    except ImportError:
+        crpropa = None
+    steps = dict(min_step_kpc=args.min_step_kpc, max_step_kpc=args.max_step_kpc)
     rng = np.random.default_rng(2026)
-    backtrack(isotropic(rng, 8), 1e19, field, threads=1)  # compile
-    rows = []
-    for rigidity_V in CRPROPA_PER_CORE:
-        directions = isotropic(rng, args.particles)
-        converged, _ = timed(
-            directions,
-            rigidity_V,
-            field,
-            None,
-            tolerance=1e-11,
-            min_step_kpc=1e-8,
-            max_step_kpc=0.05,
-        )
-        for tolerance in args.tolerances:
-            settings = dict(tolerance=tolerance, max_step_kpc=args.max_step_kpc)
-            one, seconds_1 = timed(directions, rigidity_V, field, 1, **settings)
-            _, seconds_2 = timed(directions, rigidity_V, field, 2, **settings)
-            ok = one.escaped & converged.escaped
-            error = angle_between_deg(one.edge_direction[ok], converged.edge_direction[ok])
-            per_core = args.particles / seconds_1
-            anchor_error = CRPROPA_ERROR_DEG.get(rigidity_V, (None, None))
-            rows.append(
-                {
-                    "energy_EeV": rigidity_V / 1e18,
+    cases = []
+    for name in args.fields:
+        field = get_field(name, **FIELDS[name])
+        backtrack(isotropic(rng, 4), 1e19, field, threads=1)  # compile
+        for energy in args.energies_eev:
+            rigidity = energy * 1e18
+            directions = isotropic(rng, args.particles)
+            reference, _ = run_crsky(directions, rigidity, field, **REFERENCE)
+            case = {"field": name, "energy_EeV": energy, "particles": args.particles}
+            rows = []
+            for tolerance in args.tolerances:
+                result, seconds = run_crsky(
+                    directions, rigidity, field, tolerance=tolerance, **steps
+                )
+                rows.append({
                     "tolerance": tolerance,
-                    "max_step_kpc": args.max_step_kpc,
-                    "particles": args.particles,
-                    "particles_per_s_1_thread": round(per_core, 1),
-                    "particles_per_s_2_threads": round(args.particles / seconds_2, 1),
-                    "speedup_2_threads": round(seconds_1 / seconds_2, 2),
-                    "ratio_to_crpropa_per_core": round(per_core / CRPROPA_PER_CORE[rigidity_V], 2),
-                    "mean_steps": round(float(one.n_steps.mean()), 1),
-                    "escaped_fraction": float(one.escaped.mean()),
-                    "median_error_deg": float(np.median(error)),
-                    "p99_error_deg": float(np.percentile(error, 99)),
-                    "crpropa_median_error_deg": anchor_error[0],
-                    "crpropa_p99_error_deg": anchor_error[1],
+                    "particles_per_s": round(args.particles / seconds, 1),
+                    "mean_steps": round(float(result.n_steps.mean()), 1),
+                    **errors(result.edge_direction, reference.edge_direction),
+                })  # fmt: skip
+            case["crsky"] = rows
+            if crpropa is not None:
+                theirs = []
+                for tolerance in args.crpropa_tolerances:
+                    edge, seconds = run_crpropa(
+                        crpropa, directions, rigidity, field, tolerance, **steps
+                    )
+                    theirs.append({
+                        "tolerance": tolerance,
+                        "particles_per_s": round(args.particles / seconds, 1),
+                        **errors(edge, reference.edge_direction),
+                    })  # fmt: skip
+                case["crpropa"] = theirs
+                case["matched"] = matched(rows, theirs)
+                k = min(args.reference_check, args.particles)
+                edge, _ = run_crpropa(crpropa, directions[:k], rigidity, field, 1e-10,
+                                      1e-8, REFERENCE["max_step_kpc"])  # fmt: skip
+                case["reference_check"] = {
+                    "particles": k,
+                    **errors(edge, reference.edge_direction[:k]),
                 }
-            )
+            cases.append(case)
+            print(json.dumps(case), flush=True)
     print(
         json.dumps(
             {
                 "benchmark": "backtrack",
-                "field": "jf12",
-                "engine": "builtin (Dormand-Prince 5(4), numba)",
-                "results": rows,
-                "crsky": crsky.__version__,
+                "engine": "builtin (Dormand-Prince 5(4), numba) vs CRPropa PropagationCK",
+                "crpropa": crpropa.g_GIT_DESC if crpropa else "not importable: no CRPropa column",
+                "step_bounds_kpc": [args.min_step_kpc, args.max_step_kpc],
+                "reference": REFERENCE,
+                "field_evaluation_ns": field_costs(crpropa, args.fields),
+                "cases": cases,
+                "crsky_version": crsky.__version__,
                 "numba": numba.__version__,
                 "numpy": np.__version__,
                 "host": platform.node(),

@@ -32,10 +32,33 @@ _ESCAPED_KEY = "crsky_escaped"
 
 
 def _jf12(field, crpropa):
+    from dataclasses import asdict
+
+    from crsky.fields.turbulence import StriationSpec, TurbulenceSpec
+
     components = field.options.get("components", ["disk", "toroidal_halo", "x_field"])
     model = crpropa.JF12Field()
     model.setUseStriatedField(False)
     model.setUseTurbulentField(False)
+    turbulence = field.options.get("turbulence")
+    if turbulence is not None:
+        # CRPropa's own realisation: 256³ grid of 4 pc, Kolmogorov 8-272 pc, unit rms
+        fixed = {k: v for k, v in asdict(TurbulenceSpec()).items() if k not in ("seed", "n_modes")}
+        if any(turbulence[k] != v for k, v in fixed.items()):
+            raise ConfigError(
+                "engine 'crpropa': CRPropa's JF12 turbulence is fixed at 8-272 pc and the "
+                f"published strength; field.options.turbulence {turbulence!r} has no counterpart"
+            )
+        model.randomTurbulent(int(turbulence["seed"]))
+    striated = field.options.get("striated")
+    if striated is not None:
+        fixed = {k: v for k, v in asdict(StriationSpec()).items() if k != "seed"}
+        if any(striated[k] != v for k, v in fixed.items()):
+            raise ConfigError(
+                "engine 'crpropa': CRPropa's JF12 striation has beta 1.36 and 100 pc cells; "
+                f"field.options.striated {striated!r} has no counterpart"
+            )
+        model.randomStriated(int(striated["seed"]))
     model.setUseDiskField("disk" in components)
     model.setUseToroidalHaloField("toroidal_halo" in components)
     model.setUseXField("x_field" in components)

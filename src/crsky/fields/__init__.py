@@ -92,10 +92,12 @@ def _make_uniform(b_ugauss=(0.0, 0.0, 1.0)) -> FieldModel:
     return uniform_field(b_ugauss)
 
 
-def _make_jf12(components=("disk", "toroidal_halo", "x_field")) -> FieldModel:
+def _make_jf12(
+    components=("disk", "toroidal_halo", "x_field"), turbulence=None, striated=None
+) -> FieldModel:
     from crsky.fields.jf12 import jf12_field
 
-    return jf12_field(components)
+    return jf12_field(components, turbulence, striated)
 
 
 def _make_uf23(variant="base") -> FieldModel:
@@ -121,7 +123,7 @@ def _make_kst24(arms=None) -> FieldModel:
 _REGISTRY: dict[str, FieldEntry] = {
     "zero": FieldEntry(_make_zero),
     "uniform": FieldEntry(_make_uniform, ("b_ugauss",)),
-    "jf12": FieldEntry(_make_jf12, ("components",)),
+    "jf12": FieldEntry(_make_jf12, ("components", "turbulence", "striated")),
     "uf23": FieldEntry(_make_uf23, ("variant",)),
     "pt11": FieldEntry(_make_pt11, ("disk", "halo")),
     "kst24": FieldEntry(_make_kst24, ("arms",)),

@@ -21,7 +21,7 @@ import numpy as np
 
 from crsky._numba import njit_kernel
 
-__all__ = ["JF12_COMPONENTS", "jf12_field", "jf12_kernel", "jf12_params"]
+__all__ = ["JF12_COMPONENTS", "jf12_arm_index", "jf12_field", "jf12_kernel", "jf12_params"]
 
 JF12_COMPONENTS = ("disk", "toroidal_halo", "x_field")
 
@@ -112,6 +112,26 @@ def jf12_params(disk: bool = True, toroidal_halo: bool = True, x_field: bool = T
 
 
 @njit_kernel
+def jf12_arm_index(x_kpc, y_kpc, r, params):
+    """Spiral arm region 0 ... 7 of JF12 at in-plane radius r >= 5 kpc (8: beyond the last arm).
+
+    The radius r_{-x} at which the logarithmic spiral through the point crosses the -x axis
+    (phi = pi), brought inside the outermost arm by whole turns (each multiplies it by
+    exp(-2 pi tan i)), is compared with the 8 arm edges there.
+    """
+    r_negx = r * np.exp((np.pi - np.arctan2(y_kpc, x_kpc)) * params[_TAN_PITCH])
+    r_outer = params[_R_ARMS + 7]
+    if r_negx > r_outer:
+        r_negx *= params[_EXP_M2PI_TAN]
+        if r_negx > r_outer:
+            r_negx *= params[_EXP_M2PI_TAN]
+    k = 0  # number of arm edges at or inside r_{-x} (branch-free count)
+    for i in range(8):
+        k += r_negx >= params[_R_ARMS + i]
+    return k
+
+
+@njit_kernel
 def jf12_kernel(x_kpc, y_kpc, z_kpc, params):
     """JF12 regular field (bx, by, bz) in µG at one Galactocentric position (kpc).
 
@@ -149,18 +169,7 @@ def jf12_kernel(x_kpc, y_kpc, z_kpc, params):
             bx -= b * sin_phi
             by += b * cos_phi
         else:
-            # radius r_{-x} at which the spiral through this point crosses the -x axis (phi = pi);
-            # one turn outwards multiplies it by exp(-2 pi tan i)
-            r_negx = r * np.exp((np.pi - np.arctan2(y_kpc, x_kpc)) * params[_TAN_PITCH])
-            r_outer = params[_R_ARMS + 7]
-            if r_negx > r_outer:
-                r_negx *= params[_EXP_M2PI_TAN]
-                if r_negx > r_outer:
-                    r_negx *= params[_EXP_M2PI_TAN]
-            # arm index = number of arm boundaries at or inside r_{-x} (branch-free count)
-            k = 0
-            for i in range(8):
-                k += r_negx >= params[_R_ARMS + i]
+            k = jf12_arm_index(x_kpc, y_kpc, r, params)
             b = params[_B_ARMS + k] if k < 8 else 0.0
             if b != 0.0:
                 b *= scale
@@ -220,7 +229,7 @@ def jf12_kernel(x_kpc, y_kpc, z_kpc, params):
     return bx, by, bz
 
 
-def jf12_field(components: Iterable[str] = JF12_COMPONENTS):
+def jf12_field(components: Iterable[str] = JF12_COMPONENTS, turbulence=None, striated=None):
     """The JF12 regular field as a :class:`~crsky.fields.FieldModel`.
 
     Args:
@@ -255,14 +264,40 @@ def jf12_field(components: Iterable[str] = JF12_COMPONENTS):
     params = jf12_params(
         disk="disk" in chosen, toroidal_halo="toroidal_halo" in chosen, x_field="x_field" in chosen
     )
+    options = {"components": chosen}
+    description = (
+        "Jansson & Farrar 2012 regular Galactic magnetic field (ApJ 757, 14, arXiv:1204.3662; "
+        "random parts: ApJ 761, L11, arXiv:1210.7820), as in CRPropa 3.2 JF12Field; "
+        f"components: {', '.join(chosen)}"
+    )
+    kernel = jf12_kernel
+    if turbulence not in (None, False) or striated not in (None, False):
+        from dataclasses import asdict
+
+        from crsky.fields.jf12_random import jf12_random_kernel, jf12_random_params
+        from crsky.fields.turbulence import StriationSpec, TurbulenceSpec
+
+        turb = None if turbulence in (None, False) else TurbulenceSpec.from_options(turbulence)
+        stri = None if striated in (None, False) else StriationSpec.from_options(striated)
+        params = jf12_random_params(params, turb, stri)
+        kernel = jf12_random_kernel
+        if stri is not None:
+            options["striated"] = asdict(stri)
+            description += (
+                f"; striated: beta {stri.beta:g}, "
+                f"{stri.cell_pc:g} pc cells, seed {stri.seed}"
+            )
+        if turb is not None:
+            options["turbulence"] = asdict(turb)
+            description += (
+                f"; turbulent (JF12 random-field strength x {turb.rms_scale:g}): Kolmogorov "
+                f"{turb.l_min_pc:g}-{turb.l_max_pc:g} pc, {turb.n_modes} plane waves, "
+                f"seed {turb.seed}"
+            )
     return FieldModel(
         name="jf12",
-        kernel=jf12_kernel,
+        kernel=kernel,
         params=params,
-        description=(
-            "Jansson & Farrar 2012 regular Galactic magnetic field (ApJ 757, 14, arXiv:1204.3662; "
-            "ApJ 761, L11, arXiv:1210.7820), as in CRPropa 3.2 JF12Field, no striated or "
-            f"turbulent part; components: {', '.join(chosen)}"
-        ),
-        options={"components": chosen},
+        description=description,
+        options=options,
     )
