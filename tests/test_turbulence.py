@@ -169,7 +169,9 @@ def test_rms_map_matches_crpropa():
     phi = rng.uniform(-np.pi, np.pi, 3000)
     pos = np.column_stack([r * np.cos(phi), r * np.sin(phi), rng.uniform(-6, 6, 3000)])
     model = crpropa.JF12Field()
-    ref = [model.getTurbulentStrength(crpropa.Vector3d(*p) * crpropa.kpc) / crpropa.muG for p in pos]
+    ref = [
+        model.getTurbulentStrength(crpropa.Vector3d(*p) * crpropa.kpc) / crpropa.muG for p in pos
+    ]
     params = get_field("jf12", turbulence={}).params
     assert_allclose(_rms_map(pos, params), ref, rtol=1e-12, atol=1e-14)
 
@@ -191,7 +193,7 @@ def test_striation_is_plus_minus_one_per_cell():
     # constant within a cell, independent between neighbours
     inside = signs(centre + rng.uniform(-0.049, 0.049, centre.shape), 10.0, 2)
     np.testing.assert_array_equal(s, inside)
-    neighbour = signs(centre + [0.1, 0.0, 0.0], 10.0, 2)
+    neighbour = signs(centre + np.array([0.1, 0.0, 0.0]), 10.0, 2)
     assert abs(np.mean(s == neighbour) - 0.5) < 0.03
     assert np.mean(signs(centre, 10.0, 3) == s) == pytest.approx(0.5, abs=0.03)
     # the striated field is the regular one times 1 +- sqrt(1.36)

@@ -284,8 +284,7 @@ def jf12_field(components: Iterable[str] = JF12_COMPONENTS, turbulence=None, str
         if stri is not None:
             options["striated"] = asdict(stri)
             description += (
-                f"; striated: beta {stri.beta:g}, "
-                f"{stri.cell_pc:g} pc cells, seed {stri.seed}"
+                f"; striated: beta {stri.beta:g}, {stri.cell_pc:g} pc cells, seed {stri.seed}"
             )
         if turb is not None:
             options["turbulence"] = asdict(turb)

@@ -121,8 +121,7 @@ def _toroidal(x, y, z, r, params, q):
     """Toroidal slab q (_N_TOR or _S_TOR): (bx, by) of B pointing along -phi_hat (B < 0: +phi)."""
     if z <= params[q + 1] or z >= params[q + 2] or r < params[q + 3] or r > params[q + 4]:
         return 0.0, 0.0
-    phi = np.arctan2(y, x)
-    return params[q] * np.sin(phi), -params[q] * np.cos(phi)
+    return params[q] * (y / r), -params[q] * (x / r)
 
 
 @njit_kernel
@@ -135,9 +134,8 @@ def _x_field(x, y, z, r, params):
     if r0 < params[_X_R0_MIN] or r0 > params[_X_R0_MAX]:
         return 0.0, 0.0, 0.0
     b = params[_X_B] * (r0 / r)
-    phi = np.arctan2(y, x)
     b_r = b * sign * params[_X_SIN]
-    return b_r * np.cos(phi), b_r * np.sin(phi), b * params[_X_COS]
+    return b_r * (x / r), b_r * (y / r), b * params[_X_COS]
 
 
 @njit_kernel
@@ -166,10 +164,10 @@ def _bubble_shell(distance, dx, dy, dz, params):
 
 
 @njit_kernel
-def _spiral_axis_point(r1, phi, tan_p):
+def _spiral_axis_point(r1, cos_phi, sin_phi, tan_p):
     """Point (x, y) at radius r1 and azimuth phi and the unit tangent of the spiral there."""
-    xi = r1 * np.cos(phi)
-    yi = r1 * np.sin(phi)
+    xi = r1 * cos_phi
+    yi = r1 * sin_phi
     tx = tan_p * xi - yi
     ty = tan_p * yi + xi
     norm = np.sqrt(tx * tx + ty * ty)
@@ -199,10 +197,10 @@ def _arm(x, y, z, params, q):
         r1 = r2
         turn += 1.0
     # first-order correction of the azimuth of the nearest axis point along the tangent
-    xi, yi, tx, ty = _spiral_axis_point(r1, phi, k)
+    xi, yi, tx, ty = _spiral_axis_point(r1, px / r, py / r, k)
     dphi = -((xi - px) * tx + (yi - py) * ty) / (r1 / params[q + _A_COSP])
     r1 = a * np.exp(k * (phi + phi0 + dphi + 2.0 * np.pi * turn))
-    xi, yi, tx, ty = _spiral_axis_point(r1, phi + dphi, k)
+    xi, yi, tx, ty = _spiral_axis_point(r1, np.cos(phi + dphi), np.sin(phi + dphi), k)
     d = np.sqrt((xi - px) ** 2 + (yi - py) ** 2)
     # the tube widens along the arm length L = r1 / sin(p), measured from r = 5 kpc
     sin_p = params[q + _A_SINP]

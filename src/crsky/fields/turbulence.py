@@ -191,7 +191,10 @@ def plane_wave_sum(x_kpc, y_kpc, z_kpc, params, offset, n_modes):
     bz = 0.0
     for n in range(n_modes):
         turns = (
-            params[kx + n] * x_kpc + params[ky + n] * y_kpc + params[kz + n] * z_kpc + params[ph + n]
+            params[kx + n] * x_kpc
+            + params[ky + n] * y_kpc
+            + params[kz + n] * z_kpc
+            + params[ph + n]
         ) * inv_two_pi
         y = turns - np.floor(turns + 0.5)  # in [-1/2, 1/2]
         t = y * y

@@ -158,7 +158,11 @@ _TWIST_T = 37  # twisting time (Myr)
 _TWIST_V0 = 38  # rotation-curve speed (kpc / Myr), radius r0 and height z0 (kpc) of eqs. 43-44
 _TWIST_R0 = 39
 _TWIST_Z0 = 40
-_N_PARAMS = 41
+_POL_FINITE_A = 41  # 1 for a finite footpoint asymptote a (expX), 0 for a -> infinity
+_POL_LOG_ZP = 42  # ln z_p (kpc)
+_MODE_COS = 43  # cos(m phase_m), m = 1, 2, 3
+_MODE_SIN = 46  # sin(m phase_m)
+_N_PARAMS = 49
 
 _TINY = np.finfo(np.float64).tiny  # smallest normal float64: the reference code's r > 0 test
 _MAX_EXP_ARG = math.log(np.finfo(np.float64).max)  # exp() overflows beyond this
@@ -204,6 +208,12 @@ def uf23_params(variant: str = "base") -> np.ndarray:
     p[_POL_W] = v.get("poloidal_w", 1.0)
     p[_POL_C] = (a / z_p) ** power
     p[_POL_A0P] = a**power
+    p[_POL_FINITE_A] = float("poloidal_a" in v)
+    p[_POL_LOG_ZP] = math.log(z_p)
+    for m in range(3):
+        phase = (m + 1) * p[_DISK_PHASE + m]
+        p[_MODE_COS + m] = math.cos(phase)
+        p[_MODE_SIN + m] = math.sin(phase)
     p[_TWIST_T] = v.get("twisting_time_myr", 0.0)
     p[_TWIST_V0] = -240.0 / _KPC_KM * _MYR_S
     p[_TWIST_R0] = 1.6
@@ -224,8 +234,12 @@ def _angle_between(phi0, phi1):
 
 
 @njit_kernel
-def _spiral_disk(r, phi, abs_z, params):
-    """(B_r, B_phi) of the three-mode logarithmic spiral disk (eqs. 10-14) at r > 0."""
+def _spiral_disk(r, cos_phi, sin_phi, abs_z, params):
+    """(B_r, B_phi) of the three-mode logarithmic spiral disk (eqs. 10-14) at r > 0.
+
+    The modes cos(m (phi0 - phase_m)) come from one cos/sin of phi0 = phi - ln(r / r_ref) / tan p
+    by the multiple-angle formulas (equal to the direct form to a few ulp).
+    """
     h_z = 1.0 - _sigmoid(abs_z, params[_DISK_H], params[_DISK_W])
     # (1 - exp(-r²/kpc²)) / r, its series near the axis
     rho = r  # r in units of 1 kpc
@@ -236,11 +250,19 @@ def _spiral_disk(r, phi, abs_z, params):
         * (1.0 - _sigmoid(r, params[_R_OUTER], params[_W_OUTER]))
         * _sigmoid(r, params[_R_INNER], params[_W_INNER])
     )
-    phi0 = phi - np.log(r / params[_R_REF]) / params[_TAN_PITCH]
+    turn = np.log(r / params[_R_REF]) / params[_TAN_PITCH]
+    ct = np.cos(turn)
+    st = np.sin(turn)
+    c1 = cos_phi * ct + sin_phi * st  # cos(phi0), phi0 = phi - turn
+    s1 = sin_phi * ct - cos_phi * st
+    c2 = 2.0 * c1 * c1 - 1.0
+    s2 = 2.0 * s1 * c1
+    c3 = c1 * (2.0 * c2 - 1.0)  # 4 c³ - 3 c
+    s3 = s1 * (2.0 * c2 + 1.0)  # 3 s - 4 s³
     b = (
-        params[_DISK_B] * np.cos(phi0 - params[_DISK_PHASE])
-        + params[_DISK_B + 1] * np.cos(2.0 * (phi0 - params[_DISK_PHASE + 1]))
-        + params[_DISK_B + 2] * np.cos(3.0 * (phi0 - params[_DISK_PHASE + 2]))
+        params[_DISK_B] * (c1 * params[_MODE_COS] + s1 * params[_MODE_SIN])
+        + params[_DISK_B + 1] * (c2 * params[_MODE_COS + 1] + s2 * params[_MODE_SIN + 1])
+        + params[_DISK_B + 2] * (c3 * params[_MODE_COS + 2] + s3 * params[_MODE_SIN + 2])
     ) * (h_z * g)
     return b * params[_SIN_PITCH], b * params[_COS_PITCH]
 
@@ -278,13 +300,25 @@ def _spur_disk(r, phi, abs_z, params):
 def _poloidal_halo(r, z, params):
     """(B_r, B_z) of the coasting poloidal halo (eqs. 28-38 for p = n).
 
-    Field lines r = a (1 + (|z| / z_p)^p)^(1/p) ... are labelled by their footpoint a; written
-    without the cancellation of sqrt(t0² + b) - t0 (the paper's rearrangement).
+    Field lines are labelled by their footpoint a in the plane. For a finite asymptote (expX) the
+    paper's rearrangement without the cancellation of sqrt(t0² + b) - t0 is used; for a -> infinity
+    (all other models) its limit: with q = (|z| / z_p)^p and D = 1 + q, a = r D^(-1/p),
+    B_z = B(a) D^(-2/p) and B_r = B(a) D^(-2/p) sign(z) r q / (|z| D).
     """
     power = params[_POL_P]
+    abs_z = abs(z)
+    sign_z = -1.0 if z < 0.0 else 1.0
+    if params[_POL_FINITE_A] == 0.0:
+        q = np.exp(power * (np.log(abs_z) - params[_POL_LOG_ZP])) if abs_z > 0.0 else 0.0
+        d = 1.0 + q
+        shrink = np.exp(-np.log(d) * params[_POL_INV_P])  # D^(-1/p)
+        a = r * shrink
+        b_zz = params[_POL_B] * (1.0 - _sigmoid(a, params[_POL_R], params[_POL_W]))
+        b_z = b_zz * shrink * shrink
+        b_r = b_z * sign_z * r * q / (abs_z * d) if abs_z > 0.0 else 0.0
+        return b_r, b_z
     c = params[_POL_C]
     a0p = params[_POL_A0P]
-    abs_z = abs(z)
     rp = r**power
     t0 = a0p + c * abs_z**power - rp
     t1 = np.sqrt(t0 * t0 + 4.0 * a0p * rp)
@@ -296,7 +330,6 @@ def _poloidal_halo(r, z, params):
         radial = 1.0 - _sigmoid(a, params[_POL_R], params[_POL_W])
     b_zz = params[_POL_B] * radial
     r_over_a = 1.0 / (2.0 * a0p / (t1 + t0)) ** params[_POL_INV_P]
-    sign_z = -1.0 if z < 0.0 else 1.0
     b_r = b_zz * c * a / r_over_a * sign_z * abs_z ** (power - 1.0) / t1
     b_z = b_zz * r_over_a ** (power - 2.0) * (ap + a0p) / t1
     return b_r, b_z
@@ -345,11 +378,10 @@ def uf23_kernel(x_kpc, y_kpc, z_kpc, params):
     b_phi = 0.0
     b_z = 0.0
     if r2 != 0.0:
-        phi = np.arctan2(y_kpc, x_kpc)
         if params[_SPUR] != 0.0:
-            b_r, b_phi = _spur_disk(r, phi, abs_z, params)
+            b_r, b_phi = _spur_disk(r, np.arctan2(y_kpc, x_kpc), abs_z, params)
         else:
-            b_r, b_phi = _spiral_disk(r, phi, abs_z, params)
+            b_r, b_phi = _spiral_disk(r, cos_phi, sin_phi, abs_z, params)
     pol_r, pol_z = _poloidal_halo(r, z_kpc, params)
     if r < _TINY:
         pol_r = 0.0
