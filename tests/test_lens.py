@@ -494,3 +494,31 @@ def test_bad_lens_index_is_rejected(tmp_path):
     cfg.write_text(text.replace("# nside : 1", "# nside : 3"))
     with pytest.raises(InputFileError, match="not a power of 2"):
         Lens.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "options", "expected"),
+    [
+        ("uf23", {"variant": "expX"}, ("expX", "none", "none")),
+        ("uf23", {}, ("base", "none", "none")),  # the model's default, filled in
+        ("pt11", {"disk": "bss"}, ("bss", "none", "none")),
+        (
+            "jf12",
+            {"turbulence": {"seed": 5, "n_modes": 16}, "striated": {"seed": 3}},
+            ("none", "5", "3"),
+        ),
+        ("jf12", {"turbulence": {"n_modes": 16}}, ("none", "1", "none")),
+    ],
+)
+def test_lens_cfg_records_field_variant_and_random_seeds(tmp_path, field, options, expected):
+    bins = RigidityBins(20.0, 20.5, 1)
+    shards = _make_shards(tmp_path / "shards", field, options, bins, 1, 12, 12)
+    lens = Lens.load(_build_lens(shards, field, 1, tmp_path))
+    header = lens.header
+    assert header["field_model"] == field
+    assert json.loads(header["field_options"]) == options
+    assert (
+        header["field_variant"],
+        header["turbulence_seed"],
+        header["striation_seed"],
+    ) == expected

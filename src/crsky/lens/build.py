@@ -265,6 +265,22 @@ def _ordered_parts(part_paths: list[Path]) -> list[tuple[Path, dict]]:
     return parts
 
 
+def _field_provenance(field_model: str, options_json: str) -> dict:
+    """The field options a lens user asks for first, as their own lens.cfg lines: the model
+    variant (UF23 model, PT11 disk) and the seeds of the random parts ('none' when absent),
+    with the model's defaults filled in (the model is rebuilt from its options: no tracing)."""
+    from crsky.fields import get_field
+
+    options = get_field(field_model, **json.loads(options_json)).options
+    turbulence = options.get("turbulence") or {}
+    striated = options.get("striated") or {}
+    return {
+        "field_variant": options.get("variant", options.get("disk", "none")) or "none",
+        "turbulence_seed": turbulence.get("seed", "none"),
+        "striation_seed": striated.get("seed", "none"),
+    }
+
+
 def _cfg_header(parts: list[tuple[Path, dict]], norm: float) -> dict:
     stats = [s for _, s in parts]
     prov = stats[0]["provenance"]
@@ -278,6 +294,7 @@ def _cfg_header(parts: list[tuple[Path, dict]], norm: float) -> dict:
         "global_max_column_sum": norm,
         "field_model": prov["field_model"],
         "field_options": prov["field_options"],
+        **_field_provenance(prov["field_model"], prov["field_options"]),
         "engine": prov["engine"],
         "seed": prov["seed"],
         "n_bins": stats[0]["n_bins"],
