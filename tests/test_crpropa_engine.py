@@ -6,11 +6,12 @@ skip (all but the error test, which needs CRPropa to be absent). Kept small: ~1-
 
 import numpy as np
 import pytest
-from helpers import angle_deg, random_unit_vectors
+from helpers import random_unit_vectors
 
 from crsky.backtrack import EARTH_POSITION_KPC, backtrack
 from crsky.errors import ConfigError
 from crsky.fields import get_field
+from crsky.sphere import angle_between_deg
 
 pytestmark = pytest.mark.crpropa
 
@@ -51,8 +52,8 @@ def test_engines_agree_for_every_model(crpropa, name, options):
     theirs = backtrack(d, 1e19, field, engine="crpropa", **SETTINGS)
     np.testing.assert_array_equal(theirs.escaped, converged.escaped)
     assert theirs.escaped.all()
-    ours_error = angle_deg(ours.edge_direction, converged.edge_direction)
-    their_error = angle_deg(theirs.edge_direction, converged.edge_direction)
+    ours_error = angle_between_deg(ours.edge_direction, converged.edge_direction)
+    their_error = angle_between_deg(theirs.edge_direction, converged.edge_direction)
     assert np.median(their_error) <= 3 * np.median(ours_error) + 2e-5
     assert np.max(their_error) <= 3 * np.max(ours_error) + 2e-5
     their_path_error = np.abs(theirs.path_length_kpc - converged.path_length_kpc)
