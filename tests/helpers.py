@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import yaml
 
@@ -145,3 +146,26 @@ def build_tiny_inputs(root: Path) -> dict:
         for name in ("test", "isotropy")
     }
     return {"root": root, "shards": shards, "parts": parts, "chunks": chunks, "pairs": pairs}
+
+
+def flip_bytes(path: Path, fraction: float = 0.5, n: int = 64) -> Path:
+    """Corrupt a file without truncating it: invert ``n`` bytes at ``fraction`` of its length."""
+    raw = bytearray(path.read_bytes())
+    at = int(len(raw) * fraction)
+    raw[at : at + n] = bytes(b ^ 0xFF for b in raw[at : at + n])
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def flip_dataset_bytes(path: Path, name: str, n: int = 16) -> Path:
+    """Corrupt the stored bytes of dataset ``name`` (its first HDF5 chunk) in place, leaving the
+    file's structure intact: what a bad disk sector or a partial copy does."""
+    with h5py.File(path, "r") as f:
+        info = f[name].id.get_chunk_info(0)
+    offset = info.byte_offset + info.size // 2
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        raw = f.read(n)
+        f.seek(offset)
+        f.write(bytes(b ^ 0xFF for b in raw))
+    return path

@@ -7,11 +7,13 @@ line, no Snakemake stack frames). The two shell-injection vectors of issue 14 ru
 """
 
 import copy
+import os
 import re
+import subprocess
 
 import pytest
 import yaml
-from helpers import REPO, run_snakemake, workflow_copy
+from helpers import BIN, REPO, run_snakemake, workflow_copy
 
 from crsky.config import check_config, validate_config
 from crsky.errors import ConfigError
@@ -241,3 +243,48 @@ def test_every_shell_value_is_quoted():
     assert fields and all(f.endswith(":q") for f in fields), [
         f for f in fields if not f.endswith(":q")
     ]
+
+
+# --- config files Snakemake reads before the workflow: crsky workflow checks them -------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "config file 'config/absent.yaml': No such file or directory"),
+        ("lens:\n  nside: [16\nseed: 1\n", "config/absent.yaml:3:5: not valid YAML"),
+        ("- 1\n- 2\n", "config/absent.yaml: a config file must be a mapping of keys"),
+    ],
+    ids=["missing", "yaml-syntax", "not-a-mapping"],
+)
+def test_config_file_errors_are_one_line(checkout, content, message):
+    """Snakemake 9 prints a traceback for a missing --configfile and no file name for a YAML
+    error; ``crsky workflow`` (snakemake with the same arguments) names file, line and column."""
+    path = checkout / "config" / "absent.yaml"
+    path.unlink(missing_ok=True)
+    if content is not None:
+        path.write_text(content)
+    result = subprocess.run(
+        [str(BIN / "crsky"), "workflow", "-n", "--configfile", "config/absent.yaml"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    path.unlink(missing_ok=True)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 1 and lines[0].startswith(f"crsky workflow: error: {message}"), lines
+
+
+def test_crsky_workflow_runs_snakemake_with_the_same_arguments(checkout):
+    result = subprocess.run(
+        [str(BIN / "crsky"), "workflow", "-n", "--configfile=config/config.yaml", "--cores", "1"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Job stats:" in result.stdout + result.stderr

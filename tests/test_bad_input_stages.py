@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from helpers import TINY_DATASETS
+from helpers import TINY_DATASETS, flip_bytes, flip_dataset_bytes
 
 from crsky.cli import main
 from crsky.errors import InputFileError
@@ -39,29 +39,6 @@ def crsky(*args) -> tuple[int, str]:
 def _copy(path: Path, folder: Path, name: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(path, folder / (name or path.name)))
-
-
-def flip_bytes(path: Path, fraction: float = 0.5, n: int = 64) -> Path:
-    """Corrupt a file without truncating it: invert ``n`` bytes at ``fraction`` of its length."""
-    raw = bytearray(path.read_bytes())
-    at = int(len(raw) * fraction)
-    raw[at : at + n] = bytes(b ^ 0xFF for b in raw[at : at + n])
-    path.write_bytes(bytes(raw))
-    return path
-
-
-def flip_dataset_bytes(path: Path, name: str, n: int = 16) -> Path:
-    """Corrupt the stored bytes of dataset ``name`` (its first HDF5 chunk) in place, leaving the
-    file's structure intact: what a bad disk sector or a partial copy does."""
-    with h5py.File(path, "r") as f:
-        info = f[name].id.get_chunk_info(0)
-    offset = info.byte_offset + info.size // 2
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        raw = f.read(n)
-        f.seek(offset)
-        f.write(bytes(b ^ 0xFF for b in raw))
-    return path
 
 
 def _rewrite_shard(path: Path, name: str, change) -> Path:

@@ -4,6 +4,7 @@ No HTCondor pool exists here: dry-runs with profiles/condor build the DAG and th
 settings but submit nothing ("no pool" in the test names).
 """
 
+import shutil
 import subprocess
 
 import pytest
@@ -156,3 +157,32 @@ def test_evaluation_jobs_dry_run_no_pool(checkout, configs, profile):
     assert counts["evaluation_summary"] == 1
     if len(configs) > 1:
         assert chunks == 5 + 175  # production: 100,000 test and 3,500,000 isotropic maps
+
+
+@pytest.mark.slow
+def test_tests_pass_in_a_checkout_where_make_run_finished(tmp_path):
+    """The two commands compose: in a checkout whose results/ and logs/ hold every output of
+    the default workflow (as after ``make run``; made here with ``snakemake --touch``), the
+    tests that run Snakemake still pass, because they run it in copies without results."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    workflow_copy(checkout)
+    shutil.copytree(
+        REPO / "tests", checkout / "tests", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(REPO / "pyproject.toml", checkout)
+    summary = snakemake("--summary", cwd=checkout)  # every output file of the default DAG
+    outputs = [line.split("\t")[0] for line in summary.splitlines()[1:] if "\t" in line]
+    assert len(outputs) > 30
+    for output in outputs:
+        (checkout / output).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / output).touch()
+    (checkout / "logs").mkdir()
+    snakemake("--touch", "--cores", "1", cwd=checkout)
+    assert "Nothing to be done" in snakemake("-n", cwd=checkout)
+    result = subprocess.run(
+        [str(BIN / "pytest"), "-q", "-p", "no:cacheprovider", "-m", "not slow",
+         "tests/test_workflow.py", "tests/train/test_train_workflow.py"],
+        cwd=checkout, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]

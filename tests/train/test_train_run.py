@@ -2,20 +2,24 @@
 over 2 logical CPUs against 1 replica, resume after a kill, the model folder, bad input."""
 
 import json
+import re
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import flip_dataset_bytes
 from scipy.stats import mannwhitneyu
 from train_toy import TINY_DEEPSPHERE, TINY_PATCHES, run_train, train_command, write_dataset
 
 from crsky.errors import ConfigError, InputFileError
+from crsky.history import read_history
 from crsky.models import ModelSpec
 from crsky.store import open_chunk
 from crsky.train import TrainSettings
-from crsky.train.checkpoints import read_history
 
 # Global batch 64 in every run that is compared number by number.
 SETTINGS = {"epochs": 3, "batch_size_per_replica": 64, "learning_rate": 3e-3, "shuffle_buffer": 500}
@@ -68,6 +72,9 @@ def test_model_folder(reference_run, toy_chunks):
 
     history = read_history(reference_run / "history.csv")
     assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert "seconds" not in history[0]  # wall times go to timings.csv: history is reproducible
+    timings = read_history(reference_run / "timings.csv")
+    assert [r["epoch"] for r in timings] == [1, 2, 3] and min(r["seconds"] for r in timings) > 0
     assert history[-1]["loss"] < history[0]["loss"]
     config = json.loads((reference_run / "config.json").read_text())
     assert config["nside"] == 16 and config["ordering"] == "RING" and config["replicas"] == 1
@@ -95,9 +102,34 @@ def test_two_mirrored_replicas_follow_the_single_replica_loss(reference_run, toy
         np.testing.assert_allclose([r[key] for r in two], [r[key] for r in one], rtol=1e-4)
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(reference_run, toy_chunks, tmp_path):
+# Exact resume: dropout on, one TensorFlow thread (reductions are split by thread count, so runs
+# with 1 and 2 threads differ in the last bits; README, "Training").
+DROPOUT = {**TINY_DEEPSPHERE, "dropout": 0.3}
+ONE_THREAD = ("--threads", "1")
+MODEL_FILES = ("model.keras", "history.csv", "config.json")
+KILLER = Path(__file__).resolve().parents[1] / "kill_during_write.py"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in MODEL_FILES}
+
+
+@pytest.fixture(scope="module")
+def dropout_reference(toy_chunks, tmp_path_factory) -> tuple[Path, int]:
+    """An uninterrupted 3-epoch run with dropout, and the number of files it renamed into
+    place (tests/kill_during_write.py counts them)."""
+    output = tmp_path_factory.mktemp("dropout_reference") / "model"
+    command = train_command(output, DROPOUT, SETTINGS, toy_chunks, *ONE_THREAD)
+    result = subprocess.run(
+        [sys.executable, KILLER, "0", *command[3:]], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output, int(re.search(r"renames: (\d+)", result.stdout)[1])
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(dropout_reference, toy_chunks, tmp_path):
     output = tmp_path / "killed"
-    command = train_command(output, TINY_DEEPSPHERE, SETTINGS, toy_chunks)
+    command = train_command(output, DROPOUT, SETTINGS, toy_chunks, *ONE_THREAD)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = output / "checkpoints" / "epoch-0001.weights.h5"
     while not first.exists() and process.poll() is None:
@@ -106,20 +138,55 @@ def test_killed_run_resumes_from_its_last_checkpoint(reference_run, toy_chunks, 
     process.wait()
     assert not (output / "model.keras").exists()
     assert len(read_history(output / "checkpoints" / "history.csv")) < 3
-    result = run_train(output, TINY_DEEPSPHERE, SETTINGS, toy_chunks)
+    result = run_train(output, DROPOUT, SETTINGS, toy_chunks, *ONE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resuming after epoch" in result.stderr
-    # the same batches and the restored optimizer state: the uninterrupted run's numbers
-    resumed, reference = (read_history(p / "history.csv") for p in (output, reference_run))
-    assert [r["epoch"] for r in resumed] == [1, 2, 3]
-    for key in ("loss", "val_loss"):
-        np.testing.assert_allclose(
-            [r[key] for r in resumed], [r[key] for r in reference], rtol=1e-4
-        )
+    # the same batches, dropout masks and optimizer state: the uninterrupted run's bytes
+    assert _files(output) == _files(dropout_reference[0])
+    assert [r["epoch"] for r in read_history(output / "timings.csv")] == [1, 2, 3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("at", ["epoch-2-weights", "model.keras"])
+def test_killed_while_writing_then_rerun_gives_the_same_bytes(
+    dropout_reference, toy_chunks, tmp_path, at
+):
+    """Killed while writing epoch 2's checkpoint weights or the final model.keras (the last
+    rename): the rerun ends with the same bytes. Renames: run.json, then per epoch history,
+    timings and weights, then history, timings, config.json and model.keras."""
+    reference, renames = dropout_reference
+    n = 1 + 3 * 2 if at == "epoch-2-weights" else renames
+    output = tmp_path / "killed"
+    command = train_command(output, DROPOUT, SETTINGS, toy_chunks, *ONE_THREAD)
+    killed = subprocess.run(
+        [sys.executable, KILLER, str(n), *command[3:]], capture_output=True, check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert not (output / "model.keras").exists()
+    if at == "epoch-2-weights":  # epoch 2 in the history, its weights not on disk
+        assert len(read_history(output / "checkpoints" / "history.csv")) == 2
+        assert not (output / "checkpoints" / "epoch-0002.weights.h5").exists()
+    result = run_train(output, DROPOUT, SETTINGS, toy_chunks, *ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _files(output) == _files(reference)
+    assert not [p for p in output.rglob(".*") if ".tmp" in p.name]
+
+
+@pytest.mark.slow
+def test_more_epochs_continue_from_the_checkpoints(dropout_reference, toy_chunks, tmp_path):
+    """A finished 1-epoch run, rerun with epochs 3 (the only change): it continues after epoch
+    1 and ends with the bytes of an uninterrupted 3-epoch run."""
+    output = tmp_path / "model"
+    first = run_train(output, DROPOUT, {**SETTINGS, "epochs": 1}, toy_chunks, *ONE_THREAD)
+    assert first.returncode == 0, first.stderr[-3000:]
+    more = run_train(output, DROPOUT, SETTINGS, toy_chunks, *ONE_THREAD)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "resuming after epoch 1" in more.stderr
+    assert _files(output) == _files(dropout_reference[0])
 
 
 def test_bad_inputs_stop_before_training(toy_chunks, tmp_path):
-    from crsky.train.devices import make_strategy
+    from crsky.devices import make_strategy
     from crsky.train.loop import TrainJob, train
 
     spec = ModelSpec.from_config(TINY_DEEPSPHERE)
@@ -153,3 +220,19 @@ def test_cli_reports_bad_settings_and_missing_gpus(toy_chunks, tmp_path):
     assert not (tmp_path / "m").exists()
     result = run_train(tmp_path / "m", TINY_DEEPSPHERE, {"lr_schedule": "step"}, toy_chunks)
     assert result.returncode == 2 and "train.lr_schedule must be one of" in result.stderr
+
+
+def test_corrupted_chunk_read_by_the_pipeline_is_one_line(toy_chunks, tmp_path):
+    """A chunk whose header is intact but whose pixel data are corrupt fails inside tf.data
+    (a TensorFlow OpError around crsky's InputFileError): one line naming the chunk."""
+    bad = tmp_path / "bad" / "chunk0001.h5"
+    bad.parent.mkdir()
+    bad.write_bytes(toy_chunks["train"][1].read_bytes())
+    flip_dataset_bytes(bad, "pixel")
+    chunks = {**toy_chunks, "train": [toy_chunks["train"][0], bad]}
+    result = run_train(tmp_path / "m", TINY_DEEPSPHERE, {**SETTINGS, "epochs": 1}, chunks)
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"crsky train: error: skymap chunk {str(bad)!r}: cannot read 'pixel'")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "m" / "model.keras").exists()

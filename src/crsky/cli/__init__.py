@@ -5,13 +5,13 @@ import logging
 import sys
 
 from crsky import __version__
-from crsky.cli import backtrack, evaluate, lens, skymaps, train
+from crsky.cli import backtrack, evaluate, lens, skymaps, train, workflow
 from crsky.cli._options import OneLineParser
 from crsky.errors import CrskyError
 
 __all__ = ["main"]
 
-_STAGES = (backtrack, lens, skymaps, train, evaluate)
+_STAGES = (backtrack, lens, skymaps, train, evaluate, workflow)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input, with one message on stderr)."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    stage = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    passed_on = argv[stage + 1 :] if argv[stage : stage + 1] == ["workflow"] else []
+    args = build_parser().parse_args(argv[: len(argv) - len(passed_on)])
+    if args.stage == "workflow":  # everything after it is Snakemake's
+        args.snakemake_args = passed_on
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -4,7 +4,6 @@ Sky maps are Mollweide projections in Galactic coordinates with the Galactic Cen
 and longitude increasing to the left (as in crsky.lens.plots).
 """
 
-import csv
 from pathlib import Path
 
 import healpy as hp
@@ -13,8 +12,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from crsky.errors import InputFileError
 from crsky.evaluate.data import MapSet
+from crsky.history import history_columns
 from crsky.io import atomic_output
 from crsky.stats.significance import FRACTION_ATOL, Crossing, SignificanceRow
 from crsky.store import open_chunk
@@ -27,7 +26,6 @@ __all__ = [
     "plot_score_distributions",
     "plot_sigma_curves",
     "plot_training_curves",
-    "read_history",
 ]
 
 _PNG_METADATA = {"Software": None}  # no version string: same inputs, same bytes
@@ -255,22 +253,10 @@ def plot_sigma_curves(
     return _save(fig, output)
 
 
-def read_history(path) -> dict[str, np.ndarray]:
-    """Columns of a model folder's ``history.csv`` (one row per epoch) as float arrays."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as err:
-        raise InputFileError(f"cannot read training history {str(path)!r}: {err.strerror}") from err
-    if not rows or "epoch" not in rows[0]:
-        raise InputFileError(f"training history {str(path)!r} has no epochs")
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
-
-
 def plot_training_curves(output, history_path, name: str | None = None) -> Path:
     """Loss and each metric vs epoch, training (solid) and validation (dashed), and the
     learning rate, from a model folder's ``history.csv``; ``name`` titles the figure."""
-    h = read_history(history_path)
+    h = history_columns(history_path)
     metrics = [k for k in h if not k.startswith("val_") and f"val_{k}" in h]
     panels = [*metrics, "learning_rate"] if "learning_rate" in h else metrics
     fig = Figure(figsize=(4.2 * max(1, len(panels)), 3.6))

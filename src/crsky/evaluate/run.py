@@ -198,9 +198,9 @@ def _likelihood_scores(job: EvaluateJob, prep: _Prepared) -> tuple[dict, dict]:
 
 
 def _network_scores(job: EvaluateJob, prep: _Prepared) -> tuple[np.ndarray, np.ndarray]:
-    from crsky.train.devices import make_strategy
+    from crsky.devices import make_strategy
 
-    strategy = make_strategy(job.gpus)
+    strategy = make_strategy(job.gpus, key="resources.evaluate.gpus")
     with strategy.scope():
         model = prep.model.load()
     return (

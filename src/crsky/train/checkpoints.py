@@ -2,37 +2,79 @@
 crsky.train.loop calls ``CheckpointFolder.save`` after every epoch).
 
 The folder ``<model>/checkpoints`` holds ``run.json`` (what is being trained: model, settings,
-input files), ``history.csv`` (one row per finished epoch) and ``epoch-NNNN.weights.h5`` (model
-and optimizer state after epoch NNNN, counted from 1). After each epoch the history is written
-first, then the weights, each atomically; only the newest epoch and the best one so far (lowest
-``val_loss``) are kept. A rerun with the same ``run.json`` resumes after the newest epoch whose
-weights exist, with the history cut to that many rows.
+input files), ``history.csv`` and ``timings.csv`` (one row per finished epoch, crsky.history) and
+``epoch-NNNN.weights.h5`` (model and optimizer state after epoch NNNN, counted from 1). After each
+epoch the history is written first, then the weights, each atomically; only the newest epoch and
+the best one so far (lowest ``val_loss``) are kept. A rerun whose ``run.json`` differs at most in
+``train.epochs`` resumes after the newest epoch whose weights exist (if it is not beyond the new
+``epochs``), with the history cut to that many rows; anything else starts afresh.
+
+Keras archives are written byte-reproducibly (:func:`atomic_keras_file`): the ``.keras`` zip gets
+fixed member times and no save date, so the same weights give the same file.
 """
 
-import csv
+import io
 import json
 import logging
 import math
 import os
 import re
 import shutil
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from crsky.errors import InputFileError
+from crsky.history import HISTORY_NAME, TIMINGS_NAME, read_history, write_history
 from crsky.io import atomic_output, prepare_folder
 
-__all__ = [
-    "CheckpointFolder",
-    "atomic_keras_file",
-    "best_epoch",
-    "read_history",
-    "write_history",
-]
+__all__ = ["CheckpointFolder", "atomic_keras_file", "best_epoch", "reproducible_keras_archive"]
 
 log = logging.getLogger(__name__)
 
 _EPOCH_FILE = re.compile(r"^epoch-(\d{4})\.weights\.h5$")
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # earliest zip time stamp: reproducible bytes
+_KERAS_METADATA = "metadata.json"
+_KERAS_CONFIG = "config.json"
+
+
+def _renumber_shared_objects(node, numbers: dict) -> None:
+    """Replace Keras' ``shared_object_id`` values (Python ``id()`` of the shared objects, so
+    memory addresses) by 1, 2, 3, ... in order of appearance; sharing is unchanged."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "shared_object_id":
+                node[key] = numbers.setdefault(value, len(numbers) + 1)
+            else:
+                _renumber_shared_objects(value, numbers)
+    elif isinstance(node, list):
+        for value in node:
+            _renumber_shared_objects(value, numbers)
+
+
+def reproducible_keras_archive(path: str | os.PathLike) -> None:
+    """Rewrite a ``.keras`` zip in place so that equal models give equal bytes: every member
+    gets the fixed time stamp 1980-01-01, ``metadata.json`` loses ``date_saved`` and
+    ``config.json``'s shared-object ids (memory addresses) become 1, 2, 3, ... (Keras' loader
+    reads no date and only matches the ids with each other)."""
+    with zipfile.ZipFile(path) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for info, data in members:
+            if info.filename == _KERAS_METADATA:
+                metadata = json.loads(data)
+                metadata.pop("date_saved", None)
+                data = json.dumps(metadata, sort_keys=True).encode()
+            elif info.filename == _KERAS_CONFIG:
+                config = json.loads(data)
+                _renumber_shared_objects(config, {})
+                data = json.dumps(config).encode()
+            member = zipfile.ZipInfo(info.filename, date_time=_ZIP_DATE)
+            member.compress_type = info.compress_type
+            member.external_attr = 0o644 << 16
+            archive.writestr(member, data)
+    Path(path).write_bytes(buffer.getvalue())
 
 
 def atomic_keras_file(path: str | os.PathLike, save: Callable[[Path], None]) -> Path:
@@ -44,28 +86,12 @@ def atomic_keras_file(path: str | os.PathLike, save: Callable[[Path], None]) -> 
         staged = tmp.with_name(tmp.name + suffix)
         try:
             save(staged)
+            if suffix == ".keras":
+                reproducible_keras_archive(staged)
             os.replace(staged, tmp)
         finally:
             staged.unlink(missing_ok=True)
     return path
-
-
-def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
-    """Rows of a history.csv as dicts of floats (``epoch`` counted from 1)."""
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def write_history(path: str | os.PathLike, rows: list[dict[str, float]]) -> None:
-    """Write history rows atomically (columns: epoch first, then the first row's order)."""
-    columns = list(rows[0]) if rows else ["epoch"]
-    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {k: (int(v) if k == "epoch" else repr(float(v))) for k, v in row.items()}
-            )
 
 
 def best_epoch(rows: list[dict[str, float]], monitor: str = "val_loss") -> int:
@@ -83,7 +109,11 @@ class CheckpointFolder:
 
     @property
     def history_path(self) -> Path:
-        return self.folder / "history.csv"
+        return self.folder / HISTORY_NAME
+
+    @property
+    def timings_path(self) -> Path:
+        return self.folder / TIMINGS_NAME
 
     def weights_path(self, epoch: int) -> Path:
         return self.folder / f"epoch-{epoch:04d}.weights.h5"
@@ -94,9 +124,18 @@ class CheckpointFolder:
         found = (_EPOCH_FILE.match(p.name) for p in self.folder.iterdir())
         return sorted(int(m.group(1)) for m in found if m)
 
-    def start(self) -> tuple[int, list[dict[str, float]]]:
-        """(epochs already done, their history rows). Starts afresh (clearing the folder) when
-        it holds another run's checkpoints or none."""
+    def _resumable(self, previous: dict) -> bool:
+        """The same run, except perhaps for the number of epochs."""
+
+        def without_epochs(run: dict) -> dict:
+            return {**run, "train": {**run.get("train", {}), "epochs": None}}
+
+        return without_epochs(previous) == without_epochs(self.run)
+
+    def start(self) -> tuple[int, list[dict[str, float]], list[dict[str, float]]]:
+        """(epochs already done, their history rows, their timing rows). Starts afresh
+        (clearing the folder) when it holds another run's checkpoints or none, or when its
+        newest epoch lies beyond the run's ``train.epochs``."""
         run_path = self.folder / "run.json"
         if run_path.exists():
             try:
@@ -105,26 +144,44 @@ class CheckpointFolder:
                 raise InputFileError(
                     f"checkpoint file {str(run_path)!r} is corrupt: {err}"
                 ) from err
-            comparable = {k: v for k, v in self.run.items() if k != "epochs"}
-            if {k: v for k, v in previous.items() if k != "epochs"} == comparable:
-                done = self.saved_epochs()
-                rows = read_history(self.history_path) if self.history_path.exists() else []
-                epoch = max((e for e in done if e <= len(rows)), default=0)
-                if epoch:
+            if self._resumable(previous):
+                epoch = self._newest_complete_epoch()
+                if 0 < epoch <= self.run["train"]["epochs"]:
                     log.info("resuming after epoch %d from %s", epoch, self.weights_path(epoch))
                     prepare_folder(self.folder)  # temporaries of the killed run
-                    return epoch, rows[:epoch]
+                    self._write_run(run_path)  # the new number of epochs
+                    timings = read_history(self.timings_path)[:epoch]
+                    return epoch, read_history(self.history_path)[:epoch], timings
             else:
                 log.warning("checkpoints in %s are from another run; starting afresh", self.folder)
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
-        with atomic_output(run_path) as tmp:
-            tmp.write_text(json.dumps(self.run, indent=2, sort_keys=True) + "\n")
-        return 0, []
+        self._write_run(run_path)
+        return 0, [], []
 
-    def save(self, epoch: int, rows: list[dict[str, float]], save_weights: Callable) -> None:
-        """After epoch ``epoch``: history, weights, then drop all but the newest and best."""
+    def _newest_complete_epoch(self) -> int:
+        """The newest epoch with weights, a history row and a timing row (0: none)."""
+        rows = [p for p in (self.history_path, self.timings_path) if p.exists()]
+        if len(rows) < 2:
+            return 0
+        recorded = min(len(read_history(p)) for p in rows)
+        return max((e for e in self.saved_epochs() if e <= recorded), default=0)
+
+    def _write_run(self, path: Path) -> None:
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps(self.run, indent=2, sort_keys=True) + "\n")
+
+    def save(
+        self,
+        epoch: int,
+        rows: list[dict[str, float]],
+        timings: list[dict[str, float]],
+        save_weights: Callable,
+    ) -> None:
+        """After epoch ``epoch``: history and timings, weights, then drop all but the newest
+        and the best epoch's weights."""
         write_history(self.history_path, rows)
+        write_history(self.timings_path, timings)
         atomic_keras_file(self.weights_path(epoch), save_weights)
         keep = {epoch, best_epoch(rows)}
         for old in self.saved_epochs():

@@ -1,5 +1,6 @@
 """Train one model on skymap chunks and write its folder (DESIGN.md section 4, "Model"):
-``model.keras``, ``history.csv``, ``config.json`` and ``checkpoints/`` (crsky.train.checkpoints).
+``model.keras``, ``history.csv`` and ``timings.csv`` (crsky.history), ``config.json`` and
+``checkpoints/`` (crsky.train.checkpoints).
 
 Everything that can be checked is checked before the first step: the model spec against the
 nside, the chunks against each other and the model, the GPUs against ``train.gpus``.
@@ -8,26 +9,31 @@ nside, the chunks against each other and the model, the GPUs against ``train.gpu
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from crsky import __version__
-from crsky.errors import CrskyError
+from crsky.devices import make_strategy
+from crsky.errors import CrskyError, InputFileError
+from crsky.history import HISTORY_NAME, TIMINGS_NAME, write_history
 from crsky.io import atomic_output, prepare_folder
 from crsky.models import ModelSpec, build_model
 from crsky.models.render import RenderMaps, cr_inputs
 from crsky.rng import job_rng, name_stream_id
-from crsky.train.checkpoints import CheckpointFolder, atomic_keras_file, best_epoch, write_history
-from crsky.train.devices import make_strategy
+from crsky.train.checkpoints import CheckpointFolder, atomic_keras_file, best_epoch
 from crsky.train.pipeline import ChunkSet, training_dataset, validation_dataset
 from crsky.train.settings import TrainSettings
 
 __all__ = ["TrainJob", "build_cr_model", "train"]
 
 log = logging.getLogger(__name__)
+
+_DROPOUT_STREAM = name_stream_id("dropout")
 
 
 def build_cr_model(spec: ModelSpec, nside: int) -> keras.Model:
@@ -72,12 +78,33 @@ def _compile(model: keras.Model, spec: ModelSpec, learning_rate) -> None:
     model.compile(keras.optimizers.Adam(learning_rate), loss, metrics=metrics)
 
 
-class _EpochEnd(keras.callbacks.Callback):
-    """History row, checkpoint and early-stopping bookkeeping after every epoch."""
+class _EpochSeeds(keras.callbacks.Callback):
+    """Dropout masks as a function of (seed, epoch, step): at the start of every epoch each of
+    the model's seed generators restarts from a state drawn from ``job_rng(seed, "train",
+    epoch, name_stream_id("dropout"), k)`` (k its place in the model); Keras then advances it
+    once per call, i.e. once per step. A job resumed at an epoch boundary therefore draws the
+    masks an uninterrupted run draws (Keras does not save seed generator states with the
+    weights)."""
 
-    def __init__(self, folder: CheckpointFolder, rows: list, patience: int, n_maps: int):
+    def __init__(self, seed: int):
         super().__init__()
-        self.folder, self.rows, self.patience, self.n_maps = folder, rows, patience, n_maps
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        states = [v for v in self.model.variables if v.name == "seed_generator_state"]
+        for k, state in enumerate(states):
+            start = int(job_rng(self.seed, "train", epoch, _DROPOUT_STREAM, k).integers(2**31))
+            state.assign(keras.ops.convert_to_tensor([start, 0], dtype=state.dtype))
+
+
+class _EpochEnd(keras.callbacks.Callback):
+    """History row (timings apart), checkpoint and early-stopping bookkeeping after every
+    epoch."""
+
+    def __init__(self, folder: CheckpointFolder, rows: list, timings: list, patience: int, n_maps):
+        super().__init__()
+        self.folder, self.rows, self.timings = folder, rows, timings
+        self.patience, self.n_maps = patience, n_maps
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self.begin = time.perf_counter()
@@ -86,11 +113,14 @@ class _EpochEnd(keras.callbacks.Callback):
         seconds = time.perf_counter() - self.begin
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         row["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
-        row["seconds"] = seconds
-        row["maps_per_s"] = self.n_maps / seconds
         self.rows.append(row)
-        self.folder.save(epoch + 1, self.rows, self.model.save_weights)
-        log.info("epoch %d: %s", epoch + 1, {k: round(v, 5) for k, v in row.items()})
+        self.timings.append(
+            {"epoch": epoch + 1, "seconds": seconds, "maps_per_s": self.n_maps / seconds}
+        )
+        self.folder.save(epoch + 1, self.rows, self.timings, self.model.save_weights)
+        log.info(
+            "epoch %d (%.1f s): %s", epoch + 1, seconds, {k: round(v, 5) for k, v in row.items()}
+        )
         if not all(math.isfinite(row[k]) for k in ("loss", "val_loss")):
             self.model.stop_training = True
         elif epoch + 1 - best_epoch(self.rows) >= self.patience:
@@ -131,7 +161,7 @@ def train(job: TrainJob, output: str | Path) -> Path:
     }
     prepare_folder(output)  # writable; temporaries of a killed run removed
     folder = CheckpointFolder(output / "checkpoints", run)
-    first_epoch, rows = folder.start()
+    first_epoch, rows, timings = folder.start()
     seed = int(job_rng(job.seed, "train", stream).integers(2**31))
     with_energy = "mean_log10_energy" in job.spec.inputs
     train_data, steps = training_dataset(
@@ -154,7 +184,10 @@ def train(job: TrainJob, output: str | Path) -> Path:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(folder.weights_path(first_epoch))
     callbacks = [
-        _EpochEnd(folder, rows, job.settings.early_stopping_patience, steps * global_batch)
+        _EpochSeeds(seed),
+        _EpochEnd(
+            folder, rows, timings, job.settings.early_stopping_patience, steps * global_batch
+        ),
     ]
     if job.settings.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(output / "tensorboard"))
@@ -169,17 +202,27 @@ def train(job: TrainJob, output: str | Path) -> Path:
         job.settings.epochs,
     )
     if first_epoch < job.settings.epochs and not _stopped(rows, job.settings):
-        model.fit(
-            train_data,
-            epochs=job.settings.epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps,
-            validation_data=val_data,
-            callbacks=callbacks,
-            shuffle=False,  # the pipeline shuffles
-            verbose=2,
-        )
-    return _finish(model, folder, rows, run, output)
+        try:
+            model.fit(
+                train_data,
+                epochs=job.settings.epochs,
+                initial_epoch=first_epoch,
+                steps_per_epoch=steps,
+                validation_data=val_data,
+                callbacks=callbacks,
+                shuffle=False,  # the pipeline shuffles
+                verbose=2,
+            )
+        except tf.errors.OpError as err:
+            raise _input_error(err) from None
+    return _finish(model, folder, rows, timings, run, output)
+
+
+def _input_error(err: "tf.errors.OpError") -> Exception:
+    """The InputFileError that a chunk read inside the tf.data pipeline raised (TensorFlow
+    wraps it in an OpError with its traceback), or ``err`` itself."""
+    found = re.search(r"InputFileError: (.+)", err.message)
+    return InputFileError(found[1].strip()) if found else err
 
 
 def _stopped(rows: list[dict[str, float]], settings: TrainSettings) -> bool:
@@ -187,7 +230,9 @@ def _stopped(rows: list[dict[str, float]], settings: TrainSettings) -> bool:
     return bool(rows) and rows[-1]["epoch"] - best_epoch(rows) >= settings.early_stopping_patience
 
 
-def _finish(model: keras.Model, folder: CheckpointFolder, rows: list, run: dict, output: Path):
+def _finish(
+    model: keras.Model, folder: CheckpointFolder, rows: list, timings: list, run: dict, output
+) -> Path:
     bad = [r["epoch"] for r in rows if not math.isfinite(r["loss"] + r["val_loss"])]
     if bad:
         raise CrskyError(
@@ -197,7 +242,8 @@ def _finish(model: keras.Model, folder: CheckpointFolder, rows: list, run: dict,
     best = best_epoch(rows)
     model.load_weights(folder.weights_path(best))
     log.info("final model: weights of epoch %d (val_loss %.5f)", best, rows[best - 1]["val_loss"])
-    write_history(output / "history.csv", rows)
+    write_history(output / HISTORY_NAME, rows)
+    write_history(output / TIMINGS_NAME, timings)
     with atomic_output(output / "config.json") as tmp:
         tmp.write_text(json.dumps({**run, "best_epoch": best}, indent=2, sort_keys=True) + "\n")
     return atomic_keras_file(output / "model.keras", model.save)

@@ -1,4 +1,5 @@
-"""Devices and the distribution strategy: MirroredStrategy over the GPUs a job was given.
+"""Devices and the distribution strategy: MirroredStrategy over the GPUs a job was given (shared
+by training and evaluation).
 
 TensorFlow fixes its devices when its runtime starts, so ``make_strategy`` must run before any
 TensorFlow op. Without GPUs, ``cpu_replicas`` > 1 splits the CPU into that many logical devices so
@@ -16,19 +17,21 @@ __all__ = ["make_strategy"]
 log = logging.getLogger(__name__)
 
 
-def make_strategy(gpus: int, cpu_replicas: int = 1) -> tf.distribute.Strategy:
+def make_strategy(
+    gpus: int, cpu_replicas: int = 1, key: str = "train.gpus"
+) -> tf.distribute.Strategy:
     """MirroredStrategy over the first ``gpus`` GPUs (``gpus`` ≥ 1), over ``cpu_replicas`` logical
     CPUs (``gpus`` = 0, ``cpu_replicas`` ≥ 2), else the default single-device strategy.
 
-    ConfigError if fewer GPUs are visible than requested, or if TensorFlow was already started
-    with a different device layout.
+    ConfigError (naming ``key``, the setting that asked for the GPUs) if fewer GPUs are visible
+    than requested, or if TensorFlow was already started with a different device layout.
     """
     if gpus < 0 or cpu_replicas < 1:
         raise ConfigError(f"need gpus >= 0 and cpu_replicas >= 1, got {gpus}, {cpu_replicas}")
     physical = tf.config.list_physical_devices("GPU")
     if gpus > len(physical):
         raise ConfigError(
-            f"'train.gpus' is {gpus} but this job sees {len(physical)} GPU(s) "
+            f"'{key}' is {gpus} but this job sees {len(physical)} GPU(s) "
             f"({[d.name for d in physical]}); request fewer or run on a GPU node"
         )
     try:
