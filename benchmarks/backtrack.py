@@ -5,9 +5,10 @@ For protons at 1, 10 and 100 EeV from isotropic observed directions, in each fie
 edge directions of a converged run (crsky, tolerance 1e-12, steps 1e-8 to 0.02 kpc; checked
 against CRPropa's own converged run on a subset, `reference_check`), then for every tolerance of
 each engine the particles per second on one core and the median and 99th-percentile angular
-error against that reference: each engine's error-vs-cost curve. `matched` then gives, for every
-CRPropa point, the fastest crsky point whose median AND p99 errors are at most CRPropa's, and the
-ratio of their speeds. Both engines use the same step bounds (default 0.1 pc to 1 kpc; the
+error against that reference: each engine's error-vs-cost curve (crsky: both its integrators,
+Dormand-Prince 5(4) and Bogacki-Shampine 3(2)). `matched` then gives, for every CRPropa point,
+the fastest crsky point whose median AND p99 errors are at most CRPropa's, and the ratio of their
+speeds. Both engines use the same step bounds (default 0.1 pc to 1 kpc; the
 field model's fine regions further limit crsky's steps, and CRPropa's everywhere, see
 `crsky.backtrack.crpropa_engine`). CRPropa runs its C++ candidate loop (`ModuleList.run` on a
 `CandidateVector`, OMP_NUM_THREADS=1, candidates built outside the timing). Where `import crpropa`
@@ -24,7 +25,10 @@ Run it through /work/coord/bench (timings on a shared machine are meaningless ot
 
 import os
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # before CRPropa (OpenMP) is imported
+# One CRPropa thread: OMP_NUM_THREADS before CRPropa (OpenMP) loads, and numba off OpenMP (its
+# omp layer would set the shared OpenMP thread count to numba's when crsky runs in parallel).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 import argparse
 import json
@@ -41,7 +45,7 @@ from crsky.fields import _evaluate, get_field
 from crsky.sphere import angle_between_deg
 
 FIELDS = {"jf12": {}, "uf23": {"variant": "base"}, "kst24": {}}
-REFERENCE = dict(tolerance=1e-12, min_step_kpc=1e-8, max_step_kpc=0.02)
+REFERENCE = dict(tolerance=1e-12, min_step_kpc=1e-8, max_step_kpc=0.02, integrator="dopri5")
 
 
 def isotropic(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -145,6 +149,7 @@ def matched(crsky_rows, crpropa_rows) -> list[dict]:
             {
                 "crpropa_tolerance": theirs["tolerance"],
                 "crpropa_particles_per_s": theirs["particles_per_s"],
+                "crsky_integrator": best["integrator"] if best else None,
                 "crsky_tolerance": best["tolerance"] if best else None,
                 "crsky_particles_per_s": best["particles_per_s"] if best else None,
                 "speedup": round(best["particles_per_s"] / theirs["particles_per_s"], 2)
@@ -162,6 +167,13 @@ def main() -> None:
     parser.add_argument("--energies-eev", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     parser.add_argument(
         "--tolerances", type=float, nargs="+", default=[1e-5, 1e-6, 1e-7, 1e-8, 1e-9]
+    )
+    parser.add_argument(
+        "--bs3-tolerances",
+        type=float,
+        nargs="+",
+        default=[1e-4, 1e-5, 1e-6, 1e-7, 1e-8],
+        help="tolerances of the Bogacki-Shampine pair (--tolerances: Dormand-Prince)",
     )
     parser.add_argument("--crpropa-tolerances", type=float, nargs="+",
                         default=[1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9])  # fmt: skip
@@ -186,11 +198,14 @@ def main() -> None:
             reference, _ = run_crsky(directions, rigidity, field, **REFERENCE)
             case = {"field": name, "energy_EeV": energy, "particles": args.particles}
             rows = []
-            for tolerance in args.tolerances:
+            runs = [("dopri5", t) for t in args.tolerances]
+            runs += [("bs3", t) for t in args.bs3_tolerances]
+            for integrator, tolerance in runs:
                 result, seconds = run_crsky(
-                    directions, rigidity, field, tolerance=tolerance, **steps
+                    directions, rigidity, field, tolerance=tolerance, integrator=integrator, **steps
                 )
                 rows.append({
+                    "integrator": integrator,
                     "tolerance": tolerance,
                     "particles_per_s": round(args.particles / seconds, 1),
                     "mean_steps": round(float(result.n_steps.mean()), 1),
@@ -212,7 +227,7 @@ def main() -> None:
                 case["matched"] = matched(rows, theirs)
                 k = min(args.reference_check, args.particles)
                 edge, _ = run_crpropa(crpropa, directions[:k], rigidity, field, 1e-10,
-                                      1e-8, REFERENCE["max_step_kpc"])  # fmt: skip
+                                      1e-8, 0.02)  # fmt: skip
                 case["reference_check"] = {
                     "particles": k,
                     **errors(edge, reference.edge_direction[:k]),
@@ -223,7 +238,8 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "backtrack",
-                "engine": "builtin (Dormand-Prince 5(4), numba) vs CRPropa PropagationCK",
+                "engine": "builtin (Dormand-Prince 5(4), Bogacki-Shampine 3(2); numba) vs CRPropa "
+                "PropagationCK (Cash-Karp)",
                 "crpropa": crpropa.g_GIT_DESC if crpropa else "not importable: no CRPropa column",
                 "step_bounds_kpc": [args.min_step_kpc, args.max_step_kpc],
                 "reference": REFERENCE,

@@ -342,3 +342,34 @@ def test_outputs_get_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("integrator", ["dopri5", "bs3"])
+def test_both_integrators_follow_the_analytic_circle(integrator):
+    # half a gyration in a uniform field: one diameter away, moving backwards
+    radius_kpc = GYRO_KPC * 10.0 / 2.0  # 10 EV in 2 µG
+    field = get_field("uniform", b_ugauss=(0.0, 0.0, 2.0))
+    accuracy = Accuracy(
+        tolerance=1e-9,
+        max_path_length_kpc=np.pi * radius_kpc,
+        r_galaxy_kpc=1e9,
+        integrator=integrator,
+    )
+    result = propagate(np.zeros((1, 3)), np.array([[1.0, 0.0, 0.0]]), 1e19, +1, field, accuracy)
+    np.testing.assert_allclose(
+        result.final_position_kpc[0], [0, -2 * radius_kpc, 0], atol=1e-6 * radius_kpc
+    )
+    np.testing.assert_allclose(result.final_direction[0], [-1, 0, 0], atol=1e-7)
+
+
+def test_integrator_choice_and_default():
+    d = np.array([[0.3, 0.4, np.sqrt(0.75)]])
+    jf12 = get_field("jf12")
+    assert jf12.integrator == "bs3" and get_field("uf23").integrator == "dopri5"
+    auto = backtrack(d, 1e19, jf12)
+    bs3 = backtrack(d, 1e19, jf12, integrator="bs3")
+    dopri5 = backtrack(d, 1e19, jf12, integrator="dopri5")
+    np.testing.assert_array_equal(auto.edge_direction, bs3.edge_direction)
+    assert not np.array_equal(bs3.n_steps, dopri5.n_steps)
+    with pytest.raises(ConfigError, match="'integrator' must be one of"):
+        backtrack(d, 1e19, jf12, integrator="rk4")

@@ -26,6 +26,7 @@ rule backtrack:
         max_step_kpc=lookup(dpath="backtrack/max_step_kpc", within=config),
         max_path_length_kpc=lookup(dpath="backtrack/max_path_length_kpc", within=config),
         r_galaxy_kpc=lookup(dpath="backtrack/r_galaxy_kpc", within=config),
+        integrator=lookup(dpath="backtrack/integrator", within=config),
     shell:
         "crsky backtrack --output {output:q} --seed {params.seed:q} --field {params.field:q}"
         " --field-options {params.field_options:q} --bins {params.bins:q}"
@@ -34,4 +35,5 @@ rule backtrack:
         " --nside {params.nside:q} --engine {params.engine:q} --tolerance {params.tolerance:q}"
         " --min-step-kpc {params.min_step_kpc:q} --max-step-kpc {params.max_step_kpc:q}"
         " --max-path-length-kpc {params.max_path_length_kpc:q}"
-        " --r-galaxy-kpc {params.r_galaxy_kpc:q} --threads {threads:q} > {log:q} 2>&1"
+        " --r-galaxy-kpc {params.r_galaxy_kpc:q} --integrator {params.integrator:q}"
+        " --threads {threads:q} > {log:q} 2>&1"

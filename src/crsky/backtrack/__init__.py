@@ -27,10 +27,13 @@ __all__ = [
     "TraceResult",
     "backtrack",
     "propagate",
+    "resolved_integrator",
 ]
 
 EARTH_POSITION_KPC = np.array([-8.5, 0.0, 0.0])
 ENGINES = ("builtin", "crpropa")
+# integrator name -> order of the builtin engine's Runge-Kutta pair ("auto": the field model's)
+INTEGRATORS = {"dopri5": 5, "bs3": 3}
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Accuracy:
     min_step_kpc, max_step_kpc: step-size bounds.
     max_path_length_kpc: particles still inside the Galaxy after this path are "trapped".
     r_galaxy_kpc: radius of the sphere where backtracking stops.
+    integrator: "dopri5" (Dormand-Prince 5(4)), "bs3" (Bogacki-Shampine 3(2)) or "auto" (the
+        field model's choice: bs3 where it has jumps, dopri5 where it is smooth); builtin
+        engine only.
     """
 
     tolerance: float = 1e-7
@@ -48,8 +54,14 @@ class Accuracy:
     max_step_kpc: float = 1.0
     max_path_length_kpc: float = 1000.0
     r_galaxy_kpc: float = 20.0
+    integrator: str = "auto"
 
     def __post_init__(self):
+        if self.integrator not in ("auto", *INTEGRATORS):
+            raise ConfigError(
+                f"accuracy setting 'integrator' must be one of {['auto', *INTEGRATORS]}, "
+                f"got {self.integrator!r}"
+            )
         for name in (
             "tolerance",
             "min_step_kpc",
@@ -95,6 +107,11 @@ class BacktrackResult:
 
 def _as_field(field: str | FieldModel) -> FieldModel:
     return field if isinstance(field, FieldModel) else get_field(field)
+
+
+def resolved_integrator(accuracy: "Accuracy", field: FieldModel) -> str:
+    """The builtin engine's integrator for ``field``: ``accuracy.integrator`` unless "auto"."""
+    return field.integrator if accuracy.integrator == "auto" else accuracy.integrator
 
 
 def _as_unit_vectors(direction, name: str) -> np.ndarray:
@@ -174,6 +191,7 @@ def propagate(
                 out_s,
                 out_steps,
                 np.ascontiguousarray(model.fine_regions, dtype=np.float64).reshape(-1, 5),
+                INTEGRATORS[resolved_integrator(accuracy, model)],
             )
     finally:
         numba.set_num_threads(previous_threads)

@@ -1,5 +1,5 @@
-"""Compiled tracer: Dormand–Prince 5(4) Runge–Kutta with step-size control, one particle per
-``prange`` iteration.
+"""Compiled tracer: embedded Runge–Kutta pairs with step-size control, one particle per
+``prange`` iteration: Dormand–Prince 5(4) (``order`` 5) or Bogacki–Shampine 3(2) (``order`` 3).
 
 State of one particle: position x (kpc, Galactocentric) and unit momentum direction u. Equations of
 motion in a static magnetic field, with path length s in kpc as the independent variable::
@@ -12,7 +12,11 @@ GYRO_KPC * (R / EV) / (B / µG). The embedded 4th-order solution of Dormand & Pr
 J. Comp. Appl. Math. 6, 19; Hairer, Nørsett & Wanner, Solving ODEs I, table II.5.2) gives the
 local error of u per step; the step is accepted when that error is at most ``tolerance``
 (absolute, like CRPropa's ``PropagationCK``), and the next step is scaled by
-0.9 (tolerance / error)^(1/5), clipped to [0.2, 5] x and to [min_step, max_step].
+0.9 (tolerance / error)^(1/5), clipped to [0.2, 5] x and to [min_step, max_step]. The
+Bogacki–Shampine pair (1989, Appl. Math. Lett. 2, 321; 3 field evaluations per step, FSAL,
+exponent 1/3) is cheaper where the field has jumps or kinks (JF12's arm edges, KST24's tubes):
+there a higher order buys nothing, and at equal errors it needs up to 2x fewer evaluations
+(``benchmarks/backtrack.py``); Dormand–Prince wins for smooth fields (UF23).
 |u| = 1 is restored after each accepted step, which
 removes the integrator's only secular drift (a pure magnetic force conserves |p|).
 
@@ -114,6 +118,27 @@ def _dopri_step(kernel, params, kappa, x, u, k1, h):
     return x_new, u_new, k7, np.sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2])
 
 
+# Bogacki–Shampine 3(2) tableau; the error weights are 3rd- minus 2nd-order weights.
+_BS_B1, _BS_B2, _BS_B3 = 2 / 9, 1 / 3, 4 / 9
+_BS_E1, _BS_E2, _BS_E3, _BS_E4 = 2 / 9 - 7 / 24, 1 / 3 - 1 / 4, 4 / 9 - 1 / 3, -1 / 8
+
+
+@njit_taking_kernels
+def _bogacki_shampine_step(kernel, params, kappa, x, u, k1, h):
+    """One Bogacki–Shampine step of length h (kpc); returns (x_new, u_new, k4, error) like
+    :func:`_dopri_step` (k4 = du/ds at the new state, FSAL)."""
+    u2 = _comb(u, h, 0.5, k1)
+    k2 = _curvature(kernel, params, kappa, _comb(x, h, 0.5, u), u2)
+    u3 = _comb(u, h, 0.75, k2)
+    k3 = _curvature(kernel, params, kappa, _comb(x, h, 0.75, u2), u3)
+    u_new = _comb(u, h, _BS_B1, k1, _BS_B2, k2, _BS_B3, k3)
+    x_new = _comb(x, h, _BS_B1, u, _BS_B2, u2, _BS_B3, u3)
+    k4 = _curvature(kernel, params, kappa, x_new, u_new)
+    zero = (0.0, 0.0, 0.0)
+    e = _comb(zero, h, _BS_E1, k1, _BS_E2, k2, _BS_E3, k3, _BS_E4, k4)
+    return x_new, u_new, k4, np.sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2])
+
+
 @njit_kernel
 def _distance_to_sphere(x, u, r_max):
     """Straight-line path (kpc) from x along u to the sphere |x| = r_max (0 if outside)."""
@@ -126,11 +151,11 @@ def _distance_to_sphere(x, u, r_max):
 
 
 @njit_kernel
-def _step_factor(tol, err):
-    """Step-size factor 0.9 (tol / err)^(1/5), clipped to [0.2, 5]."""
+def _step_factor(tol, err, exponent):
+    """Step-size factor 0.9 (tol / err)^exponent, clipped to [0.2, 5]."""
     if err <= 0.0:
         return 5.0
-    return min(5.0, max(0.2, 0.9 * (tol / err) ** 0.2))
+    return min(5.0, max(0.2, 0.9 * (tol / err) ** exponent))
 
 
 @njit_kernel
@@ -148,31 +173,38 @@ def _local_max_step(x, max_step, fine_regions):
 
 
 @njit_taking_kernels
-def _trace_one(kernel, params, x, u, kappa, r_max, max_path, tol, min_step, max_step, h, fine):
+def _trace_one(
+    kernel, params, x, u, kappa, r_max, max_path, tol, min_step, max_step, h, fine, order
+):
     """Trace one particle from the 3-tuples x (kpc), u; h is the first trial step (kpc);
-    ``fine`` holds the field's fine regions (M, 5).
+    ``fine`` holds the field's fine regions (M, 5); ``order`` 5 (Dormand–Prince) or 3
+    (Bogacki–Shampine).
 
     Returns (x, u, path_kpc, n_steps) at the sphere, at max_path, or where it stopped.
     """
     s = 0.0
     n_steps = 0
+    exponent = 1.0 / order
     k = _curvature(kernel, params, kappa, x, u)
     while x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < r_max * r_max and s < max_path:
         h_cap = min(max_path - s, _distance_to_sphere(x, u, r_max) + BOUNDARY_OVERSHOOT_KPC)
         h_max = _local_max_step(x, max_step, fine)
         while True:
             h = min(max(h, min_step), h_max, h_cap)
-            x_new, u_new, k_new, err = _dopri_step(kernel, params, kappa, x, u, k, h)
+            if order == 3:
+                x_new, u_new, k_new, err = _bogacki_shampine_step(kernel, params, kappa, x, u, k, h)
+            else:
+                x_new, u_new, k_new, err = _dopri_step(kernel, params, kappa, x, u, k, h)
             if err <= tol or h <= min_step:
                 break
-            h *= max(0.2, 0.9 * (tol / err) ** 0.2)
+            h *= max(0.2, 0.9 * (tol / err) ** exponent)
         norm = np.sqrt(u_new[0] * u_new[0] + u_new[1] * u_new[1] + u_new[2] * u_new[2])
         x = x_new
         u = (u_new[0] / norm, u_new[1] / norm, u_new[2] / norm)
         k = (k_new[0] / norm, k_new[1] / norm, k_new[2] / norm)  # u x B is linear in u
         s += h
         n_steps += 1
-        h *= _step_factor(tol, err)
+        h *= _step_factor(tol, err, exponent)
     return x, u, s, n_steps
 
 
@@ -193,11 +225,13 @@ def trace_particles(
     out_path_kpc,
     out_n_steps,
     fine_regions,
+    order,
 ):
     """Trace N particles in parallel; results go to the ``out_*`` arrays (N, 3), (N, 3), (N,), (N,).
 
     position_kpc, direction: (N, 3) float64 start states; kappa: (N,) float64 in 1/(kpc µG);
-    fine_regions: (M, 5) float64 (centre, radius, max_step in kpc) of the field model.
+    fine_regions: (M, 5) float64 (centre, radius, max_step in kpc) of the field model;
+    order: 5 (Dormand–Prince 5(4)) or 3 (Bogacki–Shampine 3(2)).
     """
     for i in prange(position_kpc.shape[0]):
         x0 = (position_kpc[i, 0], position_kpc[i, 1], position_kpc[i, 2])
@@ -216,6 +250,7 @@ def trace_particles(
             max_step,
             first_step,
             fine_regions,
+            order,
         )
         for c in range(3):
             out_position_kpc[i, c] = x[c]

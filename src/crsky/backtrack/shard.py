@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from crsky import __version__
-from crsky.backtrack import Accuracy, backtrack
+from crsky.backtrack import Accuracy, backtrack, resolved_integrator
 from crsky.backtrack.sampling import (
     check_particles_per_bin,
     sample_log_uniform_rigidity,
@@ -114,6 +114,9 @@ class ShardJob:
             "particles_per_bin": self.sharding.particles_per_bin,
             "nside": self.nside,
             **{f"accuracy_{k}": v for k, v in asdict(self.accuracy).items()},
+            "integrator": resolved_integrator(self.accuracy, field)
+            if self.engine == "builtin"
+            else "crpropa PropagationCK (Cash-Karp)",
             "crsky_version": __version__,
         }
 

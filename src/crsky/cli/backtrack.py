@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> None:
             args.max_step_kpc,
             args.max_path_length_kpc,
             args.r_galaxy_kpc,
+            args.integrator,
         ),
         engine=args.engine,
     )

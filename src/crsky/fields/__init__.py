@@ -52,6 +52,8 @@ class FieldModel:
         fine_regions: (M, 5) float64 rows (x, y, z, radius, max_step), all kpc: spheres holding
             structure thinner than a tracer step could see (e.g. KST24's 30 pc Local Bubble
             shell); the tracer keeps its steps within a sphere at most ``max_step`` long.
+        integrator: the builtin tracer's default Runge-Kutta pair for this field: "dopri5" for
+            smooth fields, "bs3" where the field jumps (higher order buys nothing there).
     """
 
     name: str
@@ -60,6 +62,7 @@ class FieldModel:
     description: str = ""
     options: dict = field(default_factory=dict)
     fine_regions: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
+    integrator: str = "dopri5"
 
     def __call__(self, pos_kpc: np.ndarray) -> np.ndarray:
         """Field B (N, 3) in microgauss at positions ``pos_kpc`` (N, 3) in kpc."""

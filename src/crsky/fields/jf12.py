@@ -299,4 +299,5 @@ def jf12_field(components: Iterable[str] = JF12_COMPONENTS, turbulence=None, str
         params=params,
         description=description,
         options=options,
+        integrator="bs3",  # field jumps at arm and region edges
     )

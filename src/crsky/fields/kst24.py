@@ -272,4 +272,5 @@ def kst24_field(arms=None):
         ),
         options={"arms": names},
         fine_regions=fine,
+        integrator="bs3",  # field jumps at arm and region edges
     )
