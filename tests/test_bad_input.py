@@ -126,6 +126,22 @@ CONFIG_CASES = {
         {"field": {"model": "zero", "options": {"b_ugauss": [0, 0, 1]}}},
         r"^field\.options\.b_ugauss: unknown option of field model 'zero'; its options: none",
     ),
+    "uf23-variant": (
+        {"field": {"model": "uf23", "options": {"variant": "expx"}}},
+        r"^field\.options\.variant: unknown UF23 model 'expx'; expected one of .*'expX'",
+    ),
+    "pt11-disk": (
+        {"field": {"model": "pt11", "options": {"disk": "axisymmetric"}}},
+        r"^field\.options\.disk: unknown PT11 disk 'axisymmetric'",
+    ),
+    "turbulence-scales": (
+        {"field": {"options": {"turbulence": {"l_min_pc": 272, "l_max_pc": 8}}}},
+        r"^field\.options\.turbulence: l_min_pc \(272\) must be below l_max_pc \(8\)",
+    ),
+    "turbulence-rms": (
+        {"field": {"options": {"turbulence": {"rms_scale": 0}}}},
+        r"^field\.options\.turbulence\.rms_scale must be a positive number, got 0",
+    ),
     "particles-not-multiple": (
         {"backtrack": {"particles_per_bin": 12000}},
         r"^backtrack\.particles_per_bin = 12000: must be a multiple of the 3072 pixels of nside 16",
