@@ -49,6 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-step-kpc", type=finite_float, default=Accuracy.max_step_kpc)
     p.add_argument("--max-path-length-kpc", type=finite_float, default=Accuracy.max_path_length_kpc)
     p.add_argument("--r-galaxy-kpc", type=finite_float, default=Accuracy.r_galaxy_kpc)
+    p.add_argument(
+        "--integrator",
+        default=Accuracy.integrator,
+        choices=("auto", "dopri5", "bs3"),
+        help="builtin engine's Runge-Kutta pair (auto: the field model's)",
+    )
     add_threads(p, "numba threads (default: all)")
     p.set_defaults(run=run)
 
