@@ -81,15 +81,11 @@ class ModelFolder:
 
     def load(self):
         """The Keras model (crsky's custom layers registered), without its optimizer."""
-        import keras
-
-        import crsky.models.deepsphere
-        import crsky.models.head
-        import crsky.models.patches  # noqa: F401  (registers the crsky layers for loading)
+        from crsky.models import load_model
         from crsky.models.render import RenderMaps
 
         try:
-            model = keras.models.load_model(self.path / "model.keras", compile=False)
+            model = load_model(self.path / "model.keras")
         except (OSError, ValueError, TypeError) as err:
             raise InputFileError(f"cannot load {str(self.path / 'model.keras')!r}: {err}") from err
         names = [t.name for t in model.inputs]
