@@ -23,7 +23,7 @@ from crsky.stats.two_point import psi_grid_deg
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 BIN = Path(sys.executable).parent
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs")
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs", "pyproject.toml")
 
 
 def random_unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:

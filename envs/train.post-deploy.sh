@@ -1,0 +1,1 @@
+crsky.post-deploy.sh
