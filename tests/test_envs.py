@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, snakemake, workflow_copy
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from helpers import snakemake, workflow_copy
 
 from crsky.envs import ENV_FILES, check_env_file, env_pins, pyproject_requirements
 from crsky.errors import ConfigError

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import yaml
 
+from crsky.cluster import check_cluster
 from crsky.errors import ConfigError, CrskyError, did_you_mean
 
 __all__ = [
@@ -280,6 +281,7 @@ def check_config(config: dict) -> None:
     _check_evaluation(config, datasets)
     _check_train(config, datasets)
     _check_resources(config)
+    check_cluster(config["cluster"])
 
 
 @contextmanager

@@ -1,9 +1,10 @@
 # Everything that is not a rule: config-derived job grids, paths, resources. The config is
 # already checked (crsky.config, called from the Snakefile).
 import json
+import os
 
 from crsky.binning import RigidityBins, Sharding
-from crsky.config import skymap_datasets, train_settings
+from crsky.config import config_errors_exit, skymap_datasets, train_settings
 
 RESULTS = config["results_dir"]
 LOGS = config["logs_dir"]
@@ -129,6 +130,37 @@ def model_files(wildcards):
     return [f"{folder}/model.keras", f"{folder}/history.csv", f"{folder}/config.json"]
 
 
+def check_deployment():
+    """Export this checkout's absolute path for the environments' post-deploy scripts
+    (envs/*.post-deploy.sh install crsky from it), then stop before any job
+    - under --shared-fs-usage none: jobs read and write the working directory in place
+      (the lens folder behind lens.cfg, checkpoints/), which transferring the declared
+      inputs and outputs would not carry (docs/cluster.md);
+    - under --sdm conda, if an environment file cannot give crsky what pyproject.toml
+      requires (crsky.envs)."""
+    from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+    from crsky.envs import ENV_FILES, check_env_file, pyproject_requirements
+    from crsky.errors import ConfigError
+
+    os.environ["CRSKY_SOURCE"] = workflow.basedir
+    if not workflow.storage_settings.shared_fs_usage:
+        raise ConfigError(
+            "--shared-fs-usage none: crsky needs a filesystem shared by the submit host "
+            "and the execute nodes (file transfer only is not supported, docs/cluster.md)"
+        )
+    if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+        return
+    pyproject = os.path.join(workflow.basedir, "pyproject.toml")
+    for name, extras in ENV_FILES.items():
+        path = os.path.join(workflow.basedir, name)
+        check_env_file(path, pyproject_requirements(pyproject, extras))
+
+
+with config_errors_exit():
+    check_deployment()
+
+
 def train_chunks(role):
     """Skymap chunks of the datasets in config train.<role>_datasets (training, validation)."""
     datasets = config["train"][f"{role}_datasets"]
@@ -203,28 +235,15 @@ def rule_threads(name):
 
 
 def rule_resources(name, gpus=None):
-    """Resources of rule ``name`` from config resources.<name>, in the forms the local
-    scheduler (mem_mb, disk_mb, runtime) and the HTCondor plugin (htcondor_request_mem_mb,
-    htcondor_request_disk_mb, request_gpus, requirements) read. ``gpus`` replaces
-    resources.<name>.gpus (the train rule requests config train.gpus)."""
+    """Resources of rule ``name`` from config resources.<name> and cluster, in the forms the
+    local scheduler and the HTCondor and Slurm executor plugins read (crsky.cluster). ``gpus``
+    replaces resources.<name>.gpus (the train rule requests config train.gpus)."""
+    from crsky.cluster import job_resources
+
     spec = config["resources"][name]
     if gpus is not None:
         spec = {**spec, "gpus": gpus}
-    resources = {
-        "mem_mb": spec["mem_mb"],
-        "disk_mb": spec["disk_mb"],
-        "runtime": spec["runtime_min"],
-        "htcondor_request_mem_mb": spec["mem_mb"],
-        "htcondor_request_disk_mb": spec["disk_mb"],
-    }
-    requirements = [spec["requirements"]] if spec["requirements"] else []
-    if spec["gpus"] > 0:
-        resources["request_gpus"] = spec["gpus"]
-        if config["cluster"]["gpu_requirements"]:
-            requirements.append(config["cluster"]["gpu_requirements"])
-    if requirements:
-        resources["requirements"] = " && ".join(f"({r})" for r in requirements)
-    return resources
+    return job_resources(spec, config["cluster"])
 
 
 def final_outputs():
