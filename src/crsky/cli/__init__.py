@@ -1,5 +1,14 @@
 """The ``crsky`` command: one subcommand per pipeline stage (the Snakemake rules call these)."""
 
+import os
+
+# HDF5 (>= 1.10) locks every file it opens, which fails on NFS and Lustre mounts without lock
+# support ("unable to lock file, errno = 37"/"38"). crsky's pipeline never relies on the lock:
+# every output is built privately and renamed into place once complete (crsky.io), and readers
+# only open finished files. So jobs run without it unless HDF5_USE_FILE_LOCKING is set already;
+# HDF5 reads the variable when h5py loads, hence before any import that may load h5py.
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+
 import argparse
 import logging
 import sys
