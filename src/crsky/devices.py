@@ -7,14 +7,50 @@ that MirroredStrategy really runs several replicas (tests and laptops; DESIGN.md
 """
 
 import logging
+import os
 
 import tensorflow as tf
 
 from crsky.errors import ConfigError
 
-__all__ = ["make_strategy"]
+__all__ = ["describe_devices", "make_strategy"]
 
 log = logging.getLogger(__name__)
+
+# how batch systems and container runtimes tell a job which GPUs it was given
+_GPU_ASSIGNMENT = (
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+    "_CONDOR_AssignedGPUs",
+    "SLURM_JOB_GPUS",
+    "SLURM_STEP_GPUS",
+)
+
+
+def _build() -> str:
+    """TensorFlow's version and build: CUDA (version, compiled GPU architectures) or CPU-only."""
+    info = tf.sysconfig.get_build_info()
+    if not info.get("is_cuda_build"):
+        return f"TensorFlow {tf.__version__}, CPU-only build"
+    kernels = ", ".join(info.get("cuda_compute_capabilities", []))
+    return f"TensorFlow {tf.__version__}, CUDA {info.get('cuda_version')} build ({kernels})"
+
+
+def describe_devices() -> str:
+    """One line for the job log: TensorFlow's build, every GPU this process sees (name and
+    compute capability) and the batch system's GPU assignment variables."""
+    gpus = []
+    for device in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(device)
+        capability = details.get("compute_capability")
+        name = details.get("device_name", "?")
+        cc = f", compute capability {capability[0]}.{capability[1]}" if capability else ""
+        gpus.append(f"{device.name} ({name}{cc})")
+    assigned = [f"{k}={os.environ[k]}" for k in _GPU_ASSIGNMENT if k in os.environ]
+    return (
+        f"{_build()}; GPUs visible: {'; '.join(gpus) or 'none'}; "
+        f"GPU assignment: {' '.join(assigned) or 'none'}"
+    )
 
 
 def make_strategy(
@@ -28,11 +64,13 @@ def make_strategy(
     """
     if gpus < 0 or cpu_replicas < 1:
         raise ConfigError(f"need gpus >= 0 and cpu_replicas >= 1, got {gpus}, {cpu_replicas}")
+    log.info("devices: %s", describe_devices())
     physical = tf.config.list_physical_devices("GPU")
     if gpus > len(physical):
         raise ConfigError(
             f"'{key}' is {gpus} but this job sees {len(physical)} GPU(s) "
-            f"({[d.name for d in physical]}); request fewer or run on a GPU node"
+            f"({[d.name for d in physical]}; {_build()}); request fewer or run on a GPU node "
+            "with the gpu extra (tensorflow[and-cuda]) installed"
         )
     try:
         tf.config.set_visible_devices(physical[:gpus], "GPU")
