@@ -143,7 +143,7 @@ def check_deployment():
     from crsky.envs import ENV_FILES, check_env_file, pyproject_requirements
     from crsky.errors import ConfigError
 
-    os.environ["CRSKY_SOURCE"] = workflow.basedir
+    os.environ.update(CRSKY_SOURCE=workflow.basedir)  # set, not read (no envvars entry)
     if not workflow.storage_settings.shared_fs_usage:
         raise ConfigError(
             "--shared-fs-usage none: crsky needs a filesystem shared by the submit host "
