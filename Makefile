@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint dry-run-production
+.PHONY: run test lint dry-run-production slurm-packages
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,17 @@ lint: $(VENV)/.installed
 # run; without it, or where its activate script cannot provide CRPropa's libraries, they skip.
 CRPROPA_ACTIVATE ?= ../shared/crpropa/activate.sh
 
-test: lint
+# tests/test_slurm.py starts a single-node Slurm cluster from Debian's packages: installed here
+# when running as root with apt-get; without them the test skips (and says why).
+SLURM_PACKAGES := slurmctld slurmd slurmdbd slurm-client munge mariadb-server
+
+slurm-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v slurmdbd >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $(SLURM_PACKAGES) >/dev/null) \
+	  || echo "could not install $(SLURM_PACKAGES): tests/test_slurm.py skips"; fi
+
+test: lint slurm-packages
 	bash -c 'if [ -f "$(CRPROPA_ACTIVATE)" ]; then source "$(CRPROPA_ACTIVATE)" || echo "CRPropa not usable here: its tests skip"; fi; exec "$(BIN)/pytest"'
 
 dry-run-production: $(VENV)/.installed
