@@ -195,6 +195,20 @@ def test_restart_constraint_selects_exactly_this_workflows_jobs_no_pool(
             assert bool(constraint.eval(ad)) is selected, ad["UserLog"]
 
 
+def test_documented_controller_job_is_a_valid_local_universe_job_no_pool(tmp_path, monkeypatch):
+    """docs/cluster.md section 6: the controller's submit description, as condor_submit would
+    read it in the checkout."""
+    text = (REPO / "docs/cluster.md").read_text()
+    block = text.split("  universe     = local")[1].split("```")[0]
+    description = "universe = local\n" + "\n".join(line.strip() for line in block.splitlines())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PWD", str(tmp_path))
+    (ad,) = htcondor.Submit(description).jobs()
+    assert ad["JobUniverse"] == 12  # local: runs on the access point, under the schedd
+    assert ad["Iwd"] == str(tmp_path) and ad["Cmd"] == "/usr/bin/env"
+    assert ad["Arguments"].split()[:3] == ["snakemake", "--profile", "profiles/condor"]
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
