@@ -157,28 +157,6 @@ def test_gpu_jobs_match_only_nodes_tensorflow_can_use_no_pool(submitted, node, m
     assert node.matches(ad) is matches
 
 
-@pytest.mark.parametrize(
-    ("resources", "message"),
-    [
-        ({"threads": 128}, "resources.backtrack.threads = 128 exceeds cluster.max_cpus_per_node"),
-        ({"gpus": 8}, "resources.backtrack.gpus = 8 exceeds cluster.max_gpus_per_node"),
-    ],
-)
-def test_requests_beyond_the_largest_node_stop_before_submission(tmp_path, resources, message):
-    workdir = workflow_copy(tmp_path, {"resources": {"backtrack": resources}})
-    output = snakemake(
-        "-n",
-        "--profile",
-        "profiles/condor",
-        "--configfile",
-        "config/production.yaml",
-        "config/test.yaml",
-        cwd=workdir,
-        check=False,
-    )
-    assert message in output
-
-
 def test_restart_constraint_selects_exactly_this_workflows_jobs_no_pool(
     submitted, tmp_path, monkeypatch
 ):
@@ -212,6 +190,14 @@ def test_documented_controller_job_is_a_valid_local_universe_job_no_pool(tmp_pat
 @pytest.mark.parametrize(
     ("override", "message"),
     [
+        (
+            {"resources": {"backtrack": {"threads": 128}}},
+            "resources.backtrack.threads = 128 exceeds cluster.max_cpus_per_node",
+        ),
+        (
+            {"resources": {"backtrack": {"gpus": 8}}},
+            "resources.backtrack.gpus = 8 exceeds cluster.max_gpus_per_node",
+        ),
         ({"train": {"gpus": 8}}, "train.gpus = 8 exceeds cluster.max_gpus_per_node = 2"),
         (
             {"cluster": {"gpus_minimum_capability": 5.2}},
@@ -230,7 +216,9 @@ def test_documented_controller_job_is_a_valid_local_universe_job_no_pool(tmp_pat
         ({"cluster": {"runtime_classad": "+MaxRuntime"}}, "cluster.runtime_classad"),
     ],
 )
-def test_bad_gpu_or_walltime_requests_stop_before_submission(tmp_path, override, message):
+def test_requests_no_node_or_tensorflow_build_can_serve_stop_before_submission(
+    tmp_path, override, message
+):
     workdir = workflow_copy(tmp_path, override)
     output = snakemake(
         "-n",
