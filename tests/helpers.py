@@ -67,6 +67,7 @@ def workflow_copy(folder: Path, overrides: dict | None = None) -> Path:
     """A user's checkout without results: the workflow files copied into ``folder``, plus
     config/test.yaml with ``overrides`` if given. Every test that runs Snakemake runs in such a
     copy, never in the repository (where ``make run`` may have left results/ and logs/)."""
+    folder.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)

@@ -404,7 +404,7 @@ CASES = {
             _evaluate(i, t / "e", pairs=(i["pairs"]["test"][::-1], i["pairs"]["isotropy"])),
             t / "e",
         ),
-        "were computed from another chunk than",
+        "was computed from another chunk than",
     ),
     "evaluate-isotropy-with-signal": (
         lambda i, t: (_evaluate(i, t / "e", isotropy=i["chunks"]["test"], pairs=False), t / "e"),

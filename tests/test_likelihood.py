@@ -365,12 +365,15 @@ def test_likelihood_cli_is_reproducible_and_read_back(planted, tmp_path):
         assert main(argv) == 0
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]  # same seed, same bytes
-    scores = read_likelihood_scores([tmp_path / "a.h5"], [300], "isotropy", [0.06])
+    chunk = planted["isotest"][:1]
+    scores = read_likelihood_scores([tmp_path / "a.h5"], chunk, [300], "isotropy", [0.06])
     assert scores["oracle"].shape == (300, 1) and scores["profiled"].shape == (300,)
     with pytest.raises(InputFileError, match=r"not at 0\.1"):
-        read_likelihood_scores([tmp_path / "a.h5"], [300], "isotropy", [0.1])
+        read_likelihood_scores([tmp_path / "a.h5"], chunk, [300], "isotropy", [0.1])
     with pytest.raises(InputFileError, match="role 'test'"):
-        read_likelihood_scores([tmp_path / "a.h5"], [300], "test")
+        read_likelihood_scores([tmp_path / "a.h5"], chunk, [300], "test")
+    with pytest.raises(InputFileError, match="computed from another chunk than"):
+        read_likelihood_scores([tmp_path / "a.h5"], planted["test"][:1], [300], "isotropy")
 
 
 def test_oracle_without_stored_sources_is_refused(tmp_path, capsys):

@@ -164,9 +164,7 @@ def test_tests_pass_in_a_checkout_where_make_run_finished(tmp_path):
     """The two commands compose: in a checkout whose results/ and logs/ hold every output of
     the default workflow (as after ``make run``; made here with ``snakemake --touch``), the
     tests that run Snakemake still pass, because they run it in copies without results."""
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
-    workflow_copy(checkout)
+    checkout = workflow_copy(tmp_path / "checkout")
     shutil.copytree(
         REPO / "tests", checkout / "tests", ignore=shutil.ignore_patterns("__pycache__")
     )

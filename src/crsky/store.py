@@ -1,4 +1,6 @@
-"""Skymap chunks on disk: the format, and the reader used by training and evaluation.
+"""Skymap chunks on disk: the format, its writer (used by ``crsky skymaps``) and the reader used
+by training and evaluation, and the content hash that ties files derived from a chunk (pair
+counts, likelihood scores) to it.
 
 A chunk (HDF5, written by ``crsky skymaps``; DESIGN.md section 4) holds ``n_maps`` simulated skies
 of ``n_cr`` cosmic rays each, stored as CR lists (not dense maps):
@@ -26,6 +28,12 @@ on how it was generated. Attributes: ``format`` ("crsky-skymaps"), ``format_vers
 ``config`` (the full dataset config as JSON), ``log10_energy_step``, ``deflection_mode``,
 ``n_source_redraws``, ``crsky_version`` and, in lens mode, ``lens_folder`` and ``lens_cfg``.
 
+Writing (``crsky.sky.simulate.run_chunk``)::
+
+    with write_chunk(path, n_maps, n_cr, n_sources, nside, deflection_axis=True) as writer:
+        writer.write(0, columns)        # maps 0 ... k - 1, every dataset by name, in order
+        writer.finish(attributes)       # last: the file is renamed into place only then
+
 Reading::
 
     from crsky.store import open_chunk, iter_batches
@@ -44,7 +52,8 @@ counts of a coarse pixel are exactly the sum over its fine pixels; a higher nsid
 """
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -54,9 +63,12 @@ import healpy as hp
 import numpy as np
 
 from crsky.errors import ConfigError, InputFileError
+from crsky.io import atomic_h5, file_sha256
 from crsky.sphere import check_nside
 
 __all__ = [
+    "CHUNK_ATTRS",
+    "CHUNK_HASH_ATTR",
     "CR_DATASETS",
     "FORMAT",
     "FORMAT_VERSION",
@@ -64,13 +76,17 @@ __all__ = [
     "LOG10_ENERGY_ORIGIN",
     "LOG10_ENERGY_STEP",
     "Batch",
+    "ChunkWriter",
     "CosmicRays",
     "SkymapChunk",
+    "check_chunk_hash",
+    "chunk_hash",
     "iter_batches",
     "open_chunk",
     "pixel_dtype",
     "pixel_lookup",
     "render_counts",
+    "write_chunk",
 ]
 
 FORMAT = "crsky-skymaps"
@@ -80,6 +96,27 @@ LOG10_ENERGY_ORIGIN = 17.0
 CR_DATASETS = ("pixel", "log10_energy", "charge", "is_signal")
 LABEL_DATASETS = ("signal_fraction", "n_signal", "source_direction", "source_flux")
 OPTIONAL_LABELS = ("deflection_axis",)
+# attributes a writer must set (besides format and format_version); lens mode adds lens_folder
+# and lens_cfg
+CHUNK_ATTRS = (
+    "dataset",
+    "chunk",
+    "n_chunks",
+    "first_map",
+    "nside",
+    "ordering",
+    "n_cr",
+    "seed",
+    "config",
+    "log10_energy_step",
+    "log10_energy_origin",
+    "deflection_mode",
+    "n_source_redraws",
+    "crsky_version",
+)
+HDF5_CHUNK_MAPS = 128  # maps per HDF5 chunk
+_GZIP_LEVEL = 4
+CHUNK_HASH_ATTR = "chunk_sha256"  # of files derived from a chunk: its content hash
 
 
 def pixel_dtype(nside: int) -> np.dtype:
@@ -303,3 +340,98 @@ def iter_batches(
     for path in paths:
         with open_chunk(path) as chunk:
             yield from chunk.iter_batches(batch_size, nside, nest)
+
+
+class ChunkWriter:
+    """The datasets of one chunk file, filled batch by batch in map order (gzip + shuffle,
+    HDF5 chunks of ``HDF5_CHUNK_MAPS`` maps); use :func:`write_chunk`."""
+
+    def __init__(
+        self, f: h5py.File, n_maps: int, n_cr: int, n_sources: int, nside: int, axis: bool
+    ):
+        shapes = {
+            "pixel": ((n_maps, n_cr), pixel_dtype(nside)),
+            "log10_energy": ((n_maps, n_cr), np.float32),
+            "charge": ((n_maps, n_cr), np.uint8),
+            "is_signal": ((n_maps, n_cr), bool),
+            "signal_fraction": ((n_maps,), np.float32),
+            "n_signal": ((n_maps,), np.uint16),
+            "source_direction": ((n_maps, n_sources, 3), np.float32),
+            "source_flux": ((n_maps, n_sources), np.float32),
+        }
+        if axis:
+            shapes["deflection_axis"] = ((n_maps, n_sources, 3), np.float32)
+        self._file = f
+        self.datasets = {name: self._create(name, *spec) for name, spec in shapes.items()}
+        self.n_maps, self.written = n_maps, 0
+
+    def _create(self, name: str, shape: tuple, dtype) -> h5py.Dataset:
+        return self._file.create_dataset(
+            name,
+            shape=shape,
+            dtype=dtype,
+            chunks=(min(HDF5_CHUNK_MAPS, shape[0]), *shape[1:]),
+            compression="gzip",
+            compression_opts=_GZIP_LEVEL,
+            shuffle=True,
+            track_times=False,
+        )
+
+    def write(self, start: int, columns: Mapping[str, np.ndarray]) -> None:
+        """Maps start ... start + k − 1 of every dataset (``columns[name]``, k rows each),
+        right after the maps written so far."""
+        if start != self.written:
+            raise ConfigError(f"chunk maps must be written in order: {start} after {self.written}")
+        for name, dset in self.datasets.items():
+            values = columns[name]
+            dset[start : start + len(values)] = values.astype(dset.dtype)
+        self.written = start + len(columns["pixel"])
+
+    def finish(self, attributes: Mapping) -> None:
+        """Set the attributes (every name of CHUNK_ATTRS) once all maps are written."""
+        missing = [key for key in CHUNK_ATTRS if key not in attributes]
+        if missing or self.written != self.n_maps:
+            raise ConfigError(
+                f"incomplete chunk: {self.written} of {self.n_maps} maps, attributes {missing} "
+                "missing"
+            )
+        self._file.attrs["format"] = FORMAT
+        self._file.attrs["format_version"] = FORMAT_VERSION
+        for key, value in attributes.items():
+            self._file.attrs[key] = value
+
+
+@contextmanager
+def write_chunk(
+    path: str | Path,
+    n_maps: int,
+    n_cr: int,
+    n_sources: int,
+    nside: int,
+    deflection_axis: bool,
+) -> Iterator[ChunkWriter]:
+    """A :class:`ChunkWriter` for a new chunk file at ``path``, written atomically (crsky.io):
+    the file appears under its name only after :meth:`ChunkWriter.finish` and a clean exit."""
+    with atomic_h5(path) as f:
+        writer = ChunkWriter(f, n_maps, n_cr, n_sources, nside, deflection_axis)
+        yield writer
+        if "format" not in f.attrs:
+            raise ConfigError(f"chunk {str(path)!r} was not finished (ChunkWriter.finish)")
+
+
+def chunk_hash(path: str | Path) -> str:
+    """Content hash (hex SHA-256 of the bytes) of a chunk file: what files derived from the
+    chunk record in ``CHUNK_HASH_ATTR``."""
+    return file_sha256(path)
+
+
+def check_chunk_hash(derived: str | Path, recorded, chunk_path: str | Path) -> None:
+    """InputFileError unless ``recorded`` (the derived file's ``CHUNK_HASH_ATTR``) is the hash of
+    the chunk at ``chunk_path``: a file computed from another chunk (even one of the same name
+    and size, or an older version of it) is refused."""
+    recorded = str(recorded) if recorded is not None else "none recorded"
+    if recorded != chunk_hash(chunk_path):
+        raise InputFileError(
+            f"{str(derived)!r} was computed from another chunk than {str(chunk_path)!r} "
+            f"(content hash {recorded[:16]} vs the chunk's); rerun the job that writes it"
+        )

@@ -44,14 +44,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     lk.add_argument("--output", required=True, help="likelihood score file to write (.h5)")
     lk.add_argument(
-        "--fractions", nargs="*", type=float, default=[], help="tested signal fractions"
+        "--fractions", nargs="*", type=finite_float, default=[], help="tested signal fractions"
     )
     lk.add_argument(
         "--methods", nargs="+", default=["profiled", "oracle"], choices=["profiled", "oracle"]
     )
     _grid_options(lk)
     lk.add_argument("--lens", default=None, help="lens folder (default: the signal chunk's)")
-    lk.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
+    add_threads(lk, "numba threads (default: all)")
     lk.set_defaults(run=run_likelihood)
 
     e = sub.add_parser(
@@ -115,10 +115,13 @@ def _psi_options(p: argparse.ArgumentParser) -> None:
 
 
 def _grid_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--grid-nside", type=int, default=64, help="finest source grid (toy)")
-    p.add_argument("--grid-axes", type=int, default=64, help="finest axis grid (toy)")
-    p.add_argument("--grid-levels", type=int, default=4, help="coarse-to-fine levels (toy)")
-    p.add_argument("--grid-candidates", type=int, default=16, help="refined per level (toy)")
+    for option, default, what in (
+        ("--grid-nside", 64, "finest source grid (toy)"),
+        ("--grid-axes", 64, "finest axis grid (toy)"),
+        ("--grid-levels", 4, "coarse-to-fine levels (toy)"),
+        ("--grid-candidates", 16, "refined per level (toy)"),
+    ):
+        p.add_argument(option, type=positive_int, default=default, help=what)
 
 
 def _grid(args: argparse.Namespace):
@@ -132,6 +135,7 @@ def run_likelihood(args: argparse.Namespace) -> None:
 
     from crsky.evaluate.likelihood_scores import LikelihoodJob, write_likelihood_scores
 
+    prepare_output(args.output)
     job = LikelihoodJob(
         chunk=Path(args.chunk),
         signal_chunk=Path(args.signal_chunk),

@@ -21,7 +21,8 @@ maximum-likelihood fraction with the true sources), and for the isotropy role th
 ``oracle_source_direction`` (n_maps, n_fractions, n_src, 3) float32 (toy:
 ``oracle_deflection_axis``). Attributes: ``role``, ``fractions``, ``methods``, ``chunk``,
 ``signal_chunk``, ``signal_dataset``, ``signal_config``, ``grid``, ``lens_folder``,
-``counting``, ``crsky_version``.
+``counting``, ``crsky_version`` and ``chunk_sha256`` (the scored chunk's content hash: the
+reader refuses scores of another chunk, crsky.store.check_chunk_hash).
 """
 
 import json
@@ -41,7 +42,7 @@ from crsky.likelihood import ProfileGrid, draw_sources, oracle_fraction, oracle_
 from crsky.rng import job_rng, name_stream_id
 from crsky.sky.dataset import DatasetConfig, dataset_stream_id
 from crsky.sky.simulate import SkySimulator, signal_counts_for
-from crsky.store import open_chunk
+from crsky.store import CHUNK_HASH_ATTR, check_chunk_hash, chunk_hash, open_chunk
 
 __all__ = [
     "FORMAT",
@@ -193,6 +194,7 @@ def write_likelihood_scores(job: LikelihoodJob, output) -> Path:
             write_dataset(f, name, values)
         for key, value in attrs.items():
             f.attrs[key] = value
+        f.attrs[CHUNK_HASH_ATTR] = chunk_hash(job.chunk)
     seconds = time.perf_counter() - begin
     n = len(next(iter(results.values())))
     log.info("%s: %d maps in %.1f s (%.1f ms/map)", job.chunk, n, seconds, 1e3 * seconds / n)
@@ -308,20 +310,27 @@ def method_scores(data: dict, stored_fractions, role: str, fractions, where: str
     return out
 
 
-def read_likelihood_scores(paths, n_maps, role: str, fractions=None) -> dict[str, np.ndarray]:
-    """Concatenated :func:`method_scores` of per-chunk files (one per chunk, ``n_maps`` each,
-    in order). InputFileError naming the file if it is not a likelihood file of that role,
-    misses a fraction or has another number of maps than its chunk."""
+def read_likelihood_scores(
+    paths, chunk_paths, n_maps, role: str, fractions=None
+) -> dict[str, np.ndarray]:
+    """Concatenated :func:`method_scores` of per-chunk files (one per chunk of ``chunk_paths``,
+    ``n_maps`` each, in order). InputFileError naming the file if it is not a likelihood file of
+    that role, was computed from another chunk (content hash), misses a fraction or has another
+    number of maps than its chunk."""
     parts: dict[str, list] = {}
-    for path, expected in zip(paths, n_maps, strict=True):
+    for path, chunk_path, expected in zip(paths, chunk_paths, n_maps, strict=True):
         try:
             with h5py.File(path, "r") as f:
                 if f.attrs.get("format") != FORMAT or f.attrs.get("role") != role:
                     raise InputFileError(f"{str(path)!r} is not a {FORMAT} file of role {role!r}")
                 stored = np.asarray(f.attrs["fractions"], dtype=np.float64)
+                made_from = f.attrs.get(CHUNK_HASH_ATTR)
                 data = {name: f[name][()] for name in f}
         except OSError as err:
+            if isinstance(err, InputFileError):
+                raise
             raise InputFileError(f"cannot read likelihood scores {str(path)!r}: {err}") from err
+        check_chunk_hash(path, made_from, chunk_path)
         for name, values in data.items():
             if values.shape[0] != expected:
                 raise InputFileError(

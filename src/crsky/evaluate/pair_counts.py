@@ -17,9 +17,9 @@ import numpy as np
 
 from crsky import __version__
 from crsky.errors import InputFileError
-from crsky.io import atomic_h5, file_sha256, write_dataset
+from crsky.io import atomic_h5, write_dataset
 from crsky.stats.two_point import cumulative_pair_counts
-from crsky.store import open_chunk
+from crsky.store import CHUNK_HASH_ATTR, check_chunk_hash, chunk_hash, open_chunk
 
 __all__ = ["FORMAT", "read_pair_counts", "write_pair_counts"]
 
@@ -33,7 +33,7 @@ def write_pair_counts(chunk_path, output, psi_deg, threads: int | None = None) -
     """Count the pairs of every map of a skymap chunk and write them atomically to ``output``."""
     psi = np.asarray(psi_deg, dtype=np.float64)
     begin = time.perf_counter()
-    chunk_sha256 = file_sha256(chunk_path)
+    made_from = chunk_hash(chunk_path)
     with open_chunk(chunk_path) as chunk, atomic_h5(output) as f:
         n_maps, n_cr, nside = chunk.n_maps, chunk.n_cr, chunk.nside
         if n_cr * (n_cr - 1) // 2 > np.iinfo(np.int32).max:
@@ -46,7 +46,7 @@ def write_pair_counts(chunk_path, output, psi_deg, threads: int | None = None) -
         f.attrs["format"] = FORMAT
         f.attrs["psi_deg"] = psi
         f.attrs["chunk"] = str(chunk_path)
-        f.attrs["chunk_sha256"] = chunk_sha256
+        f.attrs[CHUNK_HASH_ATTR] = made_from
         f.attrs["dataset"] = chunk.dataset
         f.attrs["nside"] = nside
         f.attrs["n_cr"] = n_cr
@@ -73,18 +73,13 @@ def read_pair_counts(paths, psi_deg, chunk_paths, n_maps) -> np.ndarray:
                         f"{str(path)!r} holds pair counts for other ψ ({stored.size} angles "
                         f"{stored[:1]} ... {stored[-1:]}) than requested ({psi.size} angles)"
                     )
-                made_from = str(f.attrs.get("chunk_sha256", "none recorded"))
+                made_from = f.attrs.get(CHUNK_HASH_ATTR)
                 counts = f["counts"][()]
         except (OSError, KeyError) as err:
             if isinstance(err, InputFileError):
                 raise
             raise InputFileError(f"cannot read pair counts {str(path)!r}: {err}") from err
-        if made_from != file_sha256(chunk_path):
-            raise InputFileError(
-                f"pair counts {str(path)!r} were computed from another chunk than "
-                f"{str(chunk_path)!r} (content hash {made_from[:16]} vs the chunk's); rerun its "
-                "paircounts job"
-            )
+        check_chunk_hash(path, made_from, chunk_path)
         if counts.shape[0] != expected:
             raise InputFileError(
                 f"{str(path)!r} has pair counts of {counts.shape[0]} maps, its chunk {expected}"

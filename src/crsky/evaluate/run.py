@@ -168,9 +168,13 @@ def _likelihood_scores(job: EvaluateJob, prep: _Prepared) -> tuple[dict, dict]:
     fractions = prep.fractions
     if job.test_likelihood is not None:
         return (
-            read_likelihood_scores(job.test_likelihood, prep.test.n_maps, "test"),
+            read_likelihood_scores(job.test_likelihood, prep.test.paths, prep.test.n_maps, "test"),
             read_likelihood_scores(
-                job.isotropy_likelihood, prep.isotropy.n_maps, "isotropy", fractions
+                job.isotropy_likelihood,
+                prep.isotropy.paths,
+                prep.isotropy.n_maps,
+                "isotropy",
+                fractions,
             ),
         )
     if not job.likelihood_methods:

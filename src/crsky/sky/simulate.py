@@ -25,27 +25,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import healpy as hp
 import numpy as np
 
 from crsky import __version__
 from crsky.errors import ConfigError
-from crsky.io import atomic_h5
 from crsky.rng import job_rng
 from crsky.sky._kernels import background_keys, scatter_keys, unpack_keys
 from crsky.sky.dataset import DatasetConfig, dataset_stream_id
 from crsky.sky.deflection import LensDeflection, LensLike, check_lens_coverage, perpendicular_axes
 from crsky.sky.isotropic import isotropic_sampler
 from crsky.sky.sources import signal_counts
-from crsky.store import (
-    FORMAT,
-    FORMAT_VERSION,
-    LOG10_ENERGY_ORIGIN,
-    LOG10_ENERGY_STEP,
-    pixel_dtype,
-    pixel_lookup,
-)
+from crsky.store import LOG10_ENERGY_ORIGIN, LOG10_ENERGY_STEP, pixel_lookup, write_chunk
 
 __all__ = [
     "BATCH_MAPS",
@@ -62,13 +53,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BATCH_MAPS = 1024  # maps simulated (and written) at once; part of what fixes the bytes
-HDF5_CHUNK_MAPS = 128  # maps per HDF5 chunk
 MAX_ATTEMPTS_PER_CR = 20  # acceptance floor 1 / 20 below which a map's sources are unobservable
 _MAX_REDRAWS = 1000  # per map
 _PRIOR_DRAWS = 20.0  # weight of the lens's expected acceptance, in emitted CRs
 _PILOT = 100  # emitted CRs without any observed one that mark a source as unobservable
 _MAX_CANDIDATES = 1 << 21  # emitted signal candidates evaluated per round
-_GZIP_LEVEL = 4
 
 
 def quantise_log10_energy(log10_energy: np.ndarray) -> np.ndarray:
@@ -376,28 +365,12 @@ def _check_codes(code: np.ndarray) -> None:
         raise ConfigError("energies outside the storable range 10^17 ... 10^29 eV")
 
 
-def _create(f: h5py.File, name: str, shape: tuple, dtype) -> h5py.Dataset:
-    chunks = (min(HDF5_CHUNK_MAPS, shape[0]), *shape[1:])
-    return f.create_dataset(
-        name,
-        shape=shape,
-        dtype=dtype,
-        chunks=chunks,
-        compression="gzip",
-        compression_opts=_GZIP_LEVEL,
-        shuffle=True,
-        track_times=False,
-    )
-
-
 def chunk_attributes(
     dataset: DatasetConfig, chunk: int, seed: int, lens_folder: str | Path | None
 ) -> dict:
     """Attributes of a chunk file (crsky.store documents them)."""
     first, _ = dataset.chunk_range(chunk)
     attrs = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
         "dataset": dataset.name,
         "chunk": chunk,
         "n_chunks": dataset.n_chunks,
@@ -438,25 +411,13 @@ def run_chunk(
     n_maps, n_cr, n_src = stop - first, dataset.n_cr, dataset.sources.n_sources
     redraws = 0
     begin = time.perf_counter()
-    with atomic_h5(output) as f:
-        out = {
-            "pixel": _create(f, "pixel", (n_maps, n_cr), pixel_dtype(dataset.nside)),
-            "log10_energy": _create(f, "log10_energy", (n_maps, n_cr), np.float32),
-            "charge": _create(f, "charge", (n_maps, n_cr), np.uint8),
-            "is_signal": _create(f, "is_signal", (n_maps, n_cr), bool),
-            "signal_fraction": _create(f, "signal_fraction", (n_maps,), np.float32),
-            "n_signal": _create(f, "n_signal", (n_maps,), np.uint16),
-            "source_direction": _create(f, "source_direction", (n_maps, n_src, 3), np.float32),
-            "source_flux": _create(f, "source_flux", (n_maps, n_src), np.float32),
-        }
-        if dataset.deflection_mode == "toy":
-            out["deflection_axis"] = _create(f, "deflection_axis", (n_maps, n_src, 3), np.float32)
+    toy = dataset.deflection_mode == "toy"
+    with write_chunk(output, n_maps, n_cr, n_src, dataset.nside, deflection_axis=toy) as writer:
         for start in range(0, n_maps, BATCH_MAPS):
             end = min(start + BATCH_MAPS, n_maps)
             batch = simulator.simulate(end - start, rng)
             redraws += batch.n_source_redraws
-            for name, dset in out.items():
-                dset[start:end] = getattr(batch, name).astype(dset.dtype)
+            writer.write(start, {name: getattr(batch, name) for name in writer.datasets})
             elapsed = time.perf_counter() - begin
             log.info(
                 "%s chunk %d: %d/%d maps (%.0f maps/s)",
@@ -466,7 +427,5 @@ def run_chunk(
                 n_maps,
                 end / elapsed,
             )
-        for key, value in attrs.items():
-            f.attrs[key] = value
-        f.attrs["n_source_redraws"] = redraws
+        writer.finish({**attrs, "n_source_redraws": redraws})
     return Path(output)
