@@ -2,6 +2,7 @@
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -170,3 +171,13 @@ def flip_dataset_bytes(path: Path, name: str, n: int = 16) -> Path:
         f.seek(offset)
         f.write(bytes(b ^ 0xFF for b in raw))
     return path
+
+
+def limit_file_size(limit_bytes: int):
+    """A ``preexec_fn`` for subprocess: in the child, writing a file beyond ``limit_bytes``
+    fails with EFBIG (RLIMIT_FSIZE; Python ignores SIGXFSZ), like a full disk."""
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return apply

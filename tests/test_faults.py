@@ -9,7 +9,6 @@ training stage's kills (after and inside an epoch) are in tests/train/test_train
 
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_snakemake, workflow_copy
+from helpers import REPO, limit_file_size, run_snakemake, workflow_copy
 
 from crsky.cli import main
 
@@ -161,13 +160,6 @@ def _skymaps_args(output: Path) -> list:
             "--chunk", 0]  # fmt: skip
 
 
-def _limit_file_size(limit_bytes: int):
-    def apply() -> None:  # in the child: writes beyond the limit fail with EFBIG
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
-
-    return apply
-
-
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 256 KiB tmpfs (a real full disk); skipped where mounting is not permitted."""
@@ -204,7 +196,7 @@ def test_file_size_limit_is_one_line(tmp_path):
     """The same write failure without mounting anything: RLIMIT_FSIZE (EFBIG)."""
     output = tmp_path / "chunk0000.h5"
     result = _run(
-        "-m", "crsky.cli", "-q", *_skymaps_args(output), preexec_fn=_limit_file_size(100_000)
+        "-m", "crsky.cli", "-q", *_skymaps_args(output), preexec_fn=limit_file_size(100_000)
     )
     _assert_clean_write_failure(result, output, "File too large")
 

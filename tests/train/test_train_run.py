@@ -2,6 +2,7 @@
 over 2 logical CPUs against 1 replica, resume after a kill, the model folder, bad input."""
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import flip_dataset_bytes
+from helpers import flip_dataset_bytes, limit_file_size
 from scipy.stats import mannwhitneyu
 from train_toy import TINY_DEEPSPHERE, TINY_PATCHES, run_train, train_command, write_dataset
 
@@ -131,7 +132,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(dropout_reference, toy_chun
     output = tmp_path / "killed"
     command = train_command(output, DROPOUT, SETTINGS, toy_chunks, *ONE_THREAD)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = output / "checkpoints" / "epoch-0001.weights.h5"
+    first = output / "checkpoints" / "epoch-0001.keras"
     while not first.exists() and process.poll() is None:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)  # as a batch system would, right after epoch 1
@@ -165,7 +166,7 @@ def test_killed_while_writing_then_rerun_gives_the_same_bytes(
     assert not (output / "model.keras").exists()
     if at == "epoch-2-weights":  # epoch 2 in the history, its weights not on disk
         assert len(read_history(output / "checkpoints" / "history.csv")) == 2
-        assert not (output / "checkpoints" / "epoch-0002.weights.h5").exists()
+        assert not (output / "checkpoints" / "epoch-0002.keras").exists()
     result = run_train(output, DROPOUT, SETTINGS, toy_chunks, *ONE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]
     assert _files(output) == _files(reference)
@@ -236,3 +237,23 @@ def test_corrupted_chunk_read_by_the_pipeline_is_one_line(toy_chunks, tmp_path):
     assert last.startswith(f"crsky train: error: skymap chunk {str(bad)!r}: cannot read 'pixel'")
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "m" / "model.keras").exists()
+
+
+def test_full_disk_while_writing_a_checkpoint_is_one_line(toy_chunks, tmp_path):
+    """Keras archives are built in memory: a write beyond the disk's room (here RLIMIT_FSIZE,
+    EFBIG) is one line naming the checkpoint, not an HDF5 error and a crash at exit."""
+    output = tmp_path / "m"
+    command = train_command(output, TINY_DEEPSPHERE, {**SETTINGS, "epochs": 1}, toy_chunks)
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        preexec_fn=limit_file_size(40_000),  # the tiny model's checkpoint is larger
+    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2, result.stderr[-3000:]
+    checkpoint = output / "checkpoints" / "epoch-0001.keras"
+    assert last == f"crsky train: error: cannot write output {str(checkpoint)!r}: File too large"
+    assert not checkpoint.exists() and not (output / "model.keras").exists()

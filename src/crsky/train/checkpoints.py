@@ -3,14 +3,16 @@ crsky.train.loop calls ``CheckpointFolder.save`` after every epoch).
 
 The folder ``<model>/checkpoints`` holds ``run.json`` (what is being trained: model, settings,
 input files), ``history.csv`` and ``timings.csv`` (one row per finished epoch, crsky.history) and
-``epoch-NNNN.weights.h5`` (model and optimizer state after epoch NNNN, counted from 1). After each
+``epoch-NNNN.keras`` (model and optimizer state after epoch NNNN, counted from 1). After each
 epoch the history is written first, then the weights, each atomically; only the newest epoch and
 the best one so far (lowest ``val_loss``) are kept. A rerun whose ``run.json`` differs at most in
 ``train.epochs`` resumes after the newest epoch whose weights exist (if it is not beyond the new
 ``epochs``), with the history cut to that many rows; anything else starts afresh.
 
-Keras archives are written byte-reproducibly (:func:`atomic_keras_file`): the ``.keras`` zip gets
-fixed member times and no save date, so the same weights give the same file.
+Keras archives (checkpoints and ``model.keras``) are built in memory and written atomically
+(:func:`write_keras`): a full disk is one clean error, not an HDF5 file that Keras left half
+written on disk (HDF5 then fails again, fatally, when Python exits). They are byte-reproducible:
+fixed member times, no save date, numbered shared-object ids.
 """
 
 import io
@@ -21,18 +23,17 @@ import os
 import re
 import shutil
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 from crsky.errors import InputFileError
 from crsky.history import HISTORY_NAME, TIMINGS_NAME, read_history, write_history
 from crsky.io import atomic_output, prepare_folder
 
-__all__ = ["CheckpointFolder", "atomic_keras_file", "best_epoch", "reproducible_keras_archive"]
+__all__ = ["CheckpointFolder", "best_epoch", "reproducible_keras_archive", "write_keras"]
 
 log = logging.getLogger(__name__)
 
-_EPOCH_FILE = re.compile(r"^epoch-(\d{4})\.weights\.h5$")
+_EPOCH_FILE = re.compile(r"^epoch-(\d{4})\.keras$")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # earliest zip time stamp: reproducible bytes
 _KERAS_METADATA = "metadata.json"
 _KERAS_CONFIG = "config.json"
@@ -52,46 +53,41 @@ def _renumber_shared_objects(node, numbers: dict) -> None:
             _renumber_shared_objects(value, numbers)
 
 
-def reproducible_keras_archive(path: str | os.PathLike) -> None:
-    """Rewrite a ``.keras`` zip in place so that equal models give equal bytes: every member
-    gets the fixed time stamp 1980-01-01, ``metadata.json`` loses ``date_saved`` and
-    ``config.json``'s shared-object ids (memory addresses) become 1, 2, 3, ... (Keras' loader
-    reads no date and only matches the ids with each other)."""
-    with zipfile.ZipFile(path) as archive:
+def reproducible_keras_archive(data: bytes) -> bytes:
+    """A ``.keras`` zip rewritten so that equal models give equal bytes: every member gets the
+    fixed time stamp 1980-01-01, ``metadata.json`` loses ``date_saved`` and ``config.json``'s
+    shared-object ids (memory addresses) become 1, 2, 3, ... (Keras' loader reads no date and
+    only matches the ids with each other)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
         members = [(info, archive.read(info)) for info in archive.infolist()]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for info, data in members:
+        for info, content in members:
             if info.filename == _KERAS_METADATA:
-                metadata = json.loads(data)
+                metadata = json.loads(content)
                 metadata.pop("date_saved", None)
-                data = json.dumps(metadata, sort_keys=True).encode()
+                content = json.dumps(metadata, sort_keys=True).encode()
             elif info.filename == _KERAS_CONFIG:
-                config = json.loads(data)
+                config = json.loads(content)
                 _renumber_shared_objects(config, {})
-                data = json.dumps(config).encode()
+                content = json.dumps(config).encode()
             member = zipfile.ZipInfo(info.filename, date_time=_ZIP_DATE)
             member.compress_type = info.compress_type
             member.external_attr = 0o644 << 16
-            archive.writestr(member, data)
-    Path(path).write_bytes(buffer.getvalue())
+            archive.writestr(member, content)
+    return buffer.getvalue()
 
 
-def atomic_keras_file(path: str | os.PathLike, save: Callable[[Path], None]) -> Path:
-    """Write a Keras file (``.keras``, ``.weights.h5``) atomically: ``save`` writes to a sibling
-    temporary name that keeps the suffix Keras requires, which is then renamed to ``path``."""
-    path = Path(path)
-    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
+def write_keras(path: str | os.PathLike, model) -> Path:
+    """``model`` (architecture, weights and optimizer state) as a reproducible ``.keras``
+    archive at ``path``: built in memory, then written atomically (crsky.io)."""
+    from keras.src.saving import saving_lib  # the public model.save refuses file objects
+
+    buffer = io.BytesIO()
+    saving_lib.save_model(model, buffer)
     with atomic_output(path) as tmp:
-        staged = tmp.with_name(tmp.name + suffix)
-        try:
-            save(staged)
-            if suffix == ".keras":
-                reproducible_keras_archive(staged)
-            os.replace(staged, tmp)
-        finally:
-            staged.unlink(missing_ok=True)
-    return path
+        tmp.write_bytes(reproducible_keras_archive(buffer.getvalue()))
+    return Path(path)
 
 
 def best_epoch(rows: list[dict[str, float]], monitor: str = "val_loss") -> int:
@@ -116,7 +112,7 @@ class CheckpointFolder:
         return self.folder / TIMINGS_NAME
 
     def weights_path(self, epoch: int) -> Path:
-        return self.folder / f"epoch-{epoch:04d}.weights.h5"
+        return self.folder / f"epoch-{epoch:04d}.keras"
 
     def saved_epochs(self) -> list[int]:
         if not self.folder.is_dir():
@@ -176,13 +172,13 @@ class CheckpointFolder:
         epoch: int,
         rows: list[dict[str, float]],
         timings: list[dict[str, float]],
-        save_weights: Callable,
+        model,
     ) -> None:
         """After epoch ``epoch``: history and timings, weights, then drop all but the newest
         and the best epoch's weights."""
         write_history(self.history_path, rows)
         write_history(self.timings_path, timings)
-        atomic_keras_file(self.weights_path(epoch), save_weights)
+        write_keras(self.weights_path(epoch), model)
         keep = {epoch, best_epoch(rows)}
         for old in self.saved_epochs():
             if old not in keep:

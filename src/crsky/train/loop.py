@@ -25,7 +25,7 @@ from crsky.io import atomic_output, prepare_folder
 from crsky.models import ModelSpec, build_model
 from crsky.models.render import RenderMaps, cr_inputs
 from crsky.rng import job_rng, name_stream_id
-from crsky.train.checkpoints import CheckpointFolder, atomic_keras_file, best_epoch
+from crsky.train.checkpoints import CheckpointFolder, best_epoch, write_keras
 from crsky.train.pipeline import ChunkSet, training_dataset, validation_dataset
 from crsky.train.settings import TrainSettings
 
@@ -117,7 +117,7 @@ class _EpochEnd(keras.callbacks.Callback):
         self.timings.append(
             {"epoch": epoch + 1, "seconds": seconds, "maps_per_s": self.n_maps / seconds}
         )
-        self.folder.save(epoch + 1, self.rows, self.timings, self.model.save_weights)
+        self.folder.save(epoch + 1, self.rows, self.timings, self.model)
         log.info(
             "epoch %d (%.1f s): %s", epoch + 1, seconds, {k: round(v, 5) for k, v in row.items()}
         )
@@ -246,4 +246,4 @@ def _finish(
     write_history(output / TIMINGS_NAME, timings)
     with atomic_output(output / "config.json") as tmp:
         tmp.write_text(json.dumps({**run, "best_epoch": best}, indent=2, sort_keys=True) + "\n")
-    return atomic_keras_file(output / "model.keras", model.save)
+    return write_keras(output / "model.keras", model)
