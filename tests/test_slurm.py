@@ -85,7 +85,7 @@ class Canceller(threading.Thread):
             for line in self.slurm.run("squeue", "-h", "-o", "%i|%T|%k", check=False).split():
                 job_id, state, job_comment = line.split("|", 2)
                 if job_comment == comment and state == "RUNNING":
-                    if any(checkpoints.glob("epoch-*.weights.h5")):
+                    if any(checkpoints.glob("epoch-*.keras")):
                         self.slurm.run("scancel", job_id)
                         self.job_id = job_id
                         return
