@@ -187,6 +187,55 @@ CONFIG_CASES = {
         r"^resources\.train\.threads = 128 exceeds cluster\.max_cpus_per_node",
     ),
     "train-gpus-beyond-node": ({"train": {"gpus": 8}}, r"^train\.gpus = 8 exceeds cluster"),
+    "likelihood-grid-too-coarse": (
+        {"evaluation": {"likelihood": {"grid": {"nside": 8, "levels": 2}}}},
+        r"^evaluation\.likelihood\.grid\.nside = 8: .*deflection scale 2\.26° .*nside ≥ 32",
+    ),
+    "likelihood-axes-too-coarse": (
+        {"evaluation": {"likelihood": {"grid": {"n_axes": 4, "levels": 0}}}},
+        r"^evaluation\.likelihood\.grid\.n_axes = 4: .*n_axes ≥ 12",
+    ),
+    "likelihood-two-sources": (
+        {
+            "skymaps": {
+                "datasets": {
+                    "test": {"sources": {"n_sources": 2}},
+                    "isotropy": {"sources": {"n_sources": 2}},
+                }
+            }
+        },
+        r"^skymaps\.datasets\.test\.sources\.n_sources = 2: likelihood_profiled profiles one",
+    ),
+    "likelihood-other-background": (
+        {"skymaps": {"datasets": {"isotropy": {"energy_min_eev": 39.0}}}},
+        r"^skymaps\.datasets\.isotropy\.energy_min_eev = 39\.0: differs from the test set",
+    ),
+    "likelihood-uniform-fractions": (
+        {
+            "skymaps": {
+                "datasets": {"test_u": {"nside": 16, "signal_fraction": {"uniform": [0, 0.1]}}}
+            },
+            "evaluation": {"test_dataset": "test_u"},
+        },
+        r"^evaluation\.signal_fractions = \[\]: test set 'test_u' draws its signal fractions",
+    ),
+    "model-unknown-test-set": (
+        {"models": [{"name": "a", "datasets": {"test": "tets"}}]},
+        r"^models\[0\]\.datasets\.test = 'tets': not a dataset .*did you mean 'test'\?",
+    ),
+    "model-trains-on-another-models-test-set": (
+        {
+            "skymaps": {
+                "datasets": {"test_b": {"nside": 16, "signal_fraction": {"values": [0.1]}}}
+            },
+            "models": [
+                {"name": "a"},
+                {"name": "b", "datasets": {"test": "test_b"}},
+                {"name": "c", "datasets": {"training": ["test_b"]}},
+            ],
+        },
+        r"^models\[2\]\.datasets\.training: 'test_b' is the evaluation's test",
+    ),
 }
 
 

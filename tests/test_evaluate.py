@@ -336,8 +336,9 @@ def test_evaluate_cli_writes_the_folder_and_is_reproducible(sky, model_folder, t
         _cli("summary", "--evaluations", tmp_path / "a", tmp_path / "b", "--output", summary) == 0
     )
     lines = (summary / "summary.csv").read_text().splitlines()
-    models = [line.split(",", 2)[:2] for line in lines[1:]]
+    models = [line.split(",")[0:3:2] for line in lines[1:]]  # model, method
     assert models == [["a", "network"]] * 3 + [["b", "network"]] * 3 + [["-", "two_point"]] * 3
+    assert lines[0].startswith("model,test_dataset,method,") and "oracle_ratio_5sigma" in lines[0]
     assert (summary / "sigma_summary.png").stat().st_size > 0
 
     rows = read_significance_csv(tmp_path / "a" / "significance.csv")
@@ -345,8 +346,12 @@ def test_evaluate_cli_writes_the_folder_and_is_reproducible(sky, model_folder, t
         (m, f) for m in ("network", "two_point") for f in FRACTIONS
     ]
     baseline = {r.signal_fraction: r for r in rows if r.method == "two_point"}
-    # 18 of 60 CRs from one source within a few degrees: far above every isotropic map
-    assert baseline[0.3].p_bound == "<" and baseline[0.3].sigma > norm.isf(1 / 1000) - 1e-9
+    # 18 of 60 CRs from one source within a few degrees: far above every isotropic map, so p is
+    # extrapolated from the isotropic tail (or a bound where no tail could be fitted)
+    strong = baseline[0.3]
+    assert strong.n_iso_at_least == 0 and strong.sigma > norm.isf(1 / 1000) - 1e-9
+    assert strong.p_source in ("extrapolated", "bound")
+    assert (strong.p_source == "bound") == (strong.p_bound == "<")
     assert baseline[0.0].sigma < 2.0
     with h5py.File(tmp_path / "a" / "scores.h5", "r") as f:
         assert f["test/network_score"].shape == (240,)

@@ -403,9 +403,13 @@ def test_lens_mode_without_a_lens_is_refused(tmp_path, capsys, blur_lens):
 
 def test_profile_grid_coarser_than_the_deflection_scale_is_refused(capsys):
     seed002 = DatasetConfig.from_dict("s", {"nside": 64})
-    with pytest.raises(ConfigError, match=r"grid nside = 16 .* use nside ≥ 32"):
+    with pytest.raises(
+        ConfigError, match=r"^evaluation\.likelihood\.grid\.nside = 16: .* use nside ≥ 32"
+    ):
         signal_model(seed002, grid=ProfileGrid(16, 64, 2, 16))
-    with pytest.raises(ConfigError, match=r"n_axes = 8 .* use n_axes ≥ 13"):
+    with pytest.raises(
+        ConfigError, match=r"^evaluation\.likelihood\.grid\.n_axes = 8: .* use n_axes ≥ 13"
+    ):
         signal_model(seed002, grid=ProfileGrid(64, 8, 1, 16))
     signal_model(seed002, grid=ProfileGrid(64, 16, 2, 16))  # fine: 0.92° and 0.98° steps
     with pytest.raises(ConfigError, match="'levels'"):

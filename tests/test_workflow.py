@@ -4,6 +4,7 @@ No HTCondor pool exists here: dry-runs with profiles/condor build the DAG and th
 settings but submit nothing ("no pool" in the test names).
 """
 
+import csv
 import shutil
 import subprocess
 
@@ -49,7 +50,12 @@ def test_production_dry_run_no_pool(checkout, profile):
     config = merged_config("config/config.yaml", "config/production.yaml")
     datasets = config["skymaps"]["datasets"]
     assert datasets["train"]["n_maps"] == 500_000  # 25 chunks of 20,000 (issue 5)
-    assert counts["skymaps"] == sum(-(-d["n_maps"] // d["chunk_size"]) for d in datasets.values())
+    # the default rule builds the datasets the models use (not the lens-mode sets that only
+    # config/seed000.yaml's model uses)
+    used = {n for n in datasets if not n.endswith("_lens")}
+    assert counts["skymaps"] == sum(
+        -(-datasets[n]["n_maps"] // datasets[n]["chunk_size"]) for n in used
+    )
     assert counts["train"] == counts["evaluate"] == len(config["models"])
 
 
@@ -64,6 +70,8 @@ TINY = {
     "lens": {"nside": 2},
     "backtrack": {"particles_per_bin": 96, "shard_size": 48},
     "evaluation": {"sigma_levels": [1.0]},  # 1 sigma needs only 7 isotropic maps
+    # one chunk each: 40 test maps per signal fraction, 600 isotropic maps (likelihood: ~20 s)
+    "skymaps": {"datasets": {"test": {"n_maps": 240}, "isotropy": {"n_maps": 600}}},
 }
 
 
@@ -105,7 +113,8 @@ def test_tiny_real_run_and_single_target_rerun(tmp_path):
             "backtrack": 1, "lens_part": 1, "lens": 1, "lens_plots": 1,
         },
         "results/skymaps/test/chunk0000.h5": {
-            "skymaps": 1, "paircounts": 1, "evaluate": 2, "evaluation_summary": 1,
+            "skymaps": 1, "paircounts": 1, "likelihood": 2, "evaluate": 2,
+            "evaluation_summary": 1,
         },
         "results/models/patches/model.keras": {"train": 1, "evaluate": 1, "evaluation_summary": 1},
         "evaluate": {"evaluate": 2, "evaluation_summary": 1},
@@ -115,6 +124,13 @@ def test_tiny_real_run_and_single_target_rerun(tmp_path):
             "-n", "--forcerun", target, "--configfile", "config/test.yaml", cwd=workdir
         )
         assert job_counts(output) == {**expected, "all": 1}, target
+    # the likelihood methods and the ratio to the oracle are in the summary
+    with open(workdir / "results/evaluate/summary/summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    methods = {(r["model"], r["method"]) for r in rows}
+    assert {("-", "likelihood_oracle"), ("-", "likelihood_profiled"), ("-", "two_point")} <= methods
+    oracle = [r for r in rows if r["method"] == "likelihood_oracle"]
+    assert all(r["oracle_ratio_1sigma"] in ("1.0", "") for r in oracle)
     # the report alone: one HTML file with the lens and evaluation figures
     snakemake("--configfile", "config/test.yaml", "--report", "report.html", cwd=workdir)
     html = (workdir / "report.html").read_text(encoding="utf-8", errors="replace")
@@ -153,6 +169,7 @@ def test_evaluation_jobs_dry_run_no_pool(checkout, configs, profile):
     extra = [a for c in configs[1:] for a in ("--configfile", c)]
     counts = job_counts(snakemake("-n", "--profile", profile, *extra, cwd=checkout))
     assert counts["paircounts"] == chunks
+    assert counts["likelihood"] == chunks  # against the test set's signal model
     assert counts["evaluate"] == len(config["models"])
     assert counts["evaluation_summary"] == 1
     if len(configs) > 1:
@@ -186,3 +203,24 @@ def test_tests_pass_in_a_checkout_where_make_run_finished(tmp_path):
         cwd=checkout, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("configs", "expected"),
+    [
+        # seed 002: DeepSphere twice (all He, mixed test set); likelihood per chunk of
+        # (test, isotropy) and (test_mixed, isotropy): 6 + 10 + 6 + 10
+        (["config/seed002.yaml"], {"train": 2, "evaluate": 2, "likelihood": 32}),
+        # seed 000: the 12-patch CNN on the nside-64 JF12 lens; 5 test + 10 isotropy chunks
+        (["config/production.yaml", "config/seed000.yaml"],
+         {"train": 1, "evaluate_lens": 1, "likelihood": 15, "lens_part": 175}),
+        # the reduced science: a toy and a lens case, one network each
+        (["config/science.yaml"],
+         {"train": 2, "evaluate": 1, "evaluate_lens": 1, "likelihood": 10, "lens_part": 36}),
+    ],
+)  # fmt: skip
+def test_seed_and_science_configs_dry_run_no_pool(checkout, configs, expected):
+    args = ["--configfile", *configs]
+    counts = job_counts(snakemake("-n", "--profile", "profiles/condor", *args, cwd=checkout))
+    assert {k: counts.get(k, 0) for k in expected} == expected
+    assert counts["evaluation_summary"] == 1

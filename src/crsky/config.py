@@ -27,14 +27,18 @@ __all__ = [
     "TRAIN_DATASET_KEYS",
     "check_config",
     "config_errors_exit",
+    "evaluation_pairs",
     "key_path",
+    "model_datasets",
+    "model_spec_entry",
     "skymap_datasets",
+    "tested_fractions",
     "train_settings",
     "validate_config",
 ]
 
 # model names that would clash with the evaluation's own folders
-RESERVED_MODEL_NAMES = ("pair_counts", "summary")
+RESERVED_MODEL_NAMES = ("pair_counts", "likelihood", "summary")
 TRAIN_DATASET_KEYS = ("training_datasets", "validation_datasets")
 _MAX_REPR = 80  # characters of a bad value quoted in a message
 
@@ -150,6 +154,53 @@ def train_settings(config: dict) -> dict:
     return {k: v for k, v in config["train"].items() if k not in TRAIN_DATASET_KEYS}
 
 
+def model_datasets(config: dict) -> dict[str, dict]:
+    """{model name: {"training": [...], "validation": [...], "test": name, "isotropy": name}}:
+    each model's skymap datasets, models[i].datasets where given, else the train and
+    evaluation sections'."""
+    train, evaluation = config["train"], config["evaluation"]
+    out = {}
+    for entry in config["models"]:
+        given = entry.get("datasets") or {}
+        out[entry["name"]] = {
+            "training": list(given.get("training", train["training_datasets"])),
+            "validation": list(given.get("validation", train["validation_datasets"])),
+            "test": given.get("test", evaluation["test_dataset"]),
+            "isotropy": given.get("isotropy", evaluation["isotropy_dataset"]),
+        }
+    return out
+
+
+def model_spec_entry(entry: dict) -> dict:
+    """A models[i] entry without its ``datasets``: the keys of crsky.models.ModelSpec."""
+    return {k: v for k, v in entry.items() if k != "datasets"}
+
+
+def evaluation_pairs(config: dict) -> list[tuple[str, str]]:
+    """Distinct (test, isotropy) dataset pairs the models are evaluated on (the evaluation
+    section's pair when there are no models), in order of first use."""
+    pairs = [(d["test"], d["isotropy"]) for d in model_datasets(config).values()]
+    if not pairs:
+        evaluation = config["evaluation"]
+        pairs = [(evaluation["test_dataset"], evaluation["isotropy_dataset"])]
+    return list(dict.fromkeys(pairs))
+
+
+def tested_fractions(config: dict, datasets: dict, test: str) -> list[float]:
+    """The signal fractions reported for test set ``test``: evaluation.signal_fractions, or
+    the set's own fixed fractions ('value' or 'values')."""
+    given = config["evaluation"]["signal_fractions"]
+    if given:
+        return sorted(float(f) for f in given)
+    fraction = datasets[test].signal_fraction
+    if fraction.kind == "uniform":
+        raise ConfigError(
+            f"evaluation.signal_fractions = []: test set {test!r} draws its signal fractions "
+            "uniformly; give it fixed 'values' or list the fractions to report"
+        )
+    return sorted(set(fraction.parameters))
+
+
 def _check_field(config: dict) -> None:
     from crsky.fields import check_field_options
 
@@ -187,65 +238,100 @@ def _model_names(config: dict) -> list[str]:
     return [entry["name"] for entry in config["models"]]
 
 
+def _check_dataset_name(name: str, key: str, datasets: dict) -> None:
+    if name not in datasets:
+        raise ConfigError(
+            f"{key} = {name!r}: not a dataset of skymaps.datasets "
+            f"({sorted(datasets)}){did_you_mean(name, datasets)}"
+        )
+
+
 def _check_evaluation(config: dict, datasets: dict) -> None:
-    """The evaluation's datasets exist, the model names do not clash with its folders, and the
-    isotropy set resolves the largest σ level (N ≥ 1 / p(σ) isotropic maps)."""
+    """The evaluation's datasets (and every model's) exist, the model names do not clash with
+    its folders, each isotropy set can calibrate the largest σ level (N ≥ 1 / p(σ), or enough
+    maps for a tail fit), and the likelihood analyses can model each test set."""
     from crsky.stats.significance import check_isotropy_size
 
     evaluation = config["evaluation"]
     for key in ("test_dataset", "isotropy_dataset"):
-        name = evaluation[key]
-        if name not in datasets:
-            raise ConfigError(
-                f"evaluation.{key} = {name!r}: not a dataset of skymaps.datasets "
-                f"({sorted(datasets)}){did_you_mean(name, datasets)}"
-            )
+        _check_dataset_name(evaluation[key], f"evaluation.{key}", datasets)
+    for i, entry in enumerate(config["models"]):
+        for key in ("test", "isotropy"):
+            if key in (entry.get("datasets") or {}):
+                _check_dataset_name(entry["datasets"][key], f"models[{i}].datasets.{key}", datasets)
     clashes = sorted(set(_model_names(config)) & set(RESERVED_MODEL_NAMES))
     if clashes:
         raise ConfigError(
             f"models: names {clashes} are reserved for evaluation folders; rename the models"
         )
-    name = evaluation["isotropy_dataset"]
-    check_isotropy_size(datasets[name].n_maps, evaluation["sigma_levels"], name)
+    for _, isotropy in evaluation_pairs(config):
+        check_isotropy_size(datasets[isotropy].n_maps, evaluation["sigma_levels"], isotropy)
+    _check_likelihood(config, datasets)
+
+
+_BACKGROUND_KEYS = ("nside", "n_cr", "exposure", "energy_min_eev", "energy_max_eev", "spectrum")
+
+
+def _check_likelihood(config: dict, datasets: dict) -> None:
+    """Every test set can be modelled (crsky.likelihood.check_likelihood_dataset), has fixed
+    signal fractions, and shares its isotropy set's background (the likelihood's b)."""
+    from crsky.likelihood import ProfileGrid, check_likelihood_dataset
+
+    settings = config["evaluation"]["likelihood"]
+    if not settings["methods"]:
+        return
+    grid = ProfileGrid(**settings["grid"])
+    for test, isotropy in evaluation_pairs(config):
+        check_likelihood_dataset(datasets[test], settings["methods"], grid)
+        tested_fractions(config, datasets, test)
+        for key in _BACKGROUND_KEYS:
+            a, b = datasets[test].config[key], datasets[isotropy].config[key]
+            if a != b:
+                raise ConfigError(
+                    f"skymaps.datasets.{isotropy}.{key} = {b!r}: differs from the test set "
+                    f"{test!r} ({a!r}); the likelihood scores isotropic maps against the test "
+                    "set's background"
+                )
 
 
 def _check_train(config: dict, datasets: dict) -> None:
     """Train settings and model entries in range (errors name train.<key> or models[i].<key>),
-    unique model names, training and validation sets that exist, have one nside every model
-    can pool, and do not overlap the evaluation's test and isotropy sets."""
+    unique model names, and per model training and validation sets that exist, have one nside
+    it can pool, and are not a test or isotropy set of any model."""
     from crsky.models import ModelSpec
     from crsky.train import TrainSettings
 
-    train, evaluation = config["train"], config["evaluation"]
     TrainSettings.from_config(train_settings(config))
-    held_out = (evaluation["test_dataset"], evaluation["isotropy_dataset"])
-    nsides = set()
-    for key in TRAIN_DATASET_KEYS:
-        for name in train[key]:
-            if name not in datasets:
-                raise ConfigError(
-                    f"train.{key}: {name!r} is not a dataset of skymaps.datasets "
-                    f"({sorted(datasets)}){did_you_mean(name, datasets)}"
-                )
-            if name in held_out:
-                raise ConfigError(
-                    f"train.{key}: {name!r} is the evaluation's test or isotropy set; train on "
-                    "separate maps"
-                )
-            nsides.add(datasets[name].nside)
-    if len(nsides) != 1:
-        raise ConfigError(
-            f"train: the training and validation datasets have nsides {sorted(nsides)}; one "
-            "model reads one nside"
-        )
-    nside = nsides.pop()
+    held_out = {name for pair in evaluation_pairs(config) for name in pair}
     names = _model_names(config)
     if len(set(names)) != len(names):
         raise ConfigError(f"models: names must be unique, got {names}")
+    per_model = model_datasets(config)
     for i, entry in enumerate(config["models"]):
-        spec = ModelSpec.from_config(entry, f"models[{i}]")
+        given = entry.get("datasets") or {}
+        nsides = set()
+        for key, role in zip(TRAIN_DATASET_KEYS, ("training", "validation"), strict=True):
+            where = f"models[{i}].datasets.{role}" if role in given else f"train.{key}"
+            for name in per_model[entry["name"]][role]:
+                if name not in datasets:
+                    raise ConfigError(
+                        f"{where}: {name!r} is not a dataset of skymaps.datasets "
+                        f"({sorted(datasets)}){did_you_mean(name, datasets)}"
+                    )
+                if name in held_out:
+                    raise ConfigError(
+                        f"{where}: {name!r} is the evaluation's test or isotropy set; train on "
+                        "separate maps"
+                    )
+                nsides.add(datasets[name].nside)
+        if len(nsides) != 1:
+            raise ConfigError(
+                f"models[{i}]: its training and validation datasets have nsides "
+                f"{sorted(nsides)}; one model reads one nside"
+            )
+        spec = ModelSpec.from_config(model_spec_entry(entry), f"models[{i}]")
         try:
-            spec.check_nside(nside)
+            spec.check_nside(nsides.pop())
         except ConfigError as err:
             raise ConfigError(f"models[{i}].depth = {spec.depth}: {err}") from None
 

@@ -4,7 +4,15 @@ import json
 import os
 
 from crsky.binning import RigidityBins, Sharding
-from crsky.config import config_errors_exit, skymap_datasets, train_settings
+from crsky.config import (
+    config_errors_exit,
+    evaluation_pairs,
+    model_datasets,
+    model_spec_entry,
+    skymap_datasets,
+    tested_fractions,
+    train_settings,
+)
 
 RESULTS = config["results_dir"]
 LOGS = config["logs_dir"]
@@ -113,15 +121,40 @@ def skymap_dataset_json(wildcards):
 
 
 EVALUATION = f"{RESULTS}/evaluate"
-EVAL_TEST = config["evaluation"]["test_dataset"]
-EVAL_ISOTROPY = config["evaluation"]["isotropy_dataset"]
 # one folder per model (train rule): model.keras, history.csv, config.json
 MODELS = f"{RESULTS}/models"
+# each model's training, validation, test and isotropy datasets (models[i].datasets or the
+# train and evaluation sections)
+MODEL_DATASETS = model_datasets(config)
+LIKELIHOOD_METHODS = config["evaluation"]["likelihood"]["methods"]
 
 
-def model_names():
-    """Names of the configured models (config models[].name), each trained and evaluated."""
-    return [entry["name"] for entry in config.get("models", [])]
+def model_names(lens=None):
+    """Names of the configured models (config models[].name), each trained and evaluated;
+    ``lens`` True / False: only those whose test set is / is not in lens mode."""
+    return [
+        name
+        for name, sets in MODEL_DATASETS.items()
+        if lens is None
+        or (SKYMAP_DATASETS[sets["test"]].deflection_mode == "lens") == lens
+    ]
+
+
+def model_constraint(lens):
+    """Wildcard constraint matching the models of :func:`model_names` (or nothing)."""
+    return "|".join(model_names(lens)) or "(?!)"
+
+
+def model_chunks(role):
+    """Input function: skymap chunks of the model's datasets of ``role`` (training,
+    validation, test, isotropy)."""
+
+    def chunks(wildcards):
+        names = MODEL_DATASETS[wildcards.model][role]
+        names = [names] if isinstance(names, str) else names
+        return [path for name in names for path in skymap_chunks(name)]
+
+    return chunks
 
 
 def model_files(wildcards):
@@ -161,16 +194,11 @@ with config_errors_exit():
     check_deployment()
 
 
-def train_chunks(role):
-    """Skymap chunks of the datasets in config train.<role>_datasets (training, validation)."""
-    datasets = config["train"][f"{role}_datasets"]
-    return [path for name in datasets for path in skymap_chunks(name)]
-
-
 def model_spec_json(wildcards):
-    """The config entry of model ``wildcards.model`` as JSON, for ``crsky train --model``."""
+    """The config entry of model ``wildcards.model`` (without its datasets) as JSON, for
+    ``crsky train --model``."""
     entry = next(e for e in config["models"] if e["name"] == wildcards.model)
-    return json.dumps(entry, sort_keys=True)
+    return json.dumps(model_spec_entry(entry), sort_keys=True)
 
 
 def train_settings_json():
@@ -192,17 +220,116 @@ def pair_count_files(dataset):
     ]
 
 
-def evaluation_lens_output():
-    """The lens deflection plot, an output of evaluate only when the test maps used a lens."""
-    if SKYMAP_DATASETS[EVAL_TEST].deflection_mode != "lens":
-        return {}
-    return {
-        "lens": evaluation_report(
+def model_pair_counts(role):
+    """Input function: pair-count files of the model's test or isotropy set."""
+    return lambda wildcards: pair_count_files(MODEL_DATASETS[wildcards.model][role])
+
+
+def likelihood_files(signal, dataset):
+    """Likelihood score files of every chunk of ``dataset`` against the signal model of test
+    set ``signal`` (crsky likelihood)."""
+    n_chunks = SKYMAP_DATASETS[dataset].n_chunks
+    return [
+        f"{EVALUATION}/likelihood/{signal}/{dataset}/chunk{k:04d}.h5"
+        for k in range(n_chunks)
+    ]
+
+
+def model_likelihood_files(role):
+    """Input function: likelihood files of the model's test or isotropy set (none when
+    evaluation.likelihood.methods is empty)."""
+
+    def files(wildcards):
+        if not LIKELIHOOD_METHODS:
+            return []
+        sets = MODEL_DATASETS[wildcards.model]
+        return likelihood_files(sets["test"], sets[role])
+
+    return files
+
+
+def likelihood_arguments(wildcards, input):
+    """``--test-likelihood ... --isotropy-likelihood ...`` of crsky evaluate, or nothing."""
+    if not input.test_likelihood:
+        return []
+    return [
+        "--test-likelihood",
+        *input.test_likelihood,
+        "--isotropy-likelihood",
+        *input.isotropy_likelihood,
+    ]
+
+
+SIGNAL_SETS = list(dict.fromkeys(test for test, _ in evaluation_pairs(config)))
+
+
+def likelihood_signal_chunk(wildcards):
+    """The first chunk of the test set whose signal model scores the chunk."""
+    return skymap_chunks(wildcards.signal)[0]
+
+
+def likelihood_lens_input(wildcards):
+    """The lens index when the signal model is in lens mode."""
+    if SKYMAP_DATASETS[wildcards.signal].deflection_mode == "lens":
+        return [lens_cfg()]
+    return []
+
+
+def likelihood_role(wildcards):
+    """test: the test set's own chunks (stored sources); isotropy: any other set."""
+    return "test" if wildcards.dataset == wildcards.signal else "isotropy"
+
+
+def likelihood_fractions(wildcards):
+    """The signal fractions reported for the test set (the oracle scores each)."""
+    return tested_fractions(config, SKYMAP_DATASETS, wildcards.signal)
+
+
+def evaluation_files(lens):
+    """Outputs of one model's evaluation (with the lens deflection plot for lens-mode test
+    sets), in the report's Evaluation category."""
+    out = {
+        "scores": f"{EVALUATION}/{{model}}/scores.h5",
+        "significance": evaluation_report(
+            f"{EVALUATION}/{{model}}/significance.csv",
+            "evaluation_significance",
+            "significance table (csv)",
+        ),
+        "crossings": f"{EVALUATION}/{{model}}/crossings.csv",
+        "tail_validation": f"{EVALUATION}/{{model}}/tail_validation.csv",
+        "table": evaluation_report(
+            f"{EVALUATION}/{{model}}/significance.html",
+            "evaluation_significance",
+            "significance table",
+        ),
+        "sigma": evaluation_report(
+            f"{EVALUATION}/{{model}}/sigma.png",
+            "evaluation_sigma",
+            "sigma vs signal fraction",
+        ),
+        "score_distributions": evaluation_report(
+            f"{EVALUATION}/{{model}}/score_distributions.png",
+            "evaluation_scores",
+            "score distributions",
+        ),
+        "skymaps": evaluation_report(
+            f"{EVALUATION}/{{model}}/skymaps.png",
+            "evaluation_skymaps",
+            "example skymaps",
+        ),
+        "training": evaluation_report(
+            f"{EVALUATION}/{{model}}/training.png",
+            "evaluation_training",
+            "training curves",
+        ),
+    }
+    if lens:
+        out["lens"] = evaluation_report(
             f"{EVALUATION}/{{model}}/lens_deflection.png",
             "evaluation_lens",
             "lens deflection",
         )
-    }
+    return out
 
 
 def evaluation_report(path, caption, item, model="{model}", subcategory="{model}"):
@@ -246,6 +373,25 @@ def rule_resources(name, gpus=None):
     return job_resources(spec, config["cluster"])
 
 
+def used_datasets():
+    """Skymap datasets a model trains on or is evaluated on (every configured dataset when no
+    model is configured): the default rule builds only these."""
+    if not model_names():
+        return list(SKYMAP_DATASETS)
+    names = [
+        name
+        for sets in MODEL_DATASETS.values()
+        for name in (
+            *sets["training"],
+            *sets["validation"],
+            sets["test"],
+            sets["isotropy"],
+        )
+    ]
+    return list(dict.fromkeys(names))
+
+
 def final_outputs():
-    """Targets of the default rule: the last stage that exists so far."""
-    return lens_outputs() + skymap_chunks() + evaluation_outputs()
+    """Targets of the default rule: the lens, the skymaps the models use, every evaluation."""
+    chunks = [path for name in used_datasets() for path in skymap_chunks(name)]
+    return lens_outputs() + chunks + evaluation_outputs()

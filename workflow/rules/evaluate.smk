@@ -1,6 +1,7 @@
-# Stage 5: evaluation. Two-point pair counts per skymap chunk of the test and isotropy sets (CPU,
-# shared by every model), then one evaluation per model (GPU if resources.evaluate.gpus > 0):
-# per-map scores, significance.csv / crossings.csv and plots, all in the report.
+# Stage 5: evaluation. Two-point pair counts and likelihood scores per skymap chunk of the test
+# and isotropy sets (CPU, shared by every model), then one evaluation per model (GPU if
+# resources.evaluate.gpus > 0): per-map scores, significance.csv / crossings.csv and plots, all
+# in the report.
 # Output format: DESIGN.md section 4, "Evaluation folder".
 import os
 
@@ -24,51 +25,52 @@ rule paircounts:
         " --threads {threads:q} > {log:q} 2>&1"
 
 
+rule likelihood:
+    input:
+        chunk=f"{SKYMAPS}/{{dataset}}/chunk{{chunk}}.h5",
+        signal_chunk=likelihood_signal_chunk,
+        lens=likelihood_lens_input,
+    output:
+        f"{EVALUATION}/likelihood/{{signal}}/{{dataset}}/chunk{{chunk}}.h5",
+    log:
+        f"{LOGS}/evaluate/likelihood/{{signal}}/{{dataset}}/chunk{{chunk}}.log",
+    wildcard_constraints:
+        signal="|".join(SIGNAL_SETS) or "(?!)",
+    conda:
+        "../../envs/crsky.yaml"
+    threads: rule_threads("likelihood")
+    resources:
+        **rule_resources("likelihood"),
+    params:
+        role=likelihood_role,
+        fractions=likelihood_fractions,
+        methods=LIKELIHOOD_METHODS,
+        grid=[
+            lookup(dpath=f"evaluation/likelihood/grid/{key}", within=config)
+            for key in ("nside", "n_axes", "levels", "candidates")
+        ],
+    shell:
+        "crsky likelihood --chunk {input.chunk:q} --signal-chunk {input.signal_chunk:q}"
+        " --role {params.role:q} --fractions {params.fractions:q}"
+        " --methods {params.methods:q} --grid {params.grid:q}"
+        " --output {output:q} --threads {threads:q} > {log:q} 2>&1"
+
+
 rule evaluate:
     input:
         model=model_files,
-        test=skymap_chunks(EVAL_TEST),
-        isotropy=skymap_chunks(EVAL_ISOTROPY),
-        test_pairs=pair_count_files(EVAL_TEST),
-        isotropy_pairs=pair_count_files(EVAL_ISOTROPY),
+        test=model_chunks("test"),
+        isotropy=model_chunks("isotropy"),
+        test_pairs=model_pair_counts("test"),
+        isotropy_pairs=model_pair_counts("isotropy"),
+        test_likelihood=model_likelihood_files("test"),
+        isotropy_likelihood=model_likelihood_files("isotropy"),
     output:
-        **evaluation_lens_output(),
-        scores=f"{EVALUATION}/{{model}}/scores.h5",
-        significance=evaluation_report(
-            f"{EVALUATION}/{{model}}/significance.csv",
-            "evaluation_significance",
-            "significance table (csv)",
-        ),
-        crossings=f"{EVALUATION}/{{model}}/crossings.csv",
-        table=evaluation_report(
-            f"{EVALUATION}/{{model}}/significance.html",
-            "evaluation_significance",
-            "significance table",
-        ),
-        sigma=evaluation_report(
-            f"{EVALUATION}/{{model}}/sigma.png",
-            "evaluation_sigma",
-            "sigma vs signal fraction",
-        ),
-        score_distributions=evaluation_report(
-            f"{EVALUATION}/{{model}}/score_distributions.png",
-            "evaluation_scores",
-            "score distributions",
-        ),
-        skymaps=evaluation_report(
-            f"{EVALUATION}/{{model}}/skymaps.png",
-            "evaluation_skymaps",
-            "example skymaps",
-        ),
-        training=evaluation_report(
-            f"{EVALUATION}/{{model}}/training.png",
-            "evaluation_training",
-            "training curves",
-        ),
+        **evaluation_files(lens=False),
     log:
         f"{LOGS}/evaluate/{{model}}.log",
     wildcard_constraints:
-        model="|".join(model_names()) or "(?!)",
+        model=model_constraint(lens=False),
     conda:
         "../../envs/train.yaml"
     threads: rule_threads("evaluate")
@@ -82,19 +84,29 @@ rule evaluate:
         fractions=config["evaluation"]["signal_fractions"],
         batch_size=lookup(dpath="evaluation/batch_size", within=config),
         gpus=lookup(dpath="resources/evaluate/gpus", within=config),
+        likelihood=likelihood_arguments,
     shell:
         "crsky evaluate --output {params.out_dir:q} --model {params.model_dir:q}"
         " --test {input.test:q} --isotropy {input.isotropy:q}"
         " --test-pair-counts {input.test_pairs:q}"
-        " --isotropy-pair-counts {input.isotropy_pairs:q}"
+        " --isotropy-pair-counts {input.isotropy_pairs:q} {params.likelihood:q}"
         " --psi {params.psi:q} --sigma-levels {params.sigma_levels:q}"
         " --signal-fractions {params.fractions:q} --batch-size {params.batch_size:q}"
         " --gpus {params.gpus:q} --threads {threads:q} > {log:q} 2>&1"
 
 
+# models evaluated on lens-mode test maps also plot the lens deflection
+use rule evaluate as evaluate_lens with:
+    output:
+        **evaluation_files(lens=True),
+    wildcard_constraints:
+        model=model_constraint(lens=True),
+
+
 rule evaluation_summary:
     input:
-        expand(f"{EVALUATION}/{{model}}/significance.csv", model=model_names()),
+        tables=expand(f"{EVALUATION}/{{model}}/significance.csv", model=model_names()),
+        scores=expand(f"{EVALUATION}/{{model}}/scores.h5", model=model_names()),
     output:
         table=evaluation_report(
             f"{EVALUATION}/summary/summary.csv",
@@ -118,7 +130,7 @@ rule evaluation_summary:
     resources:
         **rule_resources("evaluation_summary"),
     params:
-        folders=lambda wildcards, input: [os.path.dirname(f) for f in input],
+        folders=lambda wildcards, input: [os.path.dirname(f) for f in input.tables],
         out_dir=lambda wildcards, output: os.path.dirname(output.table),
         sigma_levels=config["evaluation"]["sigma_levels"],
     shell:

@@ -6,8 +6,8 @@ import os
 
 rule train:
     input:
-        training=train_chunks("training"),
-        validation=train_chunks("validation"),
+        training=model_chunks("training"),
+        validation=model_chunks("validation"),
     output:
         model=f"{MODELS}/{{model}}/model.keras",
         history=f"{MODELS}/{{model}}/history.csv",

@@ -115,19 +115,21 @@ def _psi_options(p: argparse.ArgumentParser) -> None:
 
 
 def _grid_options(p: argparse.ArgumentParser) -> None:
-    for option, default, what in (
-        ("--grid-nside", 64, "finest source grid (toy)"),
-        ("--grid-axes", 64, "finest axis grid (toy)"),
-        ("--grid-levels", 4, "coarse-to-fine levels (toy)"),
-        ("--grid-candidates", 16, "refined per level (toy)"),
-    ):
-        p.add_argument(option, type=positive_int, default=default, help=what)
+    p.add_argument(
+        "--grid",
+        nargs=4,
+        type=non_negative_int,
+        default=[64, 64, 4, 16],
+        metavar=("NSIDE", "N_AXES", "LEVELS", "CANDIDATES"),
+        help="toy profile grid: finest nside and axes, coarse-to-fine levels, candidates per "
+        "level (default 64 64 4 16)",
+    )
 
 
 def _grid(args: argparse.Namespace):
     from crsky.likelihood import ProfileGrid
 
-    return ProfileGrid(args.grid_nside, args.grid_axes, args.grid_levels, args.grid_candidates)
+    return ProfileGrid(*args.grid)
 
 
 def run_likelihood(args: argparse.Namespace) -> None:

@@ -69,6 +69,7 @@ from crsky.likelihood.model import (
     ProfileResult,
     SignalModel,
     ToyModel,
+    check_likelihood_dataset,
     signal_model,
 )
 from crsky.likelihood.oracle import draw_sources, oracle_fraction, oracle_log_lr
@@ -80,6 +81,7 @@ __all__ = [
     "ProfileResult",
     "SignalModel",
     "ToyModel",
+    "check_likelihood_dataset",
     "draw_sources",
     "oracle_fraction",
     "oracle_log_lr",

@@ -31,6 +31,9 @@ __all__ = [
     "ProfileResult",
     "SignalModel",
     "ToyModel",
+    "check_likelihood_dataset",
+    "check_profile_grid",
+    "deflection_scale_rad",
     "signal_model",
     "smoothed_exposure_table",
 ]
@@ -142,8 +145,16 @@ class SignalModel:
         raise NotImplementedError
 
     def profile(self, pixel, log10_energy) -> ProfileResult:
-        """Λ_max over f in [0, 1] and the source hypotheses of the profile grid."""
+        """Λ_max over f in [0, 1] and the source hypotheses of the profile grid (one source)."""
         raise NotImplementedError
+
+    def _check_one_source(self) -> None:
+        n = self.dataset.sources.n_sources
+        if n != 1:
+            raise ConfigError(
+                f"likelihood_profiled profiles one source; dataset {self.dataset.name!r} has "
+                f"n_sources = {n}"
+            )
 
     def _source_shares(self, acceptance: np.ndarray) -> np.ndarray:
         """Flux shares w_j over the flux-weighted acceptance Σ_l w_l A_l (n_maps, n_src)."""
@@ -225,44 +236,10 @@ class ToyModel(SignalModel):
         self.table, self.table_params = smoothed_exposure_table(dataset.exposure)
         self._levels = None
 
-    # the deflection scale the grid must resolve
-    def deflection_scale_rad(self) -> float:
-        """Narrowest angular width of the signal at the threshold: the blurring σ of the lightest
-        charge at the minimum energy, added in quadrature to the map pixel (√(Ω_pix / 12))."""
-        z_min = self.dataset.composition.charge_min
-        inv_r = 10.0 ** (18.0 - self.dataset.log10_energy_min) * z_min
-        sigma = self.params[K.P_BLUR] * inv_r
-        return float(np.sqrt(sigma**2 + self.params[K.P_PIX_VAR]))
-
-    def rotation_scale_rad(self) -> float:
-        """Coherent deflection of the lightest charge at the minimum energy."""
-        z_min = self.dataset.composition.charge_min
-        return float(self.params[K.P_ROT] * 10.0 ** (18.0 - self.dataset.log10_energy_min) * z_min)
-
     def check_grid(self) -> None:
-        """ConfigError if the finest grid is coarser than the deflection scale: the position
-        spacing sqrt(4π / npix) or the axis step times the coherent deflection exceeds it."""
-        scale = self.deflection_scale_rad()
-        spacing = self.grid.spacing_rad
-        name = self.dataset.name
-        if spacing > scale:
-            need = self.grid.nside
-            while np.sqrt(4 * np.pi / hp.nside2npix(need)) > scale:
-                need *= 2
-            raise ConfigError(
-                f"evaluation.likelihood.grid nside = {self.grid.nside} spaces source positions "
-                f"by {np.degrees(spacing):.2f}°, coarser than the deflection scale "
-                f"{np.degrees(scale):.2f}° of dataset {name!r} (blurring of the lightest charge "
-                f"at the threshold ⊕ pixel): use nside ≥ {need}"
-            )
-        step = self.rotation_scale_rad() * 2 * np.pi / self.grid.n_axes
-        if step > scale:
-            need = int(np.ceil(self.rotation_scale_rad() * 2 * np.pi / scale))
-            raise ConfigError(
-                f"evaluation.likelihood.grid n_axes = {self.grid.n_axes} moves the deflected "
-                f"position by {np.degrees(step):.2f}° per axis step, coarser than the deflection "
-                f"scale {np.degrees(scale):.2f}° of dataset {name!r}: use n_axes ≥ {need}"
-            )
+        """ConfigError if the finest grid is coarser than the deflection scale
+        (:func:`check_profile_grid`)."""
+        check_profile_grid(self.dataset, self.grid, self.nside)
 
     def _kernel_args(self):
         return (
@@ -326,6 +303,7 @@ class ToyModel(SignalModel):
         return self._levels
 
     def profile(self, pixel, log10_energy) -> ProfileResult:
+        self._check_one_source()
         pix, lg_e = self._check_maps(pixel, log10_energy)
         vec, e1, e2, offsets, n_phi0, a0 = self._grid_levels()
         vectors = _pixel_vectors(self.nside, False)[pix]
@@ -351,6 +329,66 @@ class ToyModel(SignalModel):
         direction = np.where(found[:, None], s, np.nan)
         axis = np.where(found[:, None], np.cross(s, t), np.nan)
         return ProfileResult(log_lr, f_hat, direction, axis)
+
+
+def deflection_scale_rad(dataset: DatasetConfig, nside: int) -> tuple[float, float]:
+    """(σ_ref, θ_ref) of a toy dataset: the narrowest angular width of its signal, the blurring
+    σ of the lightest charge at the minimum energy added in quadrature to the map pixel
+    (√(Ω_pix / 12)), and that CR's coherent deflection θ (rad)."""
+    toy = dataset.toy_deflection
+    inv_r = 10.0 ** (18.0 - dataset.log10_energy_min) * dataset.composition.charge_min
+    sigma = toy.blur_fraction * BLUR_RAD_EV * inv_r
+    pixel_var = 4 * np.pi / hp.nside2npix(nside) / 12.0
+    return float(np.sqrt(sigma**2 + pixel_var)), float(toy.rotation_rad_ev * inv_r)
+
+
+def check_profile_grid(dataset: DatasetConfig, grid: ProfileGrid, nside: int | None = None):
+    """ConfigError (naming evaluation.likelihood.grid.<key>) if the finest grid is coarser than
+    the deflection scale σ_ref of :func:`deflection_scale_rad`: position spacing sqrt(4π / npix)
+    > σ_ref, or axis step 2π / n_axes times the coherent deflection > σ_ref."""
+    scale, rotation = deflection_scale_rad(dataset, dataset.nside if nside is None else nside)
+    spacing = grid.spacing_rad
+    name = dataset.name
+    if spacing > scale:
+        need = grid.nside
+        while np.sqrt(4 * np.pi / hp.nside2npix(need)) > scale:
+            need *= 2
+        raise ConfigError(
+            f"evaluation.likelihood.grid.nside = {grid.nside}: spaces source positions by "
+            f"{np.degrees(spacing):.2f}°, coarser than the deflection scale "
+            f"{np.degrees(scale):.2f}° of dataset {name!r} (blurring of the lightest charge at "
+            f"the threshold ⊕ pixel); use nside ≥ {need}"
+        )
+    step = rotation * 2 * np.pi / grid.n_axes
+    if step > scale:
+        need = int(np.ceil(rotation * 2 * np.pi / scale))
+        raise ConfigError(
+            f"evaluation.likelihood.grid.n_axes = {grid.n_axes}: moves the deflected position "
+            f"by {np.degrees(step):.2f}° per axis step, coarser than the deflection scale "
+            f"{np.degrees(scale):.2f}° of dataset {name!r}; use n_axes ≥ {need}"
+        )
+
+
+def check_likelihood_dataset(dataset: DatasetConfig, methods, grid: ProfileGrid) -> None:
+    """ConfigError unless the likelihood ``methods`` can model ``dataset``: the profile grid
+    resolves a toy deflection, lens mode has no extragalactic smearing, the profile has one
+    source."""
+    mode = dataset.deflection_mode
+    if mode == "lens" and float(dataset.config["deflection"]["extragalactic_smearing_deg"]) > 0:
+        raise ConfigError(
+            f"skymaps.datasets.{dataset.name}.deflection.extragalactic_smearing_deg: the "
+            "likelihood analyses model lens mode without extragalactic smearing; set it to 0 "
+            "or drop evaluation.likelihood.methods"
+        )
+    if "profiled" in methods:
+        if dataset.sources.n_sources != 1:
+            raise ConfigError(
+                f"skymaps.datasets.{dataset.name}.sources.n_sources = "
+                f"{dataset.sources.n_sources}: likelihood_profiled profiles one source; drop "
+                "'profiled' from evaluation.likelihood.methods"
+            )
+        if mode == "toy":
+            check_profile_grid(dataset, grid)
 
 
 # --- lens mode and no deflection: sparse ratio matrices -------------------------------------
@@ -491,6 +529,7 @@ class PixelModel(SignalModel):
         )
 
     def profile(self, pixel, log10_energy) -> ProfileResult:
+        self._check_one_source()
         pix, lg_e = self._check_maps(pixel, log10_energy)
         m = self.matrices
         log_lr, f_hat, column = K.sparse_profile_maps(
@@ -513,20 +552,17 @@ def signal_model(
     scale (:meth:`ToyModel.check_grid`)."""
     nside = dataset.nside if nside is None else int(nside)
     mode = dataset.deflection_mode
+    grid = grid or ProfileGrid()
+    check_likelihood_dataset(dataset, ("oracle",), grid)
     if mode == "lens":
         if lens is None:
             raise ConfigError(
                 f"dataset {dataset.name!r} uses deflection 'lens': its likelihood needs the lens "
                 "the maps were simulated with (chunk attribute 'lens_folder'); none was given"
             )
-        if float(dataset.config["deflection"]["extragalactic_smearing_deg"]) > 0:
-            raise ConfigError(
-                f"dataset {dataset.name!r}: the likelihood analyses model lens mode without "
-                "extragalactic smearing; 'extragalactic_smearing_deg' must be 0"
-            )
         return PixelModel(dataset, nside, lens)
     if mode == "toy":
-        model = ToyModel(dataset, nside, grid or ProfileGrid())
+        model = ToyModel(dataset, nside, grid)
         model.check_grid()
         return model
     return PixelModel(dataset, nside, None)

@@ -12,7 +12,9 @@ With N isotropic maps p is resolved in steps of 1/N. Each row says where its p c
 - ``empirical``: the seed-002 definition, at least one isotropic map reaches the median; the
   68 % band (``sigma_low``, ``sigma_high``) is the Clopper–Pearson interval of k of N;
 - ``extrapolated``: no isotropic map reaches the median; p from the generalized-Pareto tail
-  fitted to the isotropic scores (:mod:`crsky.stats.tail`), band from bootstrap refits;
+  fitted to the isotropic scores with ξ ≥ 0 (:mod:`crsky.stats.tail`: an exponential or
+  heavier tail, never a finite end point; conservative for lighter tails), band from
+  bootstrap refits;
 - ``importance`` (likelihood_oracle only): no isotropic map reaches the median; p from the
   signal maps themselves, P_0(ℓ ≥ m) = E_1[e^(−ℓ) 1(ℓ ≥ m)] for the exact log-likelihood ratio
   ℓ (importance sampling; band ± its standard error);
@@ -306,7 +308,8 @@ class _IsotropicScores:
             k = int(hits[0])
         if k not in self._tails:
             column = self.columns[k]
-            self._tails[k] = fit_tail(column) if default_tail_size(column.size) >= 30 else None
+            enough = default_tail_size(column.size) >= 30
+            self._tails[k] = fit_tail(column, bounded=False) if enough else None
         return self.columns[k], self._tails[k]
 
 
@@ -388,7 +391,7 @@ class Crossing:
 
 def sigma_crossings(rows: list[SignificanceRow], levels) -> list[Crossing]:
     """First upward crossing of each σ level per method, interpolated linearly in (fraction, σ)
-    and (n_signal, σ) between the table's neighbouring signal fractions."""
+    and (n_signal, σ) between the table's neighbouring signal fractions (:func:`_anchor`)."""
     out = []
     for method in dict.fromkeys(r.method for r in rows):
         mine = sorted((r for r in rows if r.method == method), key=lambda r: r.signal_fraction)
@@ -413,6 +416,12 @@ def _first_crossing(x: list[float], sigma: list[float | None], level: float) -> 
     return None
 
 
+def _anchor(row: SignificanceRow) -> float:
+    """σ of a row for interpolation: an upper bound below 0 (p = 1, every isotropic map ties
+    with the median, e.g. the oracle at f = 0 where the likelihood ratio is 1) counts as 0."""
+    return max(row.sigma, 0.0) if row.sigma_bound == "<" else row.sigma
+
+
 def _crossing(method: str, level: float, rows: list[SignificanceRow]) -> Crossing:
     n = [r.n_signal_mean for r in rows]
     band_low = _first_crossing(n, [r.sigma_high for r in rows], level)
@@ -425,7 +434,7 @@ def _crossing(method: str, level: float, rows: list[SignificanceRow]) -> Crossin
                 method, level, r.signal_fraction, r.n_signal_mean, "below_range", None, band_high
             )
         lo = rows[i - 1]
-        w = (level - lo.sigma) / (r.sigma - lo.sigma)
+        w = (level - _anchor(lo)) / (r.sigma - _anchor(lo))
         if r.sigma_bound == ">":
             status = "upper_limit"
         elif "empirical" == r.p_source == lo.p_source:

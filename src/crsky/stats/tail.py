@@ -189,17 +189,22 @@ class TailValidation:
 
 
 def validate_tail(
-    scores, rng: np.random.Generator, fit_fraction: float = 0.05, factors=(2, 5, 10, 30)
+    scores,
+    rng: np.random.Generator,
+    fit_fraction: float = 0.05,
+    factors=(2, 5, 10, 30),
+    bounded: bool = False,
 ) -> list[TailValidation]:
     """Fit the tail on a random ``fit_fraction`` of ``scores`` and compare it with the held-out
     maps at the score levels whose held-out p is 1 / (factor · N_fit): ``factors`` times beyond
-    what the fit set resolves (levels with fewer than 3 held-out maps are skipped). Empty if
-    the fit set is too small for a tail."""
+    what the fit set resolves (levels with fewer than 3 held-out maps are skipped); ``bounded``
+    as in :func:`fit_gpd` (the significance tables use ξ ≥ 0). Empty if the fit set is too
+    small for a tail."""
     s = np.asarray(scores, dtype=np.float64)
     order = rng.permutation(s.size)
     n_fit = round(fit_fraction * s.size)
     fit_part, held = s[order[:n_fit]], np.sort(s[order[n_fit:]])[::-1]
-    fit = fit_tail(fit_part)
+    fit = fit_tail(fit_part, bounded=bounded)
     out = []
     if fit is None:
         return out
