@@ -25,7 +25,7 @@ from crsky.stats.significance import (
     map_p_values,
     read_significance_csv,
 )
-from crsky.stats.tail import fit_tail, validate_tail
+from crsky.stats.tail import fit_gpd, fit_tail, validate_tail
 
 sys.path.insert(0, str(Path(__file__).parent / "skymaps"))
 from skymaps_lenses import identity_lens, write_identity_lens_folder
@@ -342,6 +342,19 @@ def test_tail_extrapolation_agrees_with_held_out_maps(sample):
     for c in checks:
         assert c.p_empirical < 1.0 / c.n_fit
         assert abs(c.pull) < 3.0, c
+
+
+def test_gpd_maximum_likelihood_matches_scipy_and_the_exponential_is_conservative():
+    rng = np.random.default_rng(6)
+    for xi, beta in ((0.0, 1.0), (0.5, 2.0), (-0.3, 1.0)):
+        y = stats.genpareto.rvs(xi, scale=beta, size=3000, random_state=rng)
+        got = fit_gpd(y, "free")
+        want = stats.genpareto.fit(y, floc=0)
+        assert got == pytest.approx((want[0], want[2]), rel=1e-3, abs=1e-3)
+        assert fit_gpd(y, "exponential") == (0.0, pytest.approx(y.mean()))
+    # a Gaussian tail is lighter than exponential: extrapolated p is too large, never too small
+    checks = validate_tail(rng.normal(size=100_000), rng, fit_fraction=0.02)
+    assert checks and all(c.p_tail > c.p_empirical for c in checks)
 
 
 def test_tail_fit_needs_enough_maps():

@@ -216,7 +216,7 @@ def test_tests_pass_in_a_checkout_where_make_run_finished(tmp_path):
          {"train": 1, "evaluate_lens": 1, "likelihood": 15, "lens_part": 175}),
         # the reduced science: a toy and a lens case, one network each
         (["config/science.yaml"],
-         {"train": 2, "evaluate": 1, "evaluate_lens": 1, "likelihood": 10, "lens_part": 36}),
+         {"train": 2, "evaluate": 1, "evaluate_lens": 1, "likelihood": 10, "backtrack": 36}),
     ],
 )  # fmt: skip
 def test_seed_and_science_configs_dry_run_no_pool(checkout, configs, expected):

@@ -11,15 +11,15 @@ With N isotropic maps p is resolved in steps of 1/N. Each row says where its p c
 
 - ``empirical``: the seed-002 definition, at least one isotropic map reaches the median; the
   68 % band (``sigma_low``, ``sigma_high``) is the Clopper–Pearson interval of k of N;
-- ``extrapolated``: no isotropic map reaches the median; p from the generalized-Pareto tail
-  fitted to the isotropic scores with ξ ≥ 0 (:mod:`crsky.stats.tail`: an exponential or
-  heavier tail, never a finite end point; conservative for lighter tails), band from
-  bootstrap refits;
+- ``extrapolated``: no isotropic map reaches the median; p from the exponential tail fitted to
+  the top isotropic scores (:mod:`crsky.stats.tail`), band from bootstrap refits, down to
+  p = 1 / (MAX_EXTRAPOLATION · N) and no further;
 - ``importance`` (likelihood_oracle only): no isotropic map reaches the median; p from the
   signal maps themselves, P_0(ℓ ≥ m) = E_1[e^(−ℓ) 1(ℓ ≥ m)] for the exact log-likelihood ratio
   ℓ (importance sampling; band ± its standard error);
-- ``bound``: neither is available: p < 1/N (``p_bound = "<"``) and σ > isf(1/N)
-  (``sigma_bound = ">"``), as without extrapolation.
+- ``bound``: beyond that depth, or neither is available: p < p_min (``p_bound = "<"``) and
+  σ > isf(p_min) (``sigma_bound = ">"``) with p_min = 1 / (MAX_EXTRAPOLATION · N), or 1/N
+  without a tail fit.
 
 When every isotropic map reaches the median (p = 1), σ is the upper bound ``σ < isf(1 − 1/N)``
 (``sigma_bound = "<"``). σ is never infinite. ``p_tail`` (the tail model's p wherever the
@@ -44,6 +44,7 @@ from crsky.stats.tail import TailFit, default_tail_size, fit_tail
 
 __all__ = [
     "FRACTION_ATOL",
+    "MAX_EXTRAPOLATION",
     "MIN_ISOTROPIC_MAPS",
     "P_SOURCES",
     "Crossing",
@@ -64,6 +65,7 @@ __all__ = [
 ]
 
 P_SOURCES = ("empirical", "extrapolated", "importance", "bound")
+MAX_EXTRAPOLATION = 1000  # the tail is trusted down to p = 1 / (1000 N), no further
 MIN_ISOTROPIC_MAPS = 300  # a tail fit needs 30 exceedances of at most N / 10
 _BAND = 0.6827  # central probability of the σ bands (± 1 Gaussian σ)
 _SEED = 20240607  # bootstrap stream of the tail bands: same scores, same bytes
@@ -204,7 +206,8 @@ def median_p_value(
             _sigma(p - error),
             p_tail,
         )
-    if p_tail is not None and p_tail > 0.0:
+    p_min = 1.0 / (MAX_EXTRAPOLATION * n_iso)
+    if p_tail is not None and p_tail >= p_min:
         p_low, p_high = tail.band(median, rng or np.random.default_rng(_SEED), _BAND)
         return PValue(
             median,
@@ -219,7 +222,7 @@ def median_p_value(
             _sigma(p_low) if np.isfinite(p_low) else None,
             p_tail,
         )
-    p = 1.0 / n_iso
+    p = p_min if p_tail is not None else 1.0 / n_iso
     return PValue(median, 0, n_iso, p, "<", float(norm.isf(p)), ">", "bound", None, None, p_tail)
 
 
@@ -309,7 +312,7 @@ class _IsotropicScores:
         if k not in self._tails:
             column = self.columns[k]
             enough = default_tail_size(column.size) >= 30
-            self._tails[k] = fit_tail(column, bounded=False) if enough else None
+            self._tails[k] = fit_tail(column) if enough else None
         return self.columns[k], self._tails[k]
 
 

@@ -7,13 +7,20 @@ the k largest of N scores as exceedances over the threshold u (the (k+1)-th larg
 
     p(s) = (k / N) · (1 + ξ (s − u) / β)^(−1/ξ)       (ξ = 0: (k / N) · exp(−(s − u) / β)),
 
-fitted by maximum likelihood (ξ > −1; Grimshaw's reduction to one dimension, θ = ξ / β). k is
-``default_tail_size(N)`` = clip(2 √N, 30, N / 10). The 68 % band of p comes from refitting
-bootstrap resamples of the exceedances (their number Poisson-fluctuated).
+k = ``default_tail_size(N)`` = clip(2 √N, 30, N / 10). The shape is a choice (``SHAPES``):
 
-:func:`validate_tail` checks the extrapolation on held-out maps: the tail is fitted on a
-random fraction of the set and compared, at score levels only the rest resolves (beyond
-1 / N_fit), with the empirical p of the held-out maps.
+- ``exponential`` (ξ = 0, β the mean excess; the default): the tail theory predicts for the
+  likelihood-ratio statistics (Wilks, and Gross & Vitells for a maximum over source positions:
+  P(TS > t) ∝ t^a e^(−t/2), so β ≈ 2 for TS = 2 Λ) and for the two-point minimum-p score
+  (Bonferroni: P(S > s) ∝ 10^(−s), β ≈ 0.43); with ~100 exceedances a free ξ is too noisy to
+  extrapolate far (±0.1–0.2);
+- ``nonnegative`` (ξ ≥ 0) and ``free`` (ξ > −1): maximum likelihood with Grimshaw's reduction
+  to one dimension (θ = ξ / β).
+
+The 68 % band of p comes from refitting bootstrap resamples of the exceedances (their number
+Poisson-fluctuated); it covers the statistical error of the fit, not the choice of shape.
+:func:`validate_tail` checks an extrapolation on held-out maps: the tail fitted on part of the
+set against the rest at levels beyond the fitted part's resolution.
 """
 
 import math
@@ -25,6 +32,7 @@ from scipy.optimize import minimize_scalar
 from crsky.errors import ConfigError
 
 __all__ = [
+    "SHAPES",
     "TailFit",
     "TailValidation",
     "default_tail_size",
@@ -34,6 +42,7 @@ __all__ = [
     "validate_tail",
 ]
 
+SHAPES = ("exponential", "nonnegative", "free")
 _MIN_EXCEEDANCES = 30
 _N_BOOTSTRAP = 200
 
@@ -69,18 +78,22 @@ def _profile_log_likelihood(theta: float, y: np.ndarray) -> tuple[float, float, 
     return -n * math.log(beta) - (1.0 + 1.0 / xi) * log_terms.sum(), xi, beta
 
 
-def fit_gpd(excess, bounded: bool = True) -> tuple[float, float]:
-    """Maximum-likelihood (ξ, β) of the GPD for exceedances ``excess`` (> 0): the profile
-    log-likelihood in θ is scanned on a grid over (−1 / max y, 10^4 / max y) and refined by a
-    bounded scalar search around the best grid point. ``bounded`` False restricts ξ ≥ 0
-    (exponential or heavier tails: never a finite end point, a conservative extrapolation)."""
+def fit_gpd(excess, shape: str = "free") -> tuple[float, float]:
+    """Maximum-likelihood (ξ, β) of the GPD for exceedances ``excess`` (≥ 0) with the given
+    ``shape`` (``SHAPES``). Free shapes: the profile log-likelihood in θ = ξ / β is scanned on a
+    grid over (−1 / max y, 10^4 / max y) (θ ≥ 0 for "nonnegative") and refined by a bounded
+    scalar search around the best grid point."""
+    if shape not in SHAPES:
+        raise ConfigError(f"tail shape must be one of {SHAPES}, got {shape!r}")
     y = np.asarray(excess, dtype=np.float64)
     if y.ndim != 1 or y.size < 3 or not np.all(np.isfinite(y)) or np.any(y < 0):
         raise ConfigError("GPD fit needs at least 3 finite exceedances ≥ 0")
     y_max = float(y.max())
     if y_max <= 0.0:
         raise ConfigError("GPD fit needs exceedances that are not all zero")
-    negative = -(1.0 - np.logspace(-8, -1e-3, 60)) / y_max if bounded else np.zeros(0)
+    if shape == "exponential":
+        return 0.0, float(y.mean())
+    negative = -(1.0 - np.logspace(-8, -1e-3, 60)) / y_max if shape == "free" else np.zeros(0)
     positive = np.logspace(-6, 4, 80) / y_max
     grid = np.concatenate([negative, [0.0], positive])
     values = np.array([_profile_log_likelihood(t, y)[0] for t in grid])
@@ -110,7 +123,7 @@ class TailFit:
     n_exceed: int
     n_total: int
     excess: tuple[float, ...]
-    bounded: bool = True
+    shape: str = "exponential"
 
     def p_value(self, score: float) -> float:
         """Tail probability P(S ≥ score) for a score above the threshold (NaN below)."""
@@ -130,7 +143,7 @@ class TailFit:
             if np.all(sample == sample[0]):
                 out[b] = np.nan
                 continue
-            xi, beta = fit_gpd(sample, self.bounded)
+            xi, beta = fit_gpd(sample, self.shape)
             out[b] = k / self.n_total * gpd_survival(score - self.threshold, xi, beta)
         out = out[np.isfinite(out)]
         if out.size == 0:
@@ -139,11 +152,10 @@ class TailFit:
         return float(np.quantile(out, q)), float(np.quantile(out, 1.0 - q))
 
 
-def fit_tail(scores, n_exceed: int | None = None, bounded: bool = True) -> TailFit | None:
+def fit_tail(scores, n_exceed: int | None = None, shape: str = "exponential") -> TailFit | None:
     """GPD fit of the upper tail of ``scores`` (finite values; −inf, i.e. impossible under the
-    signal, count in N but never in the tail). None when there are too few distinct scores
-    above the threshold (fewer than 30 exceedances, or all tied). ``bounded``: see
-    :func:`fit_gpd`."""
+    signal, count in N but never in the tail) with the given ``shape``. None when there are
+    too few distinct scores above the threshold (fewer than 30 exceedances, or all tied)."""
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1 or np.any(np.isnan(s)) or np.any(s == np.inf):
         raise ConfigError("tail fit needs a 1-D array of scores without NaN or +inf")
@@ -157,8 +169,8 @@ def fit_tail(scores, n_exceed: int | None = None, bounded: bool = True) -> TailF
     excess = excess[excess > 0.0]  # scores tied with the threshold are not above it
     if excess.size < _MIN_EXCEEDANCES or np.all(excess == excess[0]):
         return None
-    xi, beta = fit_gpd(excess, bounded)
-    return TailFit(threshold, xi, beta, int(excess.size), n, tuple(excess.tolist()), bounded)
+    xi, beta = fit_gpd(excess, shape)
+    return TailFit(threshold, xi, beta, int(excess.size), n, tuple(excess.tolist()), shape)
 
 
 @dataclass(frozen=True)
@@ -193,18 +205,17 @@ def validate_tail(
     rng: np.random.Generator,
     fit_fraction: float = 0.05,
     factors=(2, 5, 10, 30),
-    bounded: bool = False,
+    shape: str = "exponential",
 ) -> list[TailValidation]:
     """Fit the tail on a random ``fit_fraction`` of ``scores`` and compare it with the held-out
     maps at the score levels whose held-out p is 1 / (factor · N_fit): ``factors`` times beyond
-    what the fit set resolves (levels with fewer than 3 held-out maps are skipped); ``bounded``
-    as in :func:`fit_gpd` (the significance tables use ξ ≥ 0). Empty if the fit set is too
-    small for a tail."""
+    what the fit set resolves (levels with fewer than 3 held-out maps are skipped), with the
+    tail ``shape`` of :func:`fit_tail`. Empty if the fit set is too small for a tail."""
     s = np.asarray(scores, dtype=np.float64)
     order = rng.permutation(s.size)
     n_fit = round(fit_fraction * s.size)
     fit_part, held = s[order[:n_fit]], np.sort(s[order[n_fit:]])[::-1]
-    fit = fit_tail(fit_part, bounded=bounded)
+    fit = fit_tail(fit_part, shape=shape)
     out = []
     if fit is None:
         return out

@@ -14,7 +14,7 @@ all N isotropic maps; an isotropic map, leave-one-out, with the other N − 1, w
 ``#{iso ≥ c} / N`` (its upper rank in the set that contains it once), so no map is ever compared
 with itself. Beyond the largest reference count (k = 0) the floor 1 / (n + 1) is continued by the
 tail of that ψ's isotropic counts: p = S(c) / S(c_max) / (n + 1), S the survival function of
-a generalized Pareto fit with ξ ≥ 0 to the top counts (crsky.stats.tail; conservative, never 0),
+an exponential fit to the top counts (crsky.stats.tail; never 0),
 so the score of a map beyond every isotropic map is not capped at log10(N + 1). The map's score
 is ``-log10(min over ψ of p)``; the look-elsewhere effect is calibrated by comparing that score
 with the scores of the isotropic maps (:mod:`crsky.stats.significance`).
@@ -178,7 +178,7 @@ class _CountTail:
     """Continuation of the rank p beyond the largest reference count of one ψ column."""
 
     def __init__(self, column_sorted: np.ndarray):
-        self.fit = fit_tail(column_sorted.astype(np.float64), bounded=False)
+        self.fit = fit_tail(column_sorted.astype(np.float64))
 
     def survival(self, counts: np.ndarray) -> np.ndarray:
         f = self.fit
