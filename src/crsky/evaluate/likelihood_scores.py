@@ -275,6 +275,7 @@ def _attributes(job, chunk, dataset, lens_folder) -> dict:
         "chunk": str(job.chunk),
         "dataset": chunk.dataset,
         "signal_chunk": str(job.signal_chunk),
+        "signal_chunk_sha256": chunk_hash(job.signal_chunk),
         "signal_dataset": dataset.name,
         "signal_config": json.dumps(dataset.config, sort_keys=True),
         "grid": json.dumps(asdict(job.grid), sort_keys=True),
