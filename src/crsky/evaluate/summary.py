@@ -75,6 +75,8 @@ class _Folder:
 
 def _open_folder(name: str, folder: Path) -> _Folder:
     folder = Path(folder)
+    rows = read_significance_csv(folder / "significance.csv")
+    crossings = read_crossings_csv(folder / "crossings.csv")
     try:
         with h5py.File(folder / "scores.h5", "r") as f:
             test = json.loads(f.attrs["test"])
@@ -82,14 +84,7 @@ def _open_folder(name: str, folder: Path) -> _Folder:
         where = str(folder / "scores.h5")
         raise InputFileError(f"cannot read the test set of {where!r}: {err}") from err
     mode = "lens" if test.get("lens_folder") else "toy"
-    return _Folder(
-        name,
-        str(test["dataset"]),
-        mode,
-        int(test["n_cr"]),
-        read_significance_csv(folder / "significance.csv"),
-        read_crossings_csv(folder / "crossings.csv"),
-    )
+    return _Folder(name, str(test["dataset"]), mode, int(test["n_cr"]), rows, crossings)
 
 
 def _collect(folders: list[_Folder]) -> list[tuple[str, str, SignificanceRow, dict]]:
