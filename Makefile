@@ -36,8 +36,12 @@ slurm-packages:
 	    --no-install-recommends $(SLURM_PACKAGES) >/dev/null) \
 	  || echo "could not install $(SLURM_PACKAGES): tests/test_slurm.py skips"; fi
 
+# The suite in parallel, one worker per core (at most 4): a test module (and its module-scoped
+# fixtures, e.g. the Slurm cluster) stays on one worker.
+PYTEST_PARALLEL = --numprocesses=auto --maxprocesses=4 --dist=loadscope
+
 test: lint slurm-packages
-	bash -c 'if [ -f "$(CRPROPA_ACTIVATE)" ]; then source "$(CRPROPA_ACTIVATE)" || echo "CRPropa not usable here: its tests skip"; fi; exec "$(BIN)/pytest"'
+	bash -c 'if [ -f "$(CRPROPA_ACTIVATE)" ]; then source "$(CRPROPA_ACTIVATE)" || echo "CRPropa not usable here: its tests skip"; fi; exec "$(BIN)/pytest" $(PYTEST_PARALLEL) --durations=20'
 
 dry-run-production: $(VENV)/.installed
 	$(BIN)/snakemake -n --profile profiles/condor --configfile config/production.yaml
