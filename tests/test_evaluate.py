@@ -312,6 +312,7 @@ def test_evaluate_cli_writes_the_folder_and_is_reproducible(sky, model_folder, t
     counts = {}
     for role in ("test", "isotropy"):
         counts[role] = [tmp_path / "pairs" / role / p.name for p in sky[role]]
+        (tmp_path / "pairs" / role).mkdir(parents=True)
         for chunk, out in zip(sky[role], counts[role], strict=True):
             assert _cli("paircounts", "--chunk", chunk, "--output", out, "--threads", 1) == 0
     args = [

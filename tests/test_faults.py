@@ -206,7 +206,7 @@ def test_unwritable_output_stops_before_the_work(tmp_path):
     output = tmp_path / "file" / "chunk0000.h5"
     result = _run("-m", "crsky.cli", *_skymaps_args(output))  # not quiet: progress would show
     assert result.returncode == 2
-    assert f"cannot write output {str(output)!r}" in result.stderr
+    assert f"the folder {str(output.parent)!r} of {str(output)!r} does not exist" in result.stderr
     assert "maps/s" not in result.stderr  # stopped before simulating
 
 

@@ -65,7 +65,21 @@ def reference_run(toy_chunks, tmp_path_factory):
     output = tmp_path_factory.mktemp("reference") / "model"
     result = run_train(output, TINY_DEEPSPHERE, SETTINGS, toy_chunks)
     assert result.returncode == 0, result.stderr[-3000:]
+    (output.parent / "stderr.log").write_text(result.stderr)
     return output
+
+
+def test_job_log_has_progress_one_line_per_epoch_and_no_tensorflow_noise(reference_run):
+    from crsky._tf_import import NOISE
+
+    log = (reference_run.parent / "stderr.log").read_text().splitlines()
+    done = r"epoch \d/3 done in [\d.]+ s \(\d+ maps/s\)"
+    epochs = [line for line in log if re.search(done, line)]
+    assert len(epochs) == 3 and "val_loss" in epochs[0], log
+    # 2,000 maps in steps of 64: 31 steps, a progress line every 4 steps (a tenth)
+    progress = [line for line in log if re.search(r"epoch 1/3: step \d+/31 \(\d+ %\), ", line)]
+    assert len(progress) == 7 and all(re.search(r"\d+ maps/s, ETA \d+ s$", p) for p in progress)
+    assert not [line for line in log if NOISE.search(line) or "Epoch 1/3" in line], log
 
 
 def test_model_folder(reference_run, toy_chunks):

@@ -72,8 +72,9 @@ def train_command(output: Path, model: dict, settings: dict, chunks: dict, *extr
 
 
 def run_train(*args, **kwargs) -> subprocess.CompletedProcess:
-    """Run ``crsky train`` in a fresh process (TensorFlow fixes its devices at start-up)."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    """Run ``crsky train`` in a fresh process (TensorFlow fixes its devices at start-up), with
+    the environment a user has (TensorFlow's log level is crsky's default)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     return subprocess.run(
         train_command(*args, **kwargs), capture_output=True, text=True, check=False, env=env
     )

@@ -1,19 +1,51 @@
-"""Option parsing shared by the stage subcommands: one-line errors, finite numbers, JSON."""
+"""Option parsing shared by the stage subcommands: one-line errors, help with defaults, finite
+numbers, output paths in existing folders, JSON."""
 
 import argparse
 import json
 import math
+from pathlib import Path
 
 from crsky.errors import ConfigError
 
 __all__ = [
+    "HelpFormatter",
     "OneLineParser",
+    "add_stage",
     "add_threads",
     "finite_float",
     "json_object",
     "non_negative_int",
+    "output_path",
     "positive_int",
 ]
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Descriptions as plain-text paragraphs, filled to the terminal width, with indented lines
+    (command examples) kept as written; every option with a default says it, "(default: X)",
+    unless its help already names the default."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for paragraph in text.strip("\n").split("\n\n"):
+            if paragraph.startswith(" "):
+                paragraphs.append("\n".join(indent + line for line in paragraph.splitlines()))
+            else:
+                paragraphs.append(super()._fill_text(paragraph, width, indent))
+        return "\n\n".join(paragraphs)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.option_strings
+            and default not in (None, False, argparse.SUPPRESS)
+            and "default" not in text
+        ):
+            shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
+            text += f" (default: {str(shown).replace('%', '%%')})"
+        return text
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -56,7 +88,26 @@ non_negative_int = _integer(0)
 
 def add_threads(parser: argparse.ArgumentParser, help: str) -> None:
     """The ``--threads N`` option (N ≥ 1; default None = all cores)."""
-    parser.add_argument("--threads", type=positive_int, default=None, help=help)
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help=help)
+
+
+def add_stage(
+    sub: argparse._SubParsersAction, name: str, help: str, description: str
+) -> argparse.ArgumentParser:
+    """A stage's subparser: one-line errors, plain-text description, defaults in the help."""
+    return sub.add_parser(name, help=help, description=description, formatter_class=HelpFormatter)
+
+
+def output_path(text: str) -> Path:
+    """An output file or folder (argparse type) whose parent folder exists: a mistyped folder is
+    refused in one line instead of being created (the workflow creates its folders itself)."""
+    path = Path(text)
+    parent = path.parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"the folder {str(parent)!r} of {text!r} does not exist (create it first)"
+        )
+    return path
 
 
 def json_object(text: str, option: str) -> dict:

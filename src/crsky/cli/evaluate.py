@@ -1,36 +1,44 @@
-"""``crsky paircounts``, ``crsky likelihood``, ``crsky evaluate`` and ``crsky summary``:
-two-point pair counts and likelihood scores of one skymap chunk, the evaluation of one model (and
-the baselines) on a test and an isotropy set, and every evaluated model side by side."""
+"""crsky paircounts, likelihood, evaluate and summary: two-point pair counts and likelihood
+scores of one skymap chunk, the evaluation of one model (and the baselines) on a test and an
+isotropy set, and every evaluated model side by side."""
 
 import argparse
 import os
 
-from crsky.cli._options import add_threads, finite_float, non_negative_int, positive_int
+from crsky.cli._options import (
+    add_stage,
+    add_threads,
+    finite_float,
+    non_negative_int,
+    output_path,
+    positive_int,
+)
 from crsky.errors import ConfigError
 from crsky.io import prepare_output
 
-__all__ = ["add_parser"]
+__all__ = ["PARSERS"]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "paircounts",
-        help="two-point pair counts within ψ of every map of one skymap chunk",
-        description="Count the CR pairs within each ψ per map of a skymap chunk (HDF5).",
+def add_paircounts(sub: argparse._SubParsersAction, name: str, help: str) -> None:
+    p = add_stage(
+        sub, name, help, "Count the CR pairs within each angle ψ per map of a skymap chunk (HDF5)."
     )
     p.add_argument("--chunk", required=True, help="skymap chunk (.h5)")
-    p.add_argument("--output", required=True, help="pair-count file to write (.h5)")
+    p.add_argument(
+        "--output", type=output_path, required=True, help="pair-count file to write (.h5)"
+    )
     _psi_options(p)
-    add_threads(p, "numba threads (default: all)")
+    add_threads(p, "numba threads (default: all cores)")
     p.set_defaults(run=run_paircounts)
 
-    lk = sub.add_parser(
-        "likelihood",
-        help="likelihood_profiled and likelihood_oracle scores of every map of one skymap chunk",
-        description=(
-            "Score every map of a skymap chunk with the likelihood analyses of the signal model "
-            "of a test-set chunk (crsky.likelihood); write one HDF5 file."
-        ),
+
+def add_likelihood(sub: argparse._SubParsersAction, name: str, help: str) -> None:
+    lk = add_stage(
+        sub,
+        name,
+        help,
+        "Score every map of a skymap chunk with the likelihood analyses of the signal model "
+        "of a test-set chunk (likelihood_profiled, likelihood_oracle); write one HDF5 file.",
     )
     lk.add_argument("--chunk", required=True, help="skymap chunk to score (.h5)")
     lk.add_argument(
@@ -42,36 +50,67 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=["test", "isotropy"],
         help="test: oracle with the stored sources; isotropy: with drawn sources per fraction",
     )
-    lk.add_argument("--output", required=True, help="likelihood score file to write (.h5)")
     lk.add_argument(
-        "--fractions", nargs="*", type=finite_float, default=[], help="tested signal fractions"
+        "--output", type=output_path, required=True, help="likelihood score file to write (.h5)"
     )
     lk.add_argument(
-        "--methods", nargs="+", default=["profiled", "oracle"], choices=["profiled", "oracle"]
+        "--fractions",
+        nargs="*",
+        type=finite_float,
+        default=[],
+        help="tested signal fractions (0 ... 1)",
+    )
+    lk.add_argument(
+        "--methods",
+        nargs="+",
+        default=["profiled", "oracle"],
+        choices=["profiled", "oracle"],
+        help="likelihood analyses to run",
     )
     _grid_options(lk)
     lk.add_argument("--lens", default=None, help="lens folder (default: the signal chunk's)")
-    add_threads(lk, "numba threads (default: all)")
+    add_threads(lk, "numba threads (default: all cores)")
     lk.set_defaults(run=run_likelihood)
 
-    e = sub.add_parser(
-        "evaluate",
-        help="score test and isotropy maps; significance.csv and plots",
-        description=(
-            "Score every test and isotropic map with a trained model and the two-point baseline; "
-            "write scores.h5, significance.csv, crossings.csv and plots into a folder."
-        ),
+
+def add_evaluate(sub: argparse._SubParsersAction, name: str, help: str) -> None:
+    e = add_stage(
+        sub,
+        name,
+        help,
+        "Score every test and isotropic map with a trained model and the baselines; write "
+        "scores.h5, significance.csv, crossings.csv and plots into a folder.",
     )
-    e.add_argument("--output", required=True, help="evaluation folder to write")
-    e.add_argument("--model", default=None, help="model folder (default: baseline only)")
+    e.add_argument("--output", type=output_path, required=True, help="evaluation folder to write")
+    e.add_argument(
+        "--model", default=None, help="model folder (default: the baselines only, no network)"
+    )
     e.add_argument("--test", nargs="+", required=True, help="test chunks (.h5)")
     e.add_argument("--isotropy", nargs="+", required=True, help="isotropy chunks (.h5)")
-    e.add_argument("--test-pair-counts", nargs="+", default=None, help="crsky paircounts files")
-    e.add_argument("--isotropy-pair-counts", nargs="+", default=None)
     e.add_argument(
-        "--test-likelihood", nargs="+", default=None, help="crsky likelihood files (role test)"
+        "--test-pair-counts",
+        nargs="+",
+        default=None,
+        help="crsky paircounts files of the test chunks (default: counted here)",
     )
-    e.add_argument("--isotropy-likelihood", nargs="+", default=None)
+    e.add_argument(
+        "--isotropy-pair-counts",
+        nargs="+",
+        default=None,
+        help="crsky paircounts files of the isotropy chunks (default: counted here)",
+    )
+    e.add_argument(
+        "--test-likelihood",
+        nargs="+",
+        default=None,
+        help="crsky likelihood files of the test chunks (role test; default: no likelihood)",
+    )
+    e.add_argument(
+        "--isotropy-likelihood",
+        nargs="+",
+        default=None,
+        help="crsky likelihood files of the isotropy chunks (role isotropy)",
+    )
     _psi_options(e)
     e.add_argument(
         "--sigma-levels",
@@ -88,19 +127,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="signal fractions to report (default: every one in the test set)",
     )
     e.add_argument("--batch-size", type=positive_int, default=256, help="maps per model call")
-    e.add_argument("--gpus", type=non_negative_int, default=0, help="GPUs for scoring (0: CPU)")
-    add_threads(e, "numba/TensorFlow threads")
+    e.add_argument("--gpus", type=non_negative_int, default=0, help="GPUs for scoring (0: the CPU)")
+    add_threads(e, "numba and TensorFlow threads (default: all cores)")
     e.set_defaults(run=run_evaluate)
 
-    m = sub.add_parser(
-        "summary",
-        help="significance of several evaluated models in one table and figure",
-        description="Write summary.csv and sigma_summary.png of several evaluation folders.",
+
+def add_summary(sub: argparse._SubParsersAction, name: str, help: str) -> None:
+    m = add_stage(
+        sub,
+        name,
+        help,
+        "Write summary.csv and sigma_summary.png of several evaluation folders.",
     )
     m.add_argument("--evaluations", nargs="+", required=True, help="evaluation folders")
-    m.add_argument("--output", required=True, help="folder to write")
-    m.add_argument("--sigma-levels", nargs="*", type=finite_float, default=[3.0, 5.0])
+    m.add_argument("--output", type=output_path, required=True, help="folder to write")
+    m.add_argument(
+        "--sigma-levels",
+        nargs="*",
+        type=finite_float,
+        default=[3.0, 5.0],
+        help="σ levels drawn and whose crossings are listed",
+    )
     m.set_defaults(run=run_summary)
+
+
+PARSERS = {
+    "paircounts": add_paircounts,
+    "likelihood": add_likelihood,
+    "evaluate": add_evaluate,
+    "summary": add_summary,
+}
 
 
 def _psi_options(p: argparse.ArgumentParser) -> None:
@@ -110,7 +166,7 @@ def _psi_options(p: argparse.ArgumentParser) -> None:
         type=finite_float,
         default=[1.0, 180.0, 1.0],
         metavar=("MIN_DEG", "MAX_DEG", "STEP_DEG"),
-        help="angles ψ of the cumulative pair counts (default 1 180 1)",
+        help="angles ψ of the cumulative pair counts, degrees (default: 1 180 1)",
     )
 
 
@@ -169,6 +225,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
     if args.threads is not None:  # before TensorFlow starts
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(args.threads))
+    if args.model is not None:
+        from crsky._tf_import import import_tensorflow
+
+        import_tensorflow()
     from crsky.evaluate.run import EvaluateJob, evaluate
 
     job = EvaluateJob(

@@ -1,44 +1,54 @@
-"""``crsky lens``: build Galactic lens parts from backtracking shards and write the lens folder.
-
-crsky lens part  --shards S... --field F --nside N --bin B --output PART.npz
-crsky lens cfg   --parts PART.npz... --lens-dir DIR [--mldat] [--compress]
-crsky lens plots --lens-dir DIR --deflection-png D.png --transparency-png T.png
-"""
+"""crsky lens: build a Galactic lens from backtracking shards and write the lens folder."""
 
 import argparse
 
-from crsky.cli._options import non_negative_int, positive_int
+from crsky.cli._options import HelpFormatter, add_stage, non_negative_int, output_path, positive_int
 from crsky.io import prepare_folder, prepare_output
 from crsky.lens.build import build_part, finalize_lens, stats_path, write_part
 from crsky.lens.plots import plot_deflection, plot_transparency
 
-__all__ = ["add_parser"]
+__all__ = ["PARSERS"]
+
+_DESCRIPTION = """\
+Build a Galactic lens in three steps (the workflow runs them as jobs):
+
+  crsky lens part  --shards S... --field F --nside N --bin B --output PART.npz
+  crsky lens cfg   --parts PART.npz... --lens-dir DIR [--no-mldat] [--compress]
+  crsky lens plots --lens-dir DIR --deflection-png D.png --transparency-png T.png"""
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "lens",
-        help="build Galactic lenses",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
+    p = add_stage(sub, name, help, _DESCRIPTION)
+    steps = p.add_subparsers(
+        dest="step", required=True, metavar="STEP", help="crsky lens STEP --help lists its options"
     )
-    steps = p.add_subparsers(dest="step", required=True, metavar="STEP")
 
-    part = steps.add_parser("part", help="row-normalised lens part of one rigidity bin")
+    def step(step_name: str, step_help: str) -> argparse.ArgumentParser:
+        return steps.add_parser(
+            step_name, help=step_help, description=step_help, formatter_class=HelpFormatter
+        )
+
+    part = step("part", "row-normalised lens part of one rigidity bin from its shards")
     part.add_argument("--shards", nargs="+", required=True, help="all shard files of the bin")
     part.add_argument("--field", required=True, help="field model the shards must come from")
     part.add_argument("--nside", type=positive_int, required=True, help="lens HEALPix nside (RING)")
     part.add_argument(
-        "--bin", type=non_negative_int, default=None, help="rigidity bin the shards must be"
+        "--bin",
+        type=non_negative_int,
+        default=None,
+        help="rigidity bin the shards must belong to (default: the shards' own)",
     )
     part.add_argument(
-        "--output", required=True, help="part file (.npz); statistics go to the .json beside it"
+        "--output",
+        type=output_path,
+        required=True,
+        help="part file (.npz); its statistics go to the .json beside it",
     )
     part.set_defaults(run=run_part)
 
-    cfg = steps.add_parser("cfg", help="global normalisation, lens files and lens.cfg")
+    cfg = step("cfg", "global normalisation, lens files, diagnostics and lens.cfg")
     cfg.add_argument("--parts", nargs="+", required=True, help="per-bin part files (.npz)")
-    cfg.add_argument("--lens-dir", required=True, help="lens folder to write")
+    cfg.add_argument("--lens-dir", type=output_path, required=True, help="lens folder to write")
     cfg.add_argument(
         "--mldat",
         action=argparse.BooleanOptionalAction,
@@ -48,12 +58,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cfg.add_argument("--compress", action="store_true", help="deflate the .npz members")
     cfg.set_defaults(run=run_cfg)
 
-    plots = steps.add_parser("plots", help="deflection and transparency plots of a lens")
+    plots = step("plots", "deflection and transparency plots of a lens folder")
     plots.add_argument("--lens-dir", required=True, help="a complete lens folder")
-    plots.add_argument("--deflection-png", required=True)
-    plots.add_argument("--transparency-png", required=True)
-    plots.add_argument("--maps", type=positive_int, default=4, help="number of transparency maps")
+    plots.add_argument(
+        "--deflection-png",
+        type=output_path,
+        required=True,
+        help="figure to write: deflection against rigidity",
+    )
+    plots.add_argument(
+        "--transparency-png",
+        type=output_path,
+        required=True,
+        help="figure to write: transparency maps",
+    )
+    plots.add_argument("--maps", type=positive_int, default=4, help="rigidity bins shown as maps")
     plots.set_defaults(run=run_plots)
+
+
+PARSERS = {"lens": add_parser}
 
 
 def run_part(args: argparse.Namespace) -> None:

@@ -1,47 +1,109 @@
-"""``crsky skymaps``: simulate one chunk of a skymap dataset and write its HDF5 file."""
+"""crsky skymaps: simulate one chunk of a skymap dataset and write its HDF5 file."""
 
 import argparse
+from pathlib import Path
 
-from crsky.cli._options import json_object, non_negative_int
-from crsky.errors import ConfigError
-from crsky.io import prepare_output
-from crsky.sky.dataset import DatasetConfig
-from crsky.sky.deflection import load_lens
-from crsky.sky.simulate import run_chunk
+from crsky.cli._options import add_stage, json_object, non_negative_int, output_path
+from crsky.errors import ConfigError, did_you_mean
 
-__all__ = ["add_parser"]
+__all__ = ["PARSERS"]
+
+_DESCRIPTION = """\
+Simulate one chunk of a skymap dataset (HDF5: per map the list of its cosmic rays and labels).
+By hand, name the workflow's config files and the dataset:
+
+  crsky skymaps --config config/config.yaml --dataset test --chunk 0
+
+writes results/skymaps/test/chunk0000.h5, the file the workflow makes (same bytes). The
+workflow itself passes --seed and --datasets (JSON) instead of --config."""
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("skymaps", help=__doc__, description=__doc__)
-    p.add_argument("--output", required=True, help="chunk file to write (.h5)")
-    p.add_argument("--seed", type=non_negative_int, required=True, help="config seed")
-    p.add_argument("--dataset", required=True, help="dataset name, e.g. train")
+def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
+    p = add_stage(sub, name, help, _DESCRIPTION)
     p.add_argument(
-        "--datasets",
-        required=True,
-        help="JSON object of all datasets, {name: {key: value}} (config skymaps.datasets); "
-        "keys not given take the defaults of crsky.sky.dataset.DATASET_DEFAULTS",
+        "--config",
+        nargs="+",
+        metavar="YAML",
+        help="workflow config files, merged over the checkout's config/config.yaml as "
+        "snakemake --configfile does; give the seed, the datasets and the lens folder",
     )
+    p.add_argument("--dataset", required=True, help="dataset name, e.g. test")
     p.add_argument(
         "--chunk", type=non_negative_int, required=True, help="chunk index within the dataset"
     )
-    p.add_argument("--lens", default=None, help="lens folder (deflection mode 'lens')")
+    p.add_argument(
+        "--output",
+        type=output_path,
+        help="chunk file to write (.h5); with --config the default is the workflow's path, "
+        "<results_dir>/skymaps/<dataset>/chunk<NNNN>.h5",
+    )
+    p.add_argument("--seed", type=non_negative_int, help="master seed (instead of --config)")
+    p.add_argument(
+        "--datasets",
+        help="JSON object of the datasets, {name: {key: value}} (config skymaps.datasets; "
+        "instead of --config); keys not given take the schema's defaults",
+    )
+    p.add_argument(
+        "--lens",
+        help="lens folder for datasets in deflection mode 'lens'; with --config the default is "
+        "<results_dir>/lens/<field model>",
+    )
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> None:
-    prepare_output(args.output)
+def _from_config(args: argparse.Namespace) -> tuple[int, dict, Path, Path | None]:
+    """(seed, datasets, output, lens folder) from the config files."""
+    from crsky.cli._config import load_config_files
+
+    if args.seed is not None or args.datasets is not None:
+        raise ConfigError("give either '--config' or '--seed' and '--datasets', not both")
+    config = load_config_files(args.config)
+    datasets = config["skymaps"]["datasets"]
+    results = Path(config["results_dir"])
+    if args.dataset not in datasets:
+        raise ConfigError(
+            f"{' + '.join(args.config)} has no skymaps dataset {args.dataset!r}"
+            f"{did_you_mean(args.dataset, datasets)}; configured: {', '.join(datasets)}"
+        )
+    output = args.output or results / "skymaps" / args.dataset / f"chunk{args.chunk:04d}.h5"
+    lens = args.lens or results / "lens" / config["field"]["model"]
+    return config["seed"], datasets, output, lens
+
+
+def _from_options(args: argparse.Namespace) -> tuple[int, dict, Path, Path | None]:
+    missing = [o for o, v in (("--seed", args.seed), ("--datasets", args.datasets)) if v is None]
+    if missing or args.output is None:
+        raise ConfigError(
+            "name the workflow's config files with '--config' (e.g. --config config/config.yaml),"
+            f" or give {' and '.join(missing or ['--output'])}"
+        )
     datasets = json_object(args.datasets, "--datasets")
     if args.dataset not in datasets:
         raise ConfigError(
-            f"unknown skymaps dataset {args.dataset!r}; configured: {sorted(datasets)}"
+            f"unknown skymaps dataset {args.dataset!r}{did_you_mean(args.dataset, datasets)}; "
+            f"'--datasets' has: {', '.join(datasets)}"
         )
+    return args.seed, datasets, args.output, args.lens
+
+
+def run(args: argparse.Namespace) -> None:
+    from crsky.io import prepare_output
+    from crsky.sky.dataset import DatasetConfig
+    from crsky.sky.deflection import load_lens
+    from crsky.sky.simulate import run_chunk
+
+    seed, datasets, output, lens_folder = (_from_config if args.config else _from_options)(args)
     dataset = DatasetConfig.from_dict(args.dataset, datasets[args.dataset])
     dataset.chunk_range(args.chunk)  # a bad chunk index stops before any work
     lens = None
     if dataset.deflection_mode == "lens":
-        if args.lens is None:
+        if lens_folder is None:
             raise ConfigError(f"dataset {args.dataset!r} uses deflection 'lens': pass '--lens'")
-        lens = load_lens(args.lens)
-    run_chunk(dataset, args.chunk, args.seed, args.output, lens=lens, lens_folder=args.lens)
+        lens = load_lens(lens_folder)
+    else:
+        lens_folder = None
+    prepare_output(output)
+    run_chunk(dataset, args.chunk, seed, output, lens=lens, lens_folder=lens_folder)
+
+
+PARSERS = {"skymaps": add_parser}

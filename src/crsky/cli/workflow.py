@@ -1,11 +1,12 @@
-"""``crsky workflow ARGS``: ``snakemake ARGS`` after checking the config files it will read.
+"""crsky workflow ARGS: snakemake ARGS after checking the config files it will read.
 
-Snakemake 9 loads ``--configfile`` files before it reads the workflow, and reports a missing file
-with a Python traceback and a YAML syntax error without the file's name (snakemake.common.
-configfile). This command checks each such file (and the workflow's own ``config/config.yaml``)
-first and reports a problem in one line naming the file, line and column; it then replaces itself
-with ``snakemake ARGS`` (same arguments, same exit status). Everything after ``workflow`` goes to
-Snakemake unchanged, e.g. ``crsky workflow --cores all --configfile config/production.yaml``.
+Snakemake 9 loads --configfile files before it reads the workflow, and reports a missing file
+with a Python traceback and a YAML syntax error without the file's name. This command checks
+each such file (and the workflow's own config/config.yaml) first and reports a problem in one
+line naming the file, line and column; it then replaces itself with snakemake ARGS (same
+arguments, same exit status). Everything after "workflow" goes to Snakemake unchanged, e.g.
+
+  crsky workflow --cores all --configfile config/production.yaml
 """
 
 import argparse
@@ -14,25 +15,24 @@ import shutil
 import sys
 from pathlib import Path
 
-import yaml
+from crsky.cli._config import check_config_file
+from crsky.cli._options import HelpFormatter
+from crsky.errors import ConfigError
 
-from crsky.errors import ConfigError, InputFileError
-
-__all__ = ["add_parser", "check_config_file", "config_files"]
+__all__ = ["PARSERS", "config_files"]
 
 _WORKFLOW_CONFIG = Path("config/config.yaml")  # the Snakefile's configfile directive
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p = sub.add_parser(
-        "workflow",
-        help="snakemake ARGS, after one-line checks of the config files",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        add_help=False,
+        name, help=help, description=__doc__, formatter_class=HelpFormatter, add_help=False
     )
     p.add_argument("snakemake_args", nargs="*", help="arguments of snakemake, passed on as given")
     p.set_defaults(run=run)
+
+
+PARSERS = {"workflow": add_parser}
 
 
 def config_files(args: list[str]) -> list[Path]:
@@ -52,26 +52,6 @@ def config_files(args: list[str]) -> list[Path]:
     return files
 
 
-def check_config_file(path: Path) -> None:
-    """InputFileError naming ``path`` if it is missing, unreadable, not YAML/JSON (with line and
-    column) or not a mapping of keys."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise InputFileError(f"config file {str(path)!r}: {err.strerror}") from None
-    try:
-        config = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = " ".join(filter(None, (err.context, err.problem)))
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: a config file must be a mapping of keys, got {config!r}")
-
-
 def _workflow_folder(args: list[str]) -> Path:
     for i, arg in enumerate(args):
         if arg in ("-d", "--directory") and i + 1 < len(args):
@@ -79,6 +59,25 @@ def _workflow_folder(args: list[str]) -> Path:
         if arg.startswith("--directory="):
             return Path(arg.split("=", 1)[1])
     return Path()
+
+
+# where the htcondor bindings look for a pool's configuration when CONDOR_CONFIG is unset
+_CONDOR_CONFIG_FILES = (
+    "~/.condor/condor_config",
+    "/etc/condor/condor_config",
+    "/usr/local/etc/condor_config",
+    "~condor/condor_config",
+)
+
+
+def _quiet_htcondor() -> None:
+    """Without a pool configuration, the htcondor bindings (imported by Snakemake's HTCondor
+    plugin at every start, also for local runs) warn and set CONDOR_CONFIG=/dev/null; set it
+    first, so local runs start without that warning. A pool's configuration is never masked."""
+    if "CONDOR_CONFIG" not in os.environ and not any(
+        os.path.isfile(os.path.expanduser(p)) for p in _CONDOR_CONFIG_FILES
+    ):
+        os.environ["CONDOR_CONFIG"] = "/dev/null"
 
 
 def run(args: argparse.Namespace) -> None:
@@ -91,6 +90,7 @@ def run(args: argparse.Namespace) -> None:
     )
     if executable is None:
         raise ConfigError("snakemake is not installed here: pip install -e '.[workflow]'")
+    _quiet_htcondor()
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(executable, [executable, *snakemake_args])

@@ -97,6 +97,36 @@ class _EpochSeeds(keras.callbacks.Callback):
             state.assign(keras.ops.convert_to_tensor([start, 0], dtype=state.dtype))
 
 
+class _Progress(keras.callbacks.Callback):
+    """Progress within an epoch for the job log: a line after every tenth of the epoch's steps
+    (``lines`` per epoch), with the maps per second so far and the time left in the epoch. Only
+    the step count is used (no tensors), so the callback costs nothing on the device."""
+
+    def __init__(self, steps: int, global_batch: int, epochs: int, lines: int = 10):
+        super().__init__()
+        self.steps, self.global_batch, self.epochs = steps, global_batch, epochs
+        self.every = max(1, math.ceil(steps / lines))
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.epoch, self.begin = epoch, time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        done = batch + 1
+        if done % self.every or done >= self.steps:
+            return
+        seconds = time.perf_counter() - self.begin
+        log.info(
+            "epoch %d/%d: step %d/%d (%d %%), %.0f maps/s, ETA %.0f s",
+            self.epoch + 1,
+            self.epochs,
+            done,
+            self.steps,
+            100 * done // self.steps,
+            done * self.global_batch / seconds,
+            seconds / done * (self.steps - done),
+        )
+
+
 class _EpochEnd(keras.callbacks.Callback):
     """History row (timings apart), checkpoint and early-stopping bookkeeping after every
     epoch."""
@@ -119,7 +149,12 @@ class _EpochEnd(keras.callbacks.Callback):
         )
         self.folder.save(epoch + 1, self.rows, self.timings, self.model)
         log.info(
-            "epoch %d (%.1f s): %s", epoch + 1, seconds, {k: round(v, 5) for k, v in row.items()}
+            "epoch %d/%d done in %.1f s (%.0f maps/s): %s",
+            epoch + 1,
+            self.params.get("epochs", epoch + 1),
+            seconds,
+            self.n_maps / seconds,
+            ", ".join(f"{k} {v:.5g}" for k, v in row.items() if k != "epoch"),
         )
         if not all(math.isfinite(row[k]) for k in ("loss", "val_loss")):
             self.model.stop_training = True
@@ -185,6 +220,7 @@ def train(job: TrainJob, output: str | Path) -> Path:
             model.load_weights(folder.weights_path(first_epoch))
     callbacks = [
         _EpochSeeds(seed),
+        _Progress(steps, global_batch, job.settings.epochs),
         _EpochEnd(
             folder, rows, timings, job.settings.early_stopping_patience, steps * global_batch
         ),
@@ -211,7 +247,7 @@ def train(job: TrainJob, output: str | Path) -> Path:
                 validation_data=val_data,
                 callbacks=callbacks,
                 shuffle=False,  # the pipeline shuffles
-                verbose=2,
+                verbose=0,  # one line per epoch from _EpochEnd, progress from _Progress
             )
         except tf.errors.OpError as err:
             raise _input_error(err) from None
