@@ -25,6 +25,7 @@ include: "workflow/rules/backtrack.smk"
 include: "workflow/rules/lens.smk"
 include: "workflow/rules/skymaps.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/evaluate.smk"
 
 

@@ -37,8 +37,8 @@ __all__ = [
     "validate_config",
 ]
 
-# model names that would clash with the evaluation's own folders
-RESERVED_MODEL_NAMES = ("pair_counts", "likelihood", "summary")
+# model names that would clash with the evaluation's own folders and the search's winner
+RESERVED_MODEL_NAMES = ("pair_counts", "likelihood", "summary", "search_best")
 TRAIN_DATASET_KEYS = ("training_datasets", "validation_datasets")
 _MAX_REPR = 80  # characters of a bad value quoted in a message
 
@@ -167,6 +167,13 @@ def model_datasets(config: dict) -> dict[str, dict]:
             "validation": list(given.get("validation", train["validation_datasets"])),
             "test": given.get("test", evaluation["test_dataset"]),
             "isotropy": given.get("isotropy", evaluation["isotropy_dataset"]),
+        }
+    if config.get("search", {}).get("trials"):  # the search's winner, trained like its trials
+        out["search_best"] = {
+            "training": list(train["training_datasets"]),
+            "validation": list(train["validation_datasets"]),
+            "test": evaluation["test_dataset"],
+            "isotropy": evaluation["isotropy_dataset"],
         }
     return out
 
@@ -357,6 +364,58 @@ def _check_resources(config: dict) -> None:
                 )
 
 
+def _check_search(config: dict, datasets: dict) -> None:
+    """The search's validation sets exist, are neither the evaluation's test/isotropy sets nor
+    of another nside than the training maps, the signal set holds maps at
+    search.signal_fraction and the isotropy set none with signal; every choice of the space
+    builds a network (crsky.search.check_search)."""
+    from crsky.search import check_search
+
+    search = config["search"]
+    if search["trials"] == 0:
+        return
+    held_out = {name for pair in evaluation_pairs(config) for name in pair}
+    train = config["train"]
+    for key in TRAIN_DATASET_KEYS:
+        for name in train[key]:
+            _check_dataset_name(name, f"train.{key}", datasets)
+            if name in held_out:
+                raise ConfigError(
+                    f"train.{key}: {name!r} is the evaluation's test or isotropy set; the "
+                    "search trains on separate maps"
+                )
+    nside = datasets[train["training_datasets"][0]].nside
+    for key in ("validation_dataset", "isotropy_dataset"):
+        name = search[key]
+        _check_dataset_name(name, f"search.{key}", datasets)
+        if name in held_out:
+            raise ConfigError(
+                f"search.{key} = {name!r} is the evaluation's test or isotropy set; select on "
+                "separate maps"
+            )
+        if datasets[name].nside != nside:
+            raise ConfigError(
+                f"search.{key} = {name!r} has nside {datasets[name].nside}, the training maps "
+                f"{nside}"
+            )
+    fractions = datasets[search["validation_dataset"]].signal_fraction
+    wanted = search["signal_fraction"]
+    if fractions.kind == "uniform" or not any(
+        math.isclose(f, wanted, abs_tol=1e-6) for f in fractions.parameters
+    ):
+        raise ConfigError(
+            f"search.signal_fraction = {wanted}: dataset {search['validation_dataset']!r} has "
+            f"no maps at that fraction (its signal_fraction: {fractions.kind} "
+            f"{list(fractions.parameters)}; give it {{value: {wanted}}})"
+        )
+    if datasets[search["isotropy_dataset"]].signal_fraction.maximum > 0:
+        raise ConfigError(
+            f"search.isotropy_dataset = {search['isotropy_dataset']!r} has maps with signal; it "
+            "must be simulated with signal_fraction {value: 0.0}"
+        )
+    check_search(search, nside, config["train"]["learning_rate"])
+
+
 def check_config(config: dict) -> None:
     """Every check across keys, on a config that passed :func:`validate_config` (defaults
     filled in). ConfigError naming the key on the first failure."""
@@ -366,6 +425,7 @@ def check_config(config: dict) -> None:
     _check_lens_datasets(config, datasets)
     _check_evaluation(config, datasets)
     _check_train(config, datasets)
+    _check_search(config, datasets)
     _check_resources(config)
     check_cluster(config["cluster"])
 

@@ -7,7 +7,7 @@ import numpy as np
 __all__ = ["STAGE_IDS", "job_rng", "name_stream_id"]
 
 # Fixed stage ids: changing one changes every random number of that stage.
-STAGE_IDS = {"backtrack": 1, "lens": 2, "skymaps": 3, "train": 4, "evaluate": 5}
+STAGE_IDS = {"backtrack": 1, "lens": 2, "skymaps": 3, "train": 4, "evaluate": 5, "search": 6}
 
 
 def job_rng(seed: int, stage: str, *indices: int) -> np.random.Generator:

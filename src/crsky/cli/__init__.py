@@ -31,6 +31,8 @@ STAGES = {
     "lens": ("lens", "build a Galactic lens (parts, lens.cfg, maps and plots)"),
     "skymaps": ("skymaps", "simulate one chunk of a skymap dataset"),
     "train": ("train", "train one model on skymap chunks (needs the train extra)"),
+    "search-validate": ("search", "validation p-value of one random-search trial"),
+    "search-select": ("search", "rank the search trials; copy the winner's model folder"),
     "paircounts": ("evaluate", "two-point pair counts of every map of one skymap chunk"),
     "likelihood": ("evaluate", "likelihood scores of every map of one skymap chunk"),
     "evaluate": ("evaluate", "p-values, significance and plots of one model and the baselines"),

@@ -13,11 +13,13 @@ def regularizer(spec: ModelSpec) -> keras.regularizers.Regularizer | None:
 
 
 def dense_head(x: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
-    """``spec.dense_units`` dense layers (each followed by dropout), then the output ``score``:
+    """``spec.dense_units`` dense layers (activation ``spec.dense_activation``, or
+    ``spec.activation`` when empty; each followed by dropout), then the output ``score``:
     the signal probability (sigmoid) for classification, the signal fraction for regression."""
+    activation = spec.dense_activation or spec.activation
     for i, units in enumerate(spec.dense_units):
         x = keras.layers.Dense(
-            units, spec.activation, kernel_regularizer=regularizer(spec), name=f"dense{i}"
+            units, activation, kernel_regularizer=regularizer(spec), name=f"dense{i}"
         )(x)
         if spec.dropout > 0:
             x = keras.layers.Dropout(spec.dropout, name=f"dense{i}_dropout")(x)

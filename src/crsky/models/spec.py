@@ -51,6 +51,7 @@ class ModelSpec:
     dropout: float = 0.2
     l2: float = 1.0e-4
     activation: str = "relu"
+    dense_activation: str = ""  # "" = activation
     dense_units: tuple[int, ...] = (64,)
     inputs: tuple[str, ...] = ("counts",)
 
@@ -88,6 +89,8 @@ class ModelSpec:
         _choice(key, "task", self.task, TASKS)
         _choice(key, "pooling", self.pooling, POOLINGS)
         _choice(key, "activation", self.activation, ACTIVATIONS)
+        if self.dense_activation:
+            _choice(key, "dense_activation", self.dense_activation, ACTIVATIONS)
         _integer(key, "depth", self.depth, 1)
         _integer(key, "K", self.K, 0)
         _integer(key, "kernel_size", self.kernel_size, 1)
