@@ -141,14 +141,16 @@ class SkySimulator:
         return observed, pixel, code, charge
 
     def _draw_sources(self, n_maps: int, rng: np.random.Generator):
+        """Directions (n_maps, n_src, 3), toy axes (or None) and flux shares drawn per map
+        (or None for fixed fluxes) of the sources of ``n_maps`` maps."""
         direction = self.dataset.sources.directions(n_maps, rng)
         axis = None
         if self.mode == "toy":
             flat = direction.reshape(-1, 3)
             axis = perpendicular_axes(flat, rng).reshape(direction.shape)
-        return direction, axis
+        return direction, axis, self.dataset.sources.draw_shares(n_maps, rng)
 
-    def _expected_acceptance(self, source_direction: np.ndarray):
+    def _expected_acceptance(self, source_direction: np.ndarray, shares):
         """Lens mode: (source pixels (n_maps, n_src), expected observed fraction (n_maps,) of the
         emitted signal CRs). Other modes: (None, None)."""
         if self.mode != "lens":
@@ -156,22 +158,25 @@ class SkySimulator:
         d = source_direction.reshape(-1, 3)
         pixel = hp.vec2pix(self.lens.lens.nside, d[:, 0], d[:, 1], d[:, 2]).astype(np.int64)
         pixel = pixel.reshape(source_direction.shape[:2])
-        return pixel, self._lens_acceptance[pixel] @ self.dataset.sources.flux_share
+        if shares is None:
+            return pixel, self._lens_acceptance[pixel] @ self.dataset.sources.flux_share
+        return pixel, (self._lens_acceptance[pixel] * shares).sum(axis=1)
 
-    def _redraw_unobservable(self, n_signal, source_direction, axis, rng, redraws):
+    def _redraw_unobservable(self, n_signal, source_direction, axis, shares, rng, redraws):
         """Lens mode: redraw sources whose expected acceptance is below the floor, up front."""
-        source_pixel, prior = self._expected_acceptance(source_direction)
+        source_pixel, prior = self._expected_acceptance(source_direction, shares)
         while prior is not None:
             hopeless = (n_signal > 0) & (prior * MAX_ATTEMPTS_PER_CR < 1.0)
             if not hopeless.any():
                 break
-            self._redraw(hopeless, source_direction, axis, rng, redraws)
-            source_pixel, prior = self._expected_acceptance(source_direction)
+            self._redraw(hopeless, source_direction, axis, shares, rng, redraws)
+            source_pixel, prior = self._expected_acceptance(source_direction, shares)
         return source_pixel, prior
 
-    def _signal(self, n_signal, source_direction, axis, rng):
+    def _signal(self, n_signal, source_direction, axis, shares, rng):
         """Observed signal CRs of every map: flat (map, pixel, code, charge), the final source
-        directions and axes (redrawn where unobservable), and the number of redraws."""
+        directions, axes and drawn flux shares (redrawn where unobservable), and the number of
+        redraws."""
         n_maps = n_signal.size
         sources = self.dataset.sources
         need = n_signal.copy()
@@ -181,7 +186,7 @@ class SkySimulator:
         generation = np.zeros(n_maps, dtype=np.int64)
         last = np.zeros(n_maps, dtype=np.int64)  # candidates of each map in the last round
         source_pixel, prior = self._redraw_unobservable(
-            n_signal, source_direction, axis, rng, redraws
+            n_signal, source_direction, axis, shares, rng, redraws
         )
         kept = []
         while (active := np.flatnonzero(need > 0)).size:
@@ -201,7 +206,7 @@ class SkySimulator:
                 per_map = np.maximum(1, per_map * _MAX_CANDIDATES // total)
             last[active] = per_map
             m = np.repeat(active, per_map)
-            k = sources.pick(m.size, rng)
+            k = sources.pick(m.size, rng, None if shares is None else shares[m])
             axes = None if axis is None else axis[m, k]
             pixels = None if source_pixel is None else source_pixel[m, k]
             observed, pixel, code, charge = self._signal_candidates(
@@ -221,12 +226,12 @@ class SkySimulator:
             if prior is None:
                 hopeless |= (need > 0) & (seen == 0) & (attempts >= _PILOT)
             if hopeless.any():
-                self._redraw(hopeless, source_direction, axis, rng, redraws)
+                self._redraw(hopeless, source_direction, axis, shares, rng, redraws)
                 generation[hopeless] += 1
                 need[hopeless] = n_signal[hopeless]
                 attempts[hopeless] = seen[hopeless] = last[hopeless] = 0
                 source_pixel, prior = self._redraw_unobservable(
-                    n_signal, source_direction, axis, rng, redraws
+                    n_signal, source_direction, axis, shares, rng, redraws
                 )
         if kept:
             m, gen, pixel, code, charge = (np.concatenate(c) for c in zip(*kept, strict=True))
@@ -236,7 +241,7 @@ class SkySimulator:
         current = gen == generation[m]
         return (m[current], pixel[current], code[current], charge[current]), int(redraws.sum())
 
-    def _redraw(self, hopeless, source_direction, axis, rng, redraws) -> None:
+    def _redraw(self, hopeless, source_direction, axis, shares, rng, redraws) -> None:
         where = np.flatnonzero(hopeless)
         name = self.dataset.name
         if self.dataset.sources.positions_deg is not None:
@@ -250,10 +255,12 @@ class SkySimulator:
                 f"skymaps dataset {name!r}: no observable source position found in {_MAX_REDRAWS} "
                 "random draws (check the exposure and the lens transparency)"
             )
-        new_direction, new_axis = self._draw_sources(where.size, rng)
+        new_direction, new_axis, new_shares = self._draw_sources(where.size, rng)
         source_direction[where] = new_direction
         if axis is not None:
             axis[where] = new_axis
+        if shares is not None:
+            shares[where] = new_shares
 
     def _background_keys(self, keys, n_background, rng) -> None:
         """Isotropic CRs into keys[m, :n_background[m]] (one compiled pass, 3 uniforms each)."""
@@ -280,8 +287,8 @@ class SkySimulator:
         themselves decide (they are simulated and discarded). Used to score isotropic maps
         with sources from the same prior as the signal maps'."""
         n_signal = np.asarray(n_signal, dtype=np.int64)
-        direction, axis = self._draw_sources(n_signal.size, rng)
-        self._signal(n_signal, direction, axis, rng)
+        direction, axis, shares = self._draw_sources(n_signal.size, rng)
+        self._signal(n_signal, direction, axis, shares, rng)
         return direction, axis
 
     def simulate(self, n_maps: int, rng: np.random.Generator) -> MapBatch:
@@ -290,12 +297,12 @@ class SkySimulator:
         n_cr = d.n_cr
         fraction = d.signal_fraction.sample(n_maps, rng)
         n_signal = signal_counts_for(d, fraction, rng)
-        source_direction, axis = self._draw_sources(n_maps, rng)
+        source_direction, axis, shares = self._draw_sources(n_maps, rng)
         n_background = n_cr - n_signal
         keys = np.empty((n_maps, n_cr), dtype=np.uint64)
         self._background_keys(keys, n_background, rng)
         (sig_map, sig_pixel, sig_code, sig_charge), redraws = self._signal(
-            n_signal, source_direction, axis, rng
+            n_signal, source_direction, axis, shares, rng
         )
         order = np.argsort(sig_map, kind="stable")
         sig_map = sig_map[order]
@@ -316,7 +323,7 @@ class SkySimulator:
             signal_fraction=fraction,
             n_signal=n_signal,
             source_direction=source_direction,
-            source_flux=np.broadcast_to(d.sources.flux_share, (n_maps, d.sources.n_sources)),
+            source_flux=d.sources.map_shares(n_maps, shares),
             deflection_axis=axis,
             n_source_redraws=redraws,
         )

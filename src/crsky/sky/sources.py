@@ -94,11 +94,15 @@ def signal_counts(
 @dataclass(frozen=True)
 class Sources:
     """``n_sources`` per map; ``positions_deg`` ((lon, lat), ...) Galactic or None for isotropic
-    random positions per map; ``fluxes`` relative (normalised here) or None for equal fluxes."""
+    random positions per map; ``fluxes`` relative (normalised here) or None for equal fluxes;
+    ``distances_mpc`` (d_min, d_max): fluxes drawn per map instead, for sources of equal
+    luminosity placed uniformly in volume between d_min and d_max (pdf ∝ d², flux ∝ 1 / d²:
+    Euclidean counts N(> S) ∝ S^(−3/2); no propagation losses)."""
 
     n_sources: int
     positions_deg: tuple[tuple[float, float], ...] | None = None
     fluxes: tuple[float, ...] | None = None
+    distances_mpc: tuple[float, float] | None = None
 
     def __post_init__(self):
         if int(self.n_sources) != self.n_sources or self.n_sources < 1:
@@ -120,25 +124,68 @@ class Sources:
                 )
             if f.sum() <= 0:
                 raise ConfigError("sources 'fluxes' are all zero")
+        if self.distances_mpc is not None:
+            d = self.distances_mpc
+            if len(d) != 2 or not (np.all(np.isfinite(d)) and 0 < d[0] <= d[1]):
+                raise ConfigError(
+                    "sources 'fluxes': {distances_mpc: [d_min, d_max]} needs 0 < d_min <= d_max, "
+                    f"got {list(d)}"
+                )
 
     @classmethod
     def from_config(cls, spec: dict) -> "Sources":
-        """{n_sources: k, positions: random | [[lon, lat], ...], fluxes: equal | [...]}."""
+        """{n_sources: k, positions: random | [[lon, lat], ...], fluxes: equal | [...] |
+        {distances_mpc: [d_min, d_max]}}."""
         positions = spec.get("positions", "random")
         fluxes = spec.get("fluxes", "equal")
+        drawn = isinstance(fluxes, dict)
+        if drawn and set(fluxes) != {"distances_mpc"}:
+            raise ConfigError(
+                f"sources 'fluxes' must be 'equal', a list or {{distances_mpc: [d_min, d_max]}}, "
+                f"got {fluxes!r}"
+            )
         return cls(
             int(spec.get("n_sources", 1)),
             None if positions == "random" else tuple((float(a), float(b)) for a, b in positions),
-            None if fluxes == "equal" else tuple(float(f) for f in fluxes),
+            None if fluxes == "equal" or drawn else tuple(float(f) for f in fluxes),
+            tuple(float(d) for d in fluxes["distances_mpc"]) if drawn else None,
         )
 
     @property
+    def drawn_fluxes(self) -> bool:
+        """True when every map draws its own fluxes (``distances_mpc``)."""
+        return self.distances_mpc is not None
+
+    @property
     def flux_share(self) -> np.ndarray:
-        """Normalised relative fluxes (n_sources,)."""
+        """Normalised relative fluxes (n_sources,), the same in every map; ConfigError for
+        fluxes drawn per map (they are in each map's labels, ``source_flux``)."""
+        if self.drawn_fluxes:
+            raise ConfigError(
+                "sources 'fluxes' are drawn per map ({distances_mpc: ...}); there are no fixed "
+                "flux shares (each map's are its 'source_flux' label)"
+            )
         if self.fluxes is None:
             return np.full(self.n_sources, 1.0 / self.n_sources)
         f = np.asarray(self.fluxes, dtype=np.float64)
         return f / f.sum()
+
+    def draw_shares(self, n_maps: int, rng: np.random.Generator) -> np.ndarray | None:
+        """Flux shares (n_maps, n_sources) of maps whose fluxes are drawn (distances uniform in
+        volume, flux ∝ 1 / d², normalised per map), or None for fixed fluxes (no draws)."""
+        if not self.drawn_fluxes:
+            return None
+        lo, hi = (d**3 for d in self.distances_mpc)
+        distance = np.cbrt(lo + rng.random((n_maps, self.n_sources)) * (hi - lo))
+        flux = distance**-2.0
+        return flux / flux.sum(axis=1, keepdims=True)
+
+    def map_shares(self, n_maps: int, shares: np.ndarray | None) -> np.ndarray:
+        """The flux shares (n_maps, n_sources) of every map: ``shares`` if drawn, else the
+        fixed ones."""
+        if shares is not None:
+            return shares
+        return np.broadcast_to(self.flux_share, (n_maps, self.n_sources))
 
     def directions(self, n_maps: int, rng: np.random.Generator) -> np.ndarray:
         """Galactic unit vectors (n_maps, n_sources, 3) of the sources of each map."""
@@ -147,10 +194,15 @@ class Sources:
             return np.broadcast_to(fixed, (n_maps, self.n_sources, 3)).copy()
         return isotropic_directions((n_maps, self.n_sources), rng)
 
-    def pick(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Source index (int64) of n emitted signal CRs, with probabilities = flux shares."""
+    def pick(self, n: int, rng: np.random.Generator, shares=None) -> np.ndarray:
+        """Source index (int64) of n emitted signal CRs, with probabilities = flux shares (or
+        per CR the rows of ``shares`` (n, n_sources), for fluxes drawn per map)."""
         if self.n_sources == 1:
             return np.zeros(n, dtype=np.int64)
+        if shares is not None:
+            cumulative = np.cumsum(shares, axis=1)
+            u = rng.random(n)[:, None] * cumulative[:, -1:]
+            return np.minimum((cumulative <= u).sum(axis=1), self.n_sources - 1)
         cumulative = np.cumsum(self.flux_share)
         index = np.searchsorted(cumulative / cumulative[-1], rng.random(n), side="right")
         return np.minimum(index, self.n_sources - 1)
