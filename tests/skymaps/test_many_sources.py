@@ -128,3 +128,18 @@ def test_oracle_of_ten_sources_matches_the_simulation(fluxes, rng):
     r = model.ratios(maps.pixel, maps.log10_energy, maps.source_direction, maps.deflection_axis)
     w = np.exp(-oracle_log_lr(r, maps.n_signal, maps.signal_fraction, "round"))
     assert w.mean() == pytest.approx(1.0, abs=4 * w.std() / np.sqrt(w.size))
+
+
+def test_likelihood_oracle_refuses_drawn_fluxes_before_any_work(tmp_path, capsys):
+    from crsky.cli import main
+    from crsky.sky.simulate import run_chunk
+
+    dataset = _dataset(3, {"distances_mpc": [1.0, 10.0]})
+    chunk = run_chunk(dataset, 0, 1, tmp_path / "chunk0000.h5")
+    output = tmp_path / "scores.h5"
+    args = ["likelihood", "--chunk", chunk, "--signal-chunk", chunk, "--role", "test"]
+    assert main([*args, "--output", output]) == 2
+    message = capsys.readouterr().err.strip()
+    assert "draws them per map" in message and len(message.splitlines()) == 1
+    assert not output.exists()
+    assert main([*args, "--output", output, "--methods", "profiled"]) == 0  # one-source test
