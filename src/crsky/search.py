@@ -70,7 +70,7 @@ _HEADERS = {
     "kernel_size": "kernel size",
     "learning_rate": "learning rate",
 }
-_FAMILY_KEYS = {"K": "deepsphere", "kernel_size": "patches"}  # keys one family reads
+_FAMILY_KEYS = {"K": ("deepsphere", "pointcloud"), "kernel_size": ("patches",)}  # family keys
 BEST_MODEL = "search_best"  # the model folder of the winner (evaluated like a configured model)
 MODEL_FILES = ("model.keras", "history.csv", "config.json")
 RECORD_FORMAT = "crsky-search-trial"
@@ -199,7 +199,7 @@ def _cell(record: dict, key: str):
         return "/".join(str(c) for c in model["channels"])
     if key == "dense_activation":
         return model.get("dense_activation") or model["activation"]
-    if key in _FAMILY_KEYS and model["family"] != _FAMILY_KEYS[key]:
+    if key in _FAMILY_KEYS and model["family"] not in _FAMILY_KEYS[key]:
         return "-"
     return model[key]
 

@@ -1,5 +1,6 @@
 """Spherical CNNs for HEALPix count maps (DESIGN.md section 5): the ``deepsphere`` graph CNN and
-the ``patches`` 12-patch CNN, built from a ModelSpec (one entry of the config's ``models`` list).
+the ``patches`` 12-patch CNN, and the ``pointcloud`` Deep Sets network on the CR list itself,
+built from a ModelSpec (one entry of the config's ``models`` list).
 
 Importing this package (or ``crsky``) does not import TensorFlow; ``build_model``,
 ``load_model`` and ``register_keras_objects`` do. A saved ``model.keras`` uses crsky's own layers
@@ -34,6 +35,10 @@ def build_model(spec: ModelSpec, nside: int):
         from crsky.models.deepsphere import build_deepsphere
 
         return build_deepsphere(spec, nside)
+    if spec.family == "pointcloud":
+        from crsky.models.pointcloud import build_pointcloud
+
+        return build_pointcloud(spec, nside)
     from crsky.models.patches import build_patches
 
     return build_patches(spec, nside)
@@ -45,6 +50,7 @@ def register_keras_objects() -> None:
     import crsky.models.deepsphere
     import crsky.models.head
     import crsky.models.patches
+    import crsky.models.pointcloud
     import crsky.models.render  # noqa: F401
 
 

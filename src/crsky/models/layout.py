@@ -29,7 +29,7 @@ __all__ = [
     "z_rotation_permutation",
 ]
 
-FAMILIES = ("deepsphere", "patches")
+FAMILIES = ("deepsphere", "patches", "pointcloud")  # pointcloud reads CR lists, no layout
 
 
 def _deinterleave(bits: np.ndarray) -> np.ndarray:

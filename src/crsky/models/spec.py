@@ -37,7 +37,10 @@ class ModelSpec:
     layers (``dense_units``) and one output: a sigmoid signal probability (classification) or the
     signal fraction (regression). ``K`` is the Chebyshev order of the ``deepsphere`` filters (K + 1
     coefficients, reaching the K-th neighbour ring; 0 = per-pixel dense layer); ``kernel_size`` is
-    the square kernel of the ``patches`` 2D convolutions.
+    the square kernel of the ``patches`` 2D convolutions. The ``pointcloud`` family
+    (crsky.models.pointcloud) reads the CR list: ``K`` ≥ 1 angular scales of its neighbour
+    densities, ``depth`` shared Dense layers per CR of ``channels[i]`` units, a readout over CRs
+    (``pooling``: average = mean, max = maximum); no pixel pooling, so any depth fits any nside.
     """
 
     name: str
@@ -92,7 +95,7 @@ class ModelSpec:
         if self.dense_activation:
             _choice(key, "dense_activation", self.dense_activation, ACTIVATIONS)
         _integer(key, "depth", self.depth, 1)
-        _integer(key, "K", self.K, 0)
+        _integer(key, "K", self.K, 1 if self.family == "pointcloud" else 0)
         _integer(key, "kernel_size", self.kernel_size, 1)
         if len(self.channels) != self.depth:
             raise ConfigError(
@@ -116,7 +119,7 @@ class ModelSpec:
         """Raise ConfigError unless ``nside`` is a power of 2 that the ``depth`` poolings (each
         halving nside) leave at least 1."""
         nside = check_nside(nside, key)
-        if 2**self.depth > nside:
+        if self.family != "pointcloud" and 2**self.depth > nside:
             raise ConfigError(
                 f"model {self.name!r}: depth {self.depth} pools nside {nside} below 1 (each "
                 f"block halves nside; at most {nside.bit_length() - 1} blocks at nside {nside})"

@@ -39,7 +39,9 @@ _DROPOUT_STREAM = name_stream_id("dropout")
 def build_cr_model(spec: ModelSpec, nside: int) -> keras.Model:
     """The network of ``spec`` behind a RenderMaps layer: inputs are a chunk's CR lists
     (crsky.models.render.cr_inputs), the output the score. The map-level network is the
-    layer named ``spec.name``."""
+    layer named ``spec.name``. The ``pointcloud`` family reads the CR lists itself."""
+    if spec.family == "pointcloud":
+        return build_model(spec, nside)
     crs = cr_inputs(spec.inputs)
     maps = RenderMaps(spec.family, nside, spec.inputs, name="render")(crs)
     return keras.Model(crs, build_model(spec, nside)(maps), name=f"{spec.name}_on_cr_lists")
