@@ -130,16 +130,19 @@ def test_oracle_of_ten_sources_matches_the_simulation(fluxes, rng):
     assert w.mean() == pytest.approx(1.0, abs=4 * w.std() / np.sqrt(w.size))
 
 
-def test_likelihood_oracle_refuses_drawn_fluxes_before_any_work(tmp_path, capsys):
+def test_likelihood_refuses_what_it_cannot_model_before_any_work(tmp_path, capsys):
+    # the oracle needs fixed flux shares, the profiled analysis one source: one line each
     from crsky.cli import main
     from crsky.sky.simulate import run_chunk
 
-    dataset = _dataset(3, {"distances_mpc": [1.0, 10.0]})
-    chunk = run_chunk(dataset, 0, 1, tmp_path / "chunk0000.h5")
-    output = tmp_path / "scores.h5"
-    args = ["likelihood", "--chunk", chunk, "--signal-chunk", chunk, "--role", "test"]
-    assert main([*args, "--output", output]) == 2
-    message = capsys.readouterr().err.strip()
-    assert "draws them per map" in message and len(message.splitlines()) == 1
-    assert not output.exists()
-    assert main([*args, "--output", output, "--methods", "profiled"]) == 0  # one-source test
+    for fluxes, methods, message in (
+        ({"distances_mpc": [1.0, 10.0]}, "oracle", "drawn per map (distances_mpc)"),
+        ("equal", "profiled", "likelihood_profiled profiles one source"),
+    ):
+        chunk = run_chunk(_dataset(3, fluxes), 0, 1, tmp_path / f"{methods}.h5")
+        output = tmp_path / f"{methods}_scores.h5"
+        args = ["likelihood", "--chunk", chunk, "--signal-chunk", chunk, "--role", "test"]
+        assert main([*args, "--output", output, "--methods", methods]) == 2
+        error = capsys.readouterr().err.strip()
+        assert message in error and len(error.splitlines()) == 1, error
+        assert not output.exists()

@@ -169,12 +169,6 @@ def score_chunk(job: LikelihoodJob) -> tuple[dict[str, np.ndarray], dict]:
     _check_job(job)
     dataset, signal_attrs = _signal_dataset(job.signal_chunk)
     lens, lens_folder = _load_lens(dataset, signal_attrs, job.lens_folder, job.signal_chunk)
-    if "oracle" in job.methods and dataset.sources.drawn_fluxes:
-        raise ConfigError(
-            f"{str(job.signal_chunk)!r}: the oracle mixes the sources with fixed flux shares, "
-            "but this dataset draws them per map (sources.fluxes.distances_mpc); use the "
-            "profiled method alone"
-        )
     if "oracle" in job.methods and job.role == "test":
         _check_sources(Path(job.chunk), dataset.deflection_mode == "toy")
     previous = numba.get_num_threads()

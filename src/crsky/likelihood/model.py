@@ -372,8 +372,15 @@ def check_profile_grid(dataset: DatasetConfig, grid: ProfileGrid, nside: int | N
 def check_likelihood_dataset(dataset: DatasetConfig, methods, grid: ProfileGrid) -> None:
     """ConfigError unless the likelihood ``methods`` can model ``dataset``: the profile grid
     resolves a toy deflection, lens mode has no extragalactic smearing, the profile has one
-    source."""
+    source, the oracle fixed flux shares."""
     mode = dataset.deflection_mode
+    sources = dataset.sources
+    if "oracle" in methods and sources.drawn_fluxes and sources.n_sources > 1:
+        raise ConfigError(
+            f"skymaps.datasets.{dataset.name}.sources.fluxes: drawn per map (distances_mpc), but "
+            "likelihood_oracle mixes the sources with fixed flux shares; drop 'oracle' from "
+            "evaluation.likelihood.methods"
+        )
     if mode == "lens" and float(dataset.config["deflection"]["extragalactic_smearing_deg"]) > 0:
         raise ConfigError(
             f"skymaps.datasets.{dataset.name}.deflection.extragalactic_smearing_deg: the "

@@ -3,7 +3,8 @@ pair features (seed 002's outlook: "dynamic graph network methods where the grap
 according to the CRs" instead of a mostly empty pixel grid).
 
 Per CR i (direction x_i, the centre of its stored pixel) the network sees, at K angular scales
-σ_s log-spaced from twice the pixel size to 60°, the Fisher-kernel density of the other CRs around it
+σ_s log-spaced from twice the pixel size to 60°, the Fisher-kernel density of the other CRs
+around it
 
     n_s(i) = Σ_(j ≠ i) exp((x_i · x_j − 1) / σ_s²),
 

@@ -160,13 +160,13 @@ class Sources:
     def flux_share(self) -> np.ndarray:
         """Normalised relative fluxes (n_sources,), the same in every map; ConfigError for
         fluxes drawn per map (they are in each map's labels, ``source_flux``)."""
-        if self.drawn_fluxes:
+        if self.drawn_fluxes and self.n_sources > 1:
             raise ConfigError(
                 "sources 'fluxes' are drawn per map ({distances_mpc: ...}); there are no fixed "
                 "flux shares (each map's are its 'source_flux' label)"
             )
         if self.fluxes is None:
-            return np.full(self.n_sources, 1.0 / self.n_sources)
+            return np.full(self.n_sources, 1.0 / self.n_sources)  # one drawn flux: share 1
         f = np.asarray(self.fluxes, dtype=np.float64)
         return f / f.sum()
 
