@@ -385,6 +385,13 @@ def _check_search(config: dict, datasets: dict) -> None:
                     "search trains on separate maps"
                 )
     nside = datasets[train["training_datasets"][0]].nside
+    for key in ("test_dataset", "isotropy_dataset"):  # where the winner is evaluated
+        name = config["evaluation"][key]
+        if datasets[name].nside != nside:
+            raise ConfigError(
+                f"evaluation.{key} = {name!r} has nside {datasets[name].nside}, the search's "
+                f"training maps {nside}; the winner is evaluated on it"
+            )
     for key in ("validation_dataset", "isotropy_dataset"):
         name = search[key]
         _check_dataset_name(name, f"search.{key}", datasets)

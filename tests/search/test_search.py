@@ -73,6 +73,11 @@ def test_the_laptop_search_config_passes_and_bad_spaces_name_their_key():
         check_config(_config(validation_dataset="test", signal_fraction=0.04))
     with pytest.raises(ConfigError, match=r"search.isotropy_dataset = 'validation' has maps"):
         check_config(_config(isotropy_dataset="validation"))
+    config = _config()
+    config["skymaps"]["datasets"]["test"]["nside"] = 8
+    config["skymaps"]["datasets"]["isotropy"]["nside"] = 8
+    with pytest.raises(ConfigError, match=r"evaluation.test_dataset = 'test' has nside 8"):
+        check_config(config)
 
 
 def _record(trial: str, p: float, val_loss: float) -> dict:

@@ -17,6 +17,8 @@ TINY_SEARCH = {
             "validation": {**_SMALL, "n_maps": 32},
             "validation_isotropy": {**_SMALL, "n_maps": 64},
             "search_validation": {**_SMALL, "n_maps": 16, "signal_fraction": {"value": 0.1}},
+            "test": _SMALL,  # the winner's evaluation (planned only)
+            "isotropy": _SMALL,
         }
     },
     "models": [],
@@ -45,7 +47,7 @@ TABLE = "results/search/search.csv"
 def test_search_selects_the_lowest_p_value_and_more_trials_retrain_nothing(tmp_path):
     workdir = workflow_copy(tmp_path, TINY_SEARCH)
     config = ("--configfile", "config/test.yaml")
-    snakemake(*config, "--cores", "2", TABLE, cwd=workdir)
+    snakemake(TABLE, *config, "--cores", "2", cwd=workdir)
     records = [
         json.loads((workdir / f"results/search/trials/trial000{i}/validation.json").read_text())
         for i in range(2)
@@ -58,11 +60,11 @@ def test_search_selects_the_lowest_p_value_and_more_trials_retrain_nothing(tmp_p
     # a third trial: only its jobs and the selection run
     (workdir / "config" / "more.yaml").write_text(yaml.safe_dump({"search": {"trials": 3}}))
     more = (*config, "config/more.yaml")
-    output = snakemake("-n", *more, TABLE, cwd=workdir)
+    output = snakemake("-n", TABLE, *more, cwd=workdir)
     assert job_counts(output) == {"search_train": 1, "search_validate": 1, "search_select": 1}
     assert "wildcards: trial=trial0002" in output
     assert "trial=trial0000" not in output and "trial=trial0001" not in output
     # the winner is evaluated like a configured model; nothing is trained for it
-    output = snakemake("-n", *more, "results/evaluate/search_best/significance.csv", cwd=workdir)
+    output = snakemake("-n", "results/evaluate/search_best/significance.csv", *more, cwd=workdir)
     counts = job_counts(output)
     assert counts["evaluate"] == 1 and counts["search_train"] == 1 and "train" not in counts
