@@ -83,9 +83,9 @@ def test_pointcloud_needs_at_least_one_scale():
     ModelSpec.from_config({"name": "p", "family": "pointcloud", "depth": 6}).check_nside(2)
 
 
-def test_pointcloud_separates_strong_signal_from_isotropy(toy_chunks, tmp_path):
-    from scipy.stats import mannwhitneyu
-
+@pytest.fixture(scope="module")
+def trained(toy_chunks, tmp_path_factory):
+    """The pointcloud network trained 3 epochs on the strong-signal toy set, and the test maps."""
     from crsky.store import open_chunk
     from crsky.train import TrainSettings
     from crsky.train.loop import TrainJob, train
@@ -102,9 +102,48 @@ def test_pointcloud_separates_strong_signal_from_isotropy(toy_chunks, tmp_path):
         toy_chunks["validation"],
         seed=SEED,
     )
-    path = train(job, tmp_path / "pc")
+    path = train(job, tmp_path_factory.mktemp("pointcloud") / "pc")
     with open_chunk(toy_chunks["test"][0]) as chunk:
-        pixel, is_signal = chunk.cosmic_rays().pixel, chunk.labels()["n_signal"] > 0
-    scores = keras.models.load_model(path).predict({"pixel": pixel.astype(np.int32)}, verbose=0)
-    u = mannwhitneyu(scores.ravel()[is_signal], scores.ravel()[~is_signal]).statistic
+        crs, labels = chunk.cosmic_rays(), chunk.labels()
+    return keras.models.load_model(path), crs, labels
+
+
+def test_pointcloud_separates_strong_signal_from_isotropy(trained):
+    from scipy.stats import mannwhitneyu
+
+    model, crs, labels = trained
+    is_signal = labels["n_signal"] > 0
+    scores = model.predict({"pixel": crs.pixel.astype(np.int32)}, verbose=0).ravel()
+    u = mannwhitneyu(scores[is_signal], scores[~is_signal]).statistic
     assert u / (is_signal.sum() * (~is_signal).sum()) >= 0.9  # ROC AUC, as for the others
+
+
+def test_lrp_conserves_the_logit_and_follows_the_cr_order(rng):
+    from crsky.explain import pointcloud_relevance
+
+    for pooling in ("average", "max"):
+        spec = ModelSpec(**{**SMALL.__dict__, "name": f"lrp_{pooling}", "pooling": pooling})
+        model = build_model(spec, 8)
+        crs = _crs(rng, 6, 80, 8)
+        r = pointcloud_relevance(model, crs)
+        model_logit = keras.ops.convert_to_numpy(model(crs))  # sigmoid output
+        np.testing.assert_allclose(1 / (1 + np.exp(-r.logit)), model_logit.ravel(), rtol=1e-5)
+        np.testing.assert_allclose(r.cr.sum(axis=1) + r.bias, r.logit, rtol=1e-6, atol=1e-7)
+        order = np.stack([rng.permutation(80) for _ in range(6)])
+        shuffled = {k: np.take_along_axis(v, order, axis=1) for k, v in crs.items()}
+        moved = pointcloud_relevance(model, shuffled)
+        np.testing.assert_allclose(moved.cr, np.take_along_axis(r.cr, order, axis=1), atol=1e-12)
+
+
+def test_lrp_relevance_concentrates_on_signal_crs(trained):
+    # the toy test maps with 20 % signal: the CRs that drive a high score are the signal CRs
+    from crsky.explain import pointcloud_relevance
+
+    model, crs, labels = trained
+    signal_maps = np.flatnonzero(labels["n_signal"] > 0)[:100]
+    r = pointcloud_relevance(model, {"pixel": crs.pixel[signal_maps].astype(np.int32)})
+    on_signal = np.where(crs.is_signal[signal_maps], r.cr, 0.0).sum(axis=1)
+    positive = np.clip(r.cr, 0, None).sum(axis=1)
+    share = np.clip(np.where(crs.is_signal[signal_maps], r.cr, 0.0), 0, None).sum(axis=1)
+    assert np.median(share / positive) > 2 * 0.2  # 20 % of the CRs carry over 40 % of it
+    assert np.median(on_signal / np.abs(r.cr).sum(axis=1)) > 0.2
