@@ -9,19 +9,27 @@ outputs to its inputs with the ε rule
 
 activations pass relevance through unchanged, the mean readout over CRs r_c = (1/N) Σ_i h_ic
 passes R_ic = (h_ic / N) / (r_c + ε sign r_c) R_c (the max readout all of R_c to the maximal
-CR, shared equally by tied ones), and a CR's relevance is the sum over its input features (its neighbour densities at every
-scale, and energies). Conservation: Σ_i R_i + Σ (bias relevances) = z up to the ε terms
-(tested); the biases' share is returned apart. All arithmetic in float64 on the weights of the
-saved model; no TensorFlow gradients.
+CR, shared equally by tied ones), and a CR's relevance is the sum over its input features (its
+neighbour densities at every scale, and energies). Conservation: Σ_i R_i + Σ (bias
+relevances) = z up to the ε terms (tested); the biases' share is returned apart. All arithmetic
+in float64 on the weights of the saved model; no TensorFlow gradients.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from crsky.errors import ConfigError
 
-__all__ = ["EPSILON", "Relevance", "pointcloud_relevance"]
+__all__ = [
+    "EPSILON",
+    "EXPLAIN_FILES",
+    "Relevance",
+    "explain",
+    "pointcloud_relevance",
+    "signal_share",
+]
 
 EPSILON = 1e-9
 
@@ -71,7 +79,11 @@ def pointcloud_relevance(model, crs: dict, eps: float = EPSILON) -> Relevance:
             f"model {model.name!r} is not a pointcloud network (layers 'neighbours' and "
             "'readout' expected); LRP is implemented for the pointcloud family"
         )
-    inputs = {name: np.asarray(crs[name]) for name in crs if name in ("pixel", "log10_energy")}
+    wanted = [tensor.name for tensor in model.inputs]  # pixel, and log10_energy if it reads it
+    missing = sorted(set(wanted) - set(crs))
+    if missing:
+        raise ConfigError(f"model {model.name!r} reads {wanted}; the CR lists lack {missing}")
+    inputs = {name: np.asarray(crs[name]) for name in wanted}
     order = _canonical_order(inputs)
     ordered = {k: np.take_along_axis(v, order, axis=1) for k, v in inputs.items()}
     a = np.asarray(model.get_layer("neighbours")(ordered), dtype=np.float64)
@@ -112,3 +124,103 @@ def pointcloud_relevance(model, crs: dict, eps: float = EPSILON) -> Relevance:
     cr = np.empty_like(ordered_relevance)
     np.put_along_axis(cr, order, ordered_relevance, axis=1)
     return Relevance(cr, bias_total, logit)
+
+
+EXPLAIN_FILES = ("relevance.csv", "relevance.png")
+
+
+def _read_maps(maps, indices: np.ndarray) -> dict[str, np.ndarray]:
+    """``pixel``, ``log10_energy`` and ``is_signal`` of the maps at global ``indices``."""
+    from crsky.store import open_chunk
+
+    labels = maps.labels()
+    parts = {"pixel": [], "log10_energy": [], "is_signal": []}
+    for k, path in enumerate(maps.paths):
+        local = labels["map"][indices[labels["chunk"][indices] == k]]
+        if local.size == 0:
+            continue
+        with open_chunk(path) as chunk:
+            crs = chunk.cosmic_rays()
+        for name in parts:
+            parts[name].append(np.asarray(getattr(crs, name))[local])
+    out = {name: np.concatenate(values) for name, values in parts.items()}
+    out["pixel"] = out["pixel"].astype(np.int32)
+    out["log10_energy"] = out["log10_energy"].astype(np.float32)
+    return out
+
+
+def signal_share(relevance: np.ndarray, is_signal: np.ndarray) -> np.ndarray:
+    """Per map: the share of the positive relevance that falls on the true signal CRs."""
+    positive = np.clip(relevance, 0.0, None)
+    total = positive.sum(axis=1)
+    on_signal = np.where(is_signal, positive, 0.0).sum(axis=1)
+    return np.divide(on_signal, total, out=np.zeros_like(total), where=total > 0)
+
+
+def explain(model_folder, test_chunks, output, n_examples: int = 4, maps_per_fraction: int = 200):
+    """``crsky explain``: LRP relevance of the CRs of test maps for a pointcloud model folder.
+    Writes into the folder ``output`` ``relevance.csv`` (per signal fraction > 0: maps, mean
+    signal CRs, the mean share of the positive relevance on the true signal CRs and, for
+    comparison, the share of the CRs that are signal) and ``relevance.png`` (the ``n_examples``
+    first maps at the largest fraction: CRs coloured by relevance, true signal CRs circled)."""
+    import csv
+
+    import healpy as hp
+    from matplotlib.figure import Figure
+
+    from crsky.evaluate.data import MapSet
+    from crsky.evaluate.plots import _save, _sky_xy
+    from crsky.evaluate.scoring import ModelFolder
+    from crsky.io import atomic_folder
+    from crsky.models import load_model
+    from crsky.stats.significance import FRACTION_ATOL, select_fractions
+
+    folder = ModelFolder.open(model_folder)
+    maps = MapSet.open(test_chunks, "test")
+    folder.check_maps(maps)
+    if folder.config.get("model", {}).get("family") != "pointcloud":
+        raise ConfigError(
+            f"model {str(folder.path)!r} is a {folder.config.get('model', {}).get('family')!r} "
+            "network; crsky explain implements LRP for the pointcloud family"
+        )
+    labels = maps.labels()
+    fractions = [f for f in select_fractions(labels["signal_fraction"]) if f > 0]
+    if not fractions:
+        raise ConfigError(f"test set {maps.dataset!r} has no maps with signal to explain")
+    model = load_model(folder.path / "model.keras")
+    rows, examples = [], None
+    for f in fractions:
+        hits = np.flatnonzero(np.isclose(labels["signal_fraction"], f, atol=FRACTION_ATOL))
+        crs = _read_maps(maps, hits[:maps_per_fraction])
+        inputs = {k: crs[k] for k in ("pixel", "log10_energy")}
+        r = pointcloud_relevance(model, inputs)
+        share = signal_share(r.cr, crs["is_signal"])
+        rows.append([f"{f:g}", share.size, f"{crs['is_signal'].sum(axis=1).mean():.4g}",
+                     f"{share.mean():.4g}", f"{crs['is_signal'].mean():.4g}"])  # fmt: skip
+        examples = (f, crs, r.cr)
+    with atomic_folder(output, EXPLAIN_FILES) as staging:
+        with open(staging / "relevance.csv", "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(
+                ["signal_fraction", "n_maps", "n_signal_mean", "relevance_on_signal",
+                 "signal_cr_share"]
+            )  # fmt: skip
+            writer.writerows(rows)
+        f, crs, relevance = examples
+        n = min(n_examples, relevance.shape[0])
+        fig = Figure(figsize=(6.0 * min(n, 2), 3.4 * ((n + 1) // 2)))
+        for i in range(n):
+            ax = fig.add_subplot((n + 1) // 2, min(n, 2), i + 1, projection="mollweide")
+            v = np.array(hp.pix2vec(maps.nside, crs["pixel"][i])).T
+            x, y = _sky_xy(v)
+            scale = np.abs(relevance[i]).max() or 1.0
+            points = ax.scatter(x, y, c=relevance[i], s=6, cmap="coolwarm", vmin=-scale, vmax=scale)
+            signal = crs["is_signal"][i]
+            ax.scatter(x[signal], y[signal], s=40, facecolors="none", edgecolors="k", lw=0.6)
+            share = signal_share(relevance[i : i + 1], signal[None])[0]
+            ax.set_title(f"signal fraction {f:g}: {share:.0%} of it on signal CRs", fontsize=8)
+            ax.set_xticklabels([])
+            ax.set_yticklabels([])
+            fig.colorbar(points, ax=ax, shrink=0.6, label="LRP relevance")
+        _save(fig, staging / "relevance.png")
+    return Path(output)

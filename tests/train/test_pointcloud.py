@@ -105,13 +105,13 @@ def trained(toy_chunks, tmp_path_factory):
     path = train(job, tmp_path_factory.mktemp("pointcloud") / "pc")
     with open_chunk(toy_chunks["test"][0]) as chunk:
         crs, labels = chunk.cosmic_rays(), chunk.labels()
-    return keras.models.load_model(path), crs, labels
+    return keras.models.load_model(path), crs, labels, path.parent
 
 
 def test_pointcloud_separates_strong_signal_from_isotropy(trained):
     from scipy.stats import mannwhitneyu
 
-    model, crs, labels = trained
+    model, crs, labels, _ = trained
     is_signal = labels["n_signal"] > 0
     scores = model.predict({"pixel": crs.pixel.astype(np.int32)}, verbose=0).ravel()
     u = mannwhitneyu(scores[is_signal], scores[~is_signal]).statistic
@@ -139,7 +139,7 @@ def test_lrp_relevance_concentrates_on_signal_crs(trained):
     # the toy test maps with 20 % signal: the CRs that drive a high score are the signal CRs
     from crsky.explain import pointcloud_relevance
 
-    model, crs, labels = trained
+    model, crs, labels, _ = trained
     signal_maps = np.flatnonzero(labels["n_signal"] > 0)[:100]
     r = pointcloud_relevance(model, {"pixel": crs.pixel[signal_maps].astype(np.int32)})
     on_signal = np.where(crs.is_signal[signal_maps], r.cr, 0.0).sum(axis=1)
@@ -147,3 +147,29 @@ def test_lrp_relevance_concentrates_on_signal_crs(trained):
     share = np.clip(np.where(crs.is_signal[signal_maps], r.cr, 0.0), 0, None).sum(axis=1)
     assert np.median(share / positive) > 2 * 0.2  # 20 % of the CRs carry over 40 % of it
     assert np.median(on_signal / np.abs(r.cr).sum(axis=1)) > 0.2
+
+
+def test_crsky_explain_writes_the_share_on_signal_crs(trained, toy_chunks, tmp_path, capsys):
+    import csv
+    import json
+
+    from crsky.cli import main
+
+    folder = trained[3]
+    output = tmp_path / "explain"
+    args = ["explain", "--test", toy_chunks["test"][0], "--output", output]
+    assert main([*args, "--model", folder, "--maps-per-fraction", "50", "--examples", "2"]) == 0
+    with open(output / "relevance.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))  # fractions 0 (nothing to explain) and 0.2
+    assert float(row["signal_fraction"]) == 0.2 and int(row["n_maps"]) == 50
+    assert float(row["relevance_on_signal"]) > 2 * float(row["signal_cr_share"])
+    assert (output / "relevance.png").stat().st_size > 10_000
+    # another family is refused with one line, before loading anything
+    other = tmp_path / "deepsphere"
+    other.mkdir()
+    (other / "model.keras").write_bytes(b"")
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["family"] = "deepsphere"
+    (other / "config.json").write_text(json.dumps(config))
+    assert main([*args, "--model", other]) == 2
+    assert "LRP for the pointcloud family" in capsys.readouterr().err

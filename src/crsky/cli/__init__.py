@@ -37,6 +37,7 @@ STAGES = {
     "likelihood": ("evaluate", "likelihood scores of every map of one skymap chunk"),
     "evaluate": ("evaluate", "p-values, significance and plots of one model and the baselines"),
     "summary": ("evaluate", "every evaluated model in one table and figure"),
+    "explain": ("explain", "LRP relevance of the CRs of test maps (pointcloud models)"),
     "workflow": ("workflow", "snakemake ARGS, after one-line checks of the config files"),
 }
 _TENSORFLOW_MODULES = {"tensorflow", "keras", "tf_keras"}
