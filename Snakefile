@@ -27,6 +27,7 @@ include: "workflow/rules/skymaps.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/explain.smk"
 
 
 rule all:

@@ -173,3 +173,17 @@ def test_crsky_explain_writes_the_share_on_signal_crs(trained, toy_chunks, tmp_p
     (other / "config.json").write_text(json.dumps(config))
     assert main([*args, "--model", other]) == 2
     assert "LRP for the pointcloud family" in capsys.readouterr().err
+
+
+def test_workflow_trains_evaluates_and_explains_a_pointcloud_model(checkout, tmp_path):
+    import yaml
+    from helpers import job_counts, run_snakemake
+
+    models = [{"name": "pc", "family": "pointcloud", "depth": 2, "channels": [8, 8], "K": 3}]
+    extra = tmp_path / "pointcloud.yaml"
+    extra.write_text(yaml.safe_dump({"models": models}))
+    code, output = run_snakemake("-n", "--configfile", str(extra), cwd=checkout, check=False)
+    assert code == 0, output
+    counts = job_counts(output)
+    assert counts["train"] == counts["evaluate"] == counts["explain"] == 1
+    assert "results/evaluate/pc/explain/relevance.png" in output

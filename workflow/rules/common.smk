@@ -394,4 +394,51 @@ def used_datasets():
 def final_outputs():
     """Targets of the default rule: the lens, the skymaps the models use, every evaluation."""
     chunks = [path for name in used_datasets() for path in skymap_chunks(name)]
-    return lens_outputs() + chunks + evaluation_outputs()
+    return lens_outputs() + chunks + evaluation_outputs() + explain_outputs()
+
+
+# --- random search (search.smk, crsky.search) and relevance maps (explain.smk) ---------------
+from crsky.search import BEST_MODEL, MODEL_FILES, trial_name, trial_setup
+
+SEARCH = config["search"]
+SEARCH_DIR = f"{RESULTS}/search"
+SEARCH_TRIALS = [trial_name(i) for i in range(SEARCH["trials"])]
+
+
+wildcard_constraints:
+    trial=r"trial\d{4}",
+
+
+def search_trial(wildcards):
+    """(model entry, learning rate) of trial ``wildcards.trial``."""
+    index = int(wildcards.trial.removeprefix("trial"))
+    return trial_setup(SEARCH, index, config["train"]["learning_rate"])
+
+
+def search_chunks(role):
+    """Chunks of the datasets in config train.<role>_datasets (training, validation): every
+    trial trains on them."""
+    return [
+        path
+        for name in config["train"][f"{role}_datasets"]
+        for path in skymap_chunks(name)
+    ]
+
+
+def search_trial_files(trial):
+    """The model folder files of one trial (written by search_train)."""
+    return [f"{SEARCH_DIR}/trials/{trial}/{name}" for name in MODEL_FILES]
+
+
+def pointcloud_models():
+    """Configured models of the pointcloud family (the family crsky explain implements)."""
+    return [e["name"] for e in config["models"] if e.get("family") == "pointcloud"]
+
+
+def explain_outputs():
+    """relevance.csv and relevance.png of every pointcloud model (crsky explain)."""
+    return expand(
+        f"{EVALUATION}/{{model}}/explain/{{name}}",
+        model=pointcloud_models(),
+        name=["relevance.csv", "relevance.png"],
+    )

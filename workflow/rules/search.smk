@@ -7,41 +7,10 @@
 import json
 import os
 
-from crsky.search import BEST_MODEL, MODEL_FILES, trial_name, trial_setup
-
-SEARCH = config["search"]
-SEARCH_DIR = f"{RESULTS}/search"
-SEARCH_TRIALS = [trial_name(i) for i in range(SEARCH["trials"])]
-
-
-wildcard_constraints:
-    trial=r"trial\d{4}",
-
 
 # the winner's folder is the selection's output; search_best is in MODEL_DATASETS (evaluated
 # like a configured model) but never trained by the train rule
 ruleorder: search_select > train
-
-
-def search_trial(wildcards):
-    """(model entry, learning rate) of trial ``wildcards.trial``."""
-    index = int(wildcards.trial.removeprefix("trial"))
-    return trial_setup(SEARCH, index, config["train"]["learning_rate"])
-
-
-def search_chunks(role):
-    """Chunks of the datasets in config train.<role>_datasets (training, validation): every
-    trial trains on them."""
-    return [
-        path
-        for name in config["train"][f"{role}_datasets"]
-        for path in skymap_chunks(name)
-    ]
-
-
-def search_trial_files(trial):
-    """The model folder files of one trial (written by search_train)."""
-    return [f"{SEARCH_DIR}/trials/{trial}/{name}" for name in MODEL_FILES]
 
 
 use rule train as search_train with:
