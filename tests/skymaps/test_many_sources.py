@@ -146,3 +146,14 @@ def test_likelihood_refuses_what_it_cannot_model_before_any_work(tmp_path, capsy
         error = capsys.readouterr().err.strip()
         assert message in error and len(error.splitlines()) == 1, error
         assert not output.exists()
+
+
+def test_many_sources_config_plans_one_model_per_source_count(checkout):
+    from helpers import job_counts, snakemake
+
+    output = snakemake("-n", "--configfile", "config/many_sources.yaml", cwd=checkout)
+    counts = job_counts(output)
+    assert counts["train"] == counts["evaluate"] == 6 and counts["explain"] == 3
+    for n in (10, 50, 250):
+        assert f"results/skymaps/test_{n}/chunk0000.h5" in output
+        assert f"results/evaluate/pointcloud_{n}/explain/relevance.csv" in output
