@@ -64,7 +64,7 @@ def test_saved_models_of_both_families_load_in_a_fresh_process(tmp_path, rng):
     out = json.loads(result.stdout.splitlines()[-1])
     for path in paths:
         # plain Keras does not know crsky's layers until they are registered ...
-        assert "'registered_name': 'crsky>RenderMaps'" in out[f"plain_keras_{path}"]
+        assert "'registered_name': 'crsky>" in out[f"plain_keras_{path}"]
         # ... crsky.models.load_model and registered plain Keras give the saved model back
         via_crsky, via_keras = out[path]
         np.testing.assert_allclose(via_crsky, expected[path], rtol=1e-6)
