@@ -295,6 +295,8 @@ CASES = {
                 t / "d.png",
                 "--transparency-png",
                 t / "t.png",
+                "--deflection-maps-png",
+                t / "m.png",
             ],
             t / "d.png",
         ),
@@ -501,8 +503,8 @@ CASES = {
 def _copy_part(part: Path, folder: Path, corrupt: bool) -> Path:
     copy = _copy(part, folder)
     _copy(part.with_suffix(".json"), folder)
-    if corrupt:
-        flip_bytes(copy, 0.5, 16)
+    if corrupt:  # inside the indptr member's values (the middle is a zip header's extra field)
+        flip_bytes(copy, 0.2, 16)
     return copy
 
 

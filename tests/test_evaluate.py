@@ -8,6 +8,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import random_unit_vectors
 from scipy import stats
@@ -17,6 +18,7 @@ from crsky.cli import main
 from crsky.errors import ConfigError, InputFileError
 from crsky.evaluate.data import MapSet
 from crsky.evaluate.pair_counts import read_pair_counts
+from crsky.evaluate.plots import roc_curve
 from crsky.evaluate.run import EvaluateJob, evaluate, output_files
 from crsky.sky.dataset import DatasetConfig
 from crsky.sky.simulate import run_chunk
@@ -122,6 +124,18 @@ def test_median_p_value_counts_ties_as_at_least_and_bounds_zero():
     bottom = median_p_value([-5.0], iso)
     assert (bottom.p_value, bottom.sigma_bound) == (1.0, "<")
     assert np.isfinite(bottom.sigma)
+
+
+def test_roc_area_is_the_mann_whitney_probability_with_ties_halved(rng):
+    signal = rng.integers(0, 20, 300).astype(float)  # integer scores: many ties
+    isotropic = rng.integers(-5, 15, 400).astype(float)
+    fpr, tpr, area = roc_curve(signal, isotropic)
+    greater = (signal[:, None] > isotropic[None, :]).mean()
+    ties = (signal[:, None] == isotropic[None, :]).mean()
+    assert area == pytest.approx(greater + ties / 2, rel=1e-12)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    assert roc_curve(signal, signal)[2] == pytest.approx(0.5)
 
 
 def test_isotropic_maps_needed_for_sigma():
@@ -361,6 +375,12 @@ def test_evaluate_cli_writes_the_folder_and_is_reproducible(sky, model_folder, t
             f["test/signal_fraction"][()],
             MapSet.open(sky["test"], "test").labels()["signal_fraction"],
         )
+        table = pd.read_csv(tmp_path / "a" / "scores.csv.gz")  # the same scores, for pandas
+        for role, n_maps in (("test", 240), ("isotropy", 1000)):
+            rows = table[table["set"] == role]
+            assert len(rows) == n_maps
+            for name in ("network_score", "two_point_score"):
+                np.testing.assert_allclose(rows[name], f[f"{role}/{name}"][()], rtol=1e-6)
     # the per-chunk files and computing in the job give the same counts
     psi = psi_grid_deg()
     from crsky.store import open_chunk

@@ -20,8 +20,8 @@ from crsky.cli import main
 from crsky.errors import ConfigError, InputFileError
 from crsky.lens import Lens, build_part, finalize_lens, write_part
 from crsky.lens.build import column_sums, read_part_stats
-from crsky.lens.formats import CfgEntry, read_mldat, write_cfg, write_npz
-from crsky.lens.plots import plot_deflection, plot_transparency
+from crsky.lens.formats import CfgEntry, read_diagnostics, read_mldat, write_cfg, write_npz
+from crsky.lens.plots import plot_deflection, plot_deflection_maps, plot_magnification
 
 UNIFORM_B_UGAUSS = (0.0, 0.0, 1.0)
 UNIFORM_BINS = RigidityBins(19.0, 19.4, 2)  # curvature radii 10.8 ... 27 kpc in 1 µG
@@ -196,9 +196,49 @@ def test_diagnostics_table_and_plots(uniform, tmp_path):
     # deflection falls with rigidity (about as 1/R)
     assert float(rows[0]["deflection_mean_deg"]) > float(rows[1]["deflection_mean_deg"])
     assert float(rows[0]["particles_per_row_min"]) >= 1 and int(rows[0]["empty_rows"]) == 0
-    for plot, name in ((plot_deflection, "d.png"), (plot_transparency, "t.png")):
+    for row in rows:  # percentiles of the particles' deflections, in order
+        keys = ["p05", "p16", "median", "p84", "p95"]
+        values = [float(row[f"deflection_{k}_deg"]) for k in keys]
+        assert values == sorted(values) and values[0] < values[-1], row
+    for plot, name in (
+        (plot_deflection, "d.png"),
+        (plot_magnification, "t.png"),
+        (plot_deflection_maps, "m.png"),
+    ):
         out = plot(folder, tmp_path / name)
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_fits_maps_open_with_healpy(uniform):
+    """transparency.fits and deflection.fits: RING maps at the lens nside, one column per bin;
+    the transparency is the lens's own column sums, the deflection the mean over the escaped
+    particles observed in each pixel (NaN where none escaped)."""
+    from astropy.io import fits
+
+    shards, folder = uniform
+    lens = Lens.load(folder)
+    diagnostics = read_diagnostics(folder)
+    for name in ("transparency.fits", "deflection.fits"):
+        header = fits.getheader(folder / name, 1)
+        assert header["NSIDE"] == lens.nside and header["ORDERING"] == "RING"
+        assert header["COORDSYS"] == "G" and header["TFIELDS"] == lens.n_bins
+    transparency = hp.read_map(folder / "transparency.fits", field=None, nest=False)
+    deflection = hp.read_map(folder / "deflection.fits", field=None, nest=False)
+    edges = lens.log10_rigidity_edges
+    for b in range(lens.n_bins):
+        centre = 0.5 * (edges[b] + edges[b + 1])
+        np.testing.assert_allclose(transparency[b], lens.transparency(centre), rtol=1e-6)
+        # the mean over the escaped particles observed in each pixel, straight from the shards
+        data = [read_shard(p)[0] for p in shards[b]]
+        observed = np.concatenate([d["observed_direction"][d["escaped"]] for d in data])
+        edge = np.concatenate([d["edge_direction"][d["escaped"]] for d in data])
+        angle = np.degrees(np.arccos(np.clip(np.sum(observed * edge, axis=1), -1, 1)))
+        pix = hp.vec2pix(lens.nside, *observed.astype(np.float64).T, nest=False)
+        n = np.bincount(pix, minlength=deflection.shape[1])
+        expected = np.bincount(pix, weights=angle, minlength=n.size) / np.maximum(n, 1)
+        assert np.array_equal(np.isnan(deflection[b]), n == 0)
+        np.testing.assert_allclose(deflection[b][n > 0], expected[n > 0], rtol=1e-4, atol=1e-4)
+        assert diagnostics["deflection_p16_deg"][b] < np.median(angle)
 
 
 def test_same_shards_give_the_same_bytes(uniform, tmp_path):

@@ -85,6 +85,7 @@ def lens_outputs():
         f"{LENS}/diagnostics.csv",
         f"{LENS}/deflection.png",
         f"{LENS}/transparency.png",
+        f"{LENS}/deflection_maps.png",
     ]
 
 
@@ -105,6 +106,25 @@ def skymap_chunks(dataset=None):
         for name in names
         for k in range(SKYMAP_DATASETS[name].n_chunks)
     ]
+
+
+def dataset_report(name, item):
+    """Figure ``name`` of a dataset's folder in the report's category "Simulated skies"."""
+    return report(
+        f"{SKYMAPS}/{{dataset}}/{name}",
+        caption=f"../report/dataset_{name.removesuffix('.png')}.rst",
+        category="Simulated skies",
+        subcategory="{dataset}",
+        labels={"dataset": "{dataset}", "item": item},
+    )
+
+
+def dataset_plot_files():
+    """Figures and mean counts map of every dataset the models use (rule dataset_plots)."""
+    names = ["spectrum.png", "charges.png", "exposure.png", "mean_counts.fits"]
+    return expand(
+        f"{SKYMAPS}/{{dataset}}/{{name}}", dataset=used_datasets(), name=names
+    )
 
 
 def skymap_lens_input(wildcards):
@@ -392,9 +412,16 @@ def used_datasets():
 
 
 def final_outputs():
-    """Targets of the default rule: the lens, the skymaps the models use, every evaluation."""
+    """Targets of the default rule: the lens, the skymaps the models use (with their figures),
+    every evaluation, the relevance maps."""
     chunks = [path for name in used_datasets() for path in skymap_chunks(name)]
-    return lens_outputs() + chunks + evaluation_outputs() + explain_outputs()
+    return (
+        lens_outputs()
+        + chunks
+        + dataset_plot_files()
+        + evaluation_outputs()
+        + explain_outputs()
+    )
 
 
 # --- random search (search.smk, crsky.search) and relevance maps (explain.smk) ---------------

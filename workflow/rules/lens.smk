@@ -32,8 +32,14 @@ rule lens:
         stats=expand(f"{LENS_PARTS}/bin{{bin}}.json", bin=bin_ids()),
     output:
         cfg=lens_cfg(),
-        diagnostics=f"{LENS}/diagnostics.csv",
+        diagnostics=report(
+            f"{LENS}/diagnostics.csv",
+            caption="../report/lens_diagnostics.rst",
+            category="Lens",
+            labels={"item": "diagnostics table"},
+        ),
         provenance=f"{LENS}/provenance.json",
+        maps=[f"{LENS}/transparency.fits", f"{LENS}/deflection.fits"],
         parts=lens_part_files(),
     log:
         f"{LOGS}/lens/{FIELD}/lens.log",
@@ -55,16 +61,25 @@ rule lens_plots:
     input:
         cfg=rules.lens.output.cfg,
         diagnostics=rules.lens.output.diagnostics,
+        maps=rules.lens.output.maps,
     output:
         deflection=report(
             f"{LENS}/deflection.png",
             caption="../report/lens_deflection.rst",
             category="Lens",
+            labels={"item": "deflection vs rigidity"},
         ),
         transparency=report(
             f"{LENS}/transparency.png",
             caption="../report/lens_transparency.rst",
             category="Lens",
+            labels={"item": "magnification maps"},
+        ),
+        deflection_maps=report(
+            f"{LENS}/deflection_maps.png",
+            caption="../report/lens_deflection_maps.rst",
+            category="Lens",
+            labels={"item": "deflection maps"},
         ),
     log:
         f"{LOGS}/lens/{FIELD}/plots.log",
@@ -79,4 +94,5 @@ rule lens_plots:
     shell:
         "crsky lens plots --lens-dir {params.lens_dir:q} --maps {params.maps:q}"
         " --deflection-png {output.deflection:q}"
-        " --transparency-png {output.transparency:q} > {log:q} 2>&1"
+        " --transparency-png {output.transparency:q}"
+        " --deflection-maps-png {output.deflection_maps:q} > {log:q} 2>&1"

@@ -30,6 +30,7 @@ STAGES = {
     "backtrack": ("backtrack", "trace one shard of one rigidity bin through the Galactic field"),
     "lens": ("lens", "build a Galactic lens (parts, lens.cfg, maps and plots)"),
     "skymaps": ("skymaps", "simulate one chunk of a skymap dataset"),
+    "dataset-plots": ("skymaps", "spectrum, charges, exposure and mean counts of a dataset"),
     "train": ("train", "train one model on skymap chunks (needs the train extra)"),
     "search-validate": ("search", "validation p-value of one random-search trial"),
     "search-select": ("search", "rank the search trials; copy the winner's model folder"),

@@ -5,7 +5,7 @@ import argparse
 from crsky.cli._options import HelpFormatter, add_stage, non_negative_int, output_path, positive_int
 from crsky.io import prepare_folder, prepare_output
 from crsky.lens.build import build_part, finalize_lens, stats_path, write_part
-from crsky.lens.plots import plot_deflection, plot_transparency
+from crsky.lens.plots import plot_deflection, plot_deflection_maps, plot_magnification
 
 __all__ = ["PARSERS"]
 
@@ -14,7 +14,8 @@ Build a Galactic lens in three steps (the workflow runs them as jobs):
 
   crsky lens part  --shards S... --field F --nside N --bin B --output PART.npz
   crsky lens cfg   --parts PART.npz... --lens-dir DIR [--no-mldat] [--compress]
-  crsky lens plots --lens-dir DIR --deflection-png D.png --transparency-png T.png"""
+  crsky lens plots --lens-dir DIR --deflection-png D.png --transparency-png T.png
+                   --deflection-maps-png M.png"""
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
@@ -70,7 +71,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
         "--transparency-png",
         type=output_path,
         required=True,
-        help="figure to write: transparency maps",
+        help="figure to write: magnification maps (transparency over its sky mean)",
+    )
+    plots.add_argument(
+        "--deflection-maps-png",
+        type=output_path,
+        required=True,
+        help="figure to write: maps of the mean deflection per observed pixel",
     )
     plots.add_argument("--maps", type=positive_int, default=4, help="rigidity bins shown as maps")
     plots.set_defaults(run=run_plots)
@@ -93,5 +100,7 @@ def run_cfg(args: argparse.Namespace) -> None:
 def run_plots(args: argparse.Namespace) -> None:
     prepare_output(args.deflection_png)
     prepare_output(args.transparency_png)
+    prepare_output(args.deflection_maps_png)
     plot_deflection(args.lens_dir, args.deflection_png)
-    plot_transparency(args.lens_dir, args.transparency_png, args.maps)
+    plot_magnification(args.lens_dir, args.transparency_png, args.maps)
+    plot_deflection_maps(args.lens_dir, args.deflection_maps_png, args.maps)

@@ -106,4 +106,35 @@ def run(args: argparse.Namespace) -> None:
     run_chunk(dataset, args.chunk, seed, output, lens=lens, lens_folder=lens_folder)
 
 
-PARSERS = {"skymaps": add_parser}
+def add_plots_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
+    p = add_stage(
+        sub,
+        name,
+        help,
+        "Read every chunk of one skymap dataset and draw its energy spectrum against the "
+        "configured model, its charge fractions against the configured composition, the "
+        "configured exposure with its boundary beside the mean counts per pixel; write the mean "
+        "counts as a HEALPix FITS map.",
+    )
+    p.add_argument("--chunks", nargs="+", required=True, help="every chunk of the dataset (.h5)")
+    for option, what in (
+        ("--spectrum-png", "figure to write: energy spectrum"),
+        ("--charges-png", "figure to write: charge fractions"),
+        ("--exposure-png", "figure to write: exposure and mean counts maps"),
+        ("--mean-counts-fits", "HEALPix FITS map to write: mean CRs per pixel and map (RING)"),
+    ):
+        p.add_argument(option, type=output_path, required=True, help=what)
+    p.set_defaults(run=run_plots)
+
+
+def run_plots(args: argparse.Namespace) -> None:
+    from crsky.io import prepare_output
+    from crsky.sky.plots import plot_dataset
+
+    outputs = (args.spectrum_png, args.charges_png, args.exposure_png, args.mean_counts_fits)
+    for path in outputs:
+        prepare_output(path)
+    plot_dataset(args.chunks, *outputs)
+
+
+PARSERS = {"skymaps": add_parser, "dataset-plots": add_plots_parser}

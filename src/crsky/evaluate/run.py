@@ -10,18 +10,24 @@ section 4):
   fraction of the attribute ``likelihood_fractions``); attributes: ``format``
   ("crsky-scores"), ``psi_deg``, ``sigma_levels``, ``model``, ``test`` and ``isotropy`` (JSON
   summaries of the sets), ``crsky_version``;
+- ``scores.csv.gz``: the same per-map scores as one table for pandas (``pandas.read_csv``), a
+  row per map with the column ``set`` (test or isotropy); the isotropic maps' oracle scores
+  have one column per fraction, ``likelihood_oracle_score_f<fraction>``;
 - ``significance.csv`` (crsky.stats.significance), ``crossings.csv`` (signal fraction and signal
   CRs where σ crosses each level) and ``significance.html`` (both tables, for the report);
 - ``tail_validation.csv``: per method (the oracle at its largest fraction) the tail fitted on
   600 isotropic maps (2 % of larger sets) against the held-out rest at p levels 2, 5, 10 and
   30 times beyond the fit set's 1/N (crsky.stats.tail.validate_tail; empty below 1,200 maps);
-- plots: ``skymaps.png``, ``score_distributions.png``, ``sigma.png``, ``training.png`` (with a
-  model), ``lens_deflection.png`` (when the maps were made with a lens).
+- plots: ``skymaps.png``, ``score_distributions.png``, ``sigma.png``, ``roc.png`` (ROC curves of
+  every method per signal fraction), ``best_psi.png`` (the two-point analysis's best angular
+  scale per map), ``training.png`` (with a model), ``lens_deflection.png`` (when the maps were
+  made with a lens).
 
 Every check that can fail runs before any map is scored.
 """
 
 import csv
+import gzip
 import html
 import json
 import logging
@@ -41,7 +47,9 @@ from crsky.evaluate.likelihood_scores import (
 )
 from crsky.evaluate.pair_counts import read_pair_counts
 from crsky.evaluate.plots import (
+    plot_best_psi,
     plot_example_skymaps,
+    plot_roc_curves,
     plot_score_distributions,
     plot_sigma_curves,
     plot_training_curves,
@@ -69,6 +77,9 @@ log = logging.getLogger(__name__)
 
 OUTPUT_FILES = (
     "scores.h5",
+    "scores.csv.gz",
+    "roc.png",
+    "best_psi.png",
     "significance.csv",
     "crossings.csv",
     "tail_validation.csv",
@@ -237,6 +248,28 @@ def _write_scores(path: Path, job: EvaluateJob, prep: _Prepared, scores: dict, p
         f.attrs["crsky_version"] = __version__
 
 
+def _write_scores_table(path: Path, prep: _Prepared, scores: dict) -> None:
+    """scores.csv.gz (module docstring): one row per map, reproducible gzip (no time stamp)."""
+    import pandas as pd
+
+    frames = []
+    for role, labels in (("test", prep.test_labels), ("isotropy", prep.iso_labels)):
+        columns = {"set": role, **labels}
+        for name, values in scores[role].items():
+            values = np.asarray(values)
+            if values.ndim == 1:
+                columns[name] = values
+                continue
+            for k, fraction in enumerate(prep.fractions):
+                columns[f"{name}_f{fraction:g}"] = values[:, k]
+        frames.append(pd.DataFrame(columns))
+    table = pd.concat(frames, ignore_index=True)
+    with atomic_output(path) as tmp, open(tmp, "wb") as raw:
+        # no file name and no time stamp in the gzip header: same scores, same bytes
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
+            packed.write(table.to_csv(index=False).encode())
+
+
 def _html_table(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
@@ -362,6 +395,7 @@ def _write_evaluation(job: EvaluateJob, output: Path) -> None:
         options = {"iso_fractions": prep.fractions, "exact_log_lr": exact}
         methods["likelihood_oracle"] = (lik_test["oracle"], lik_iso["oracle"], options)
     _write_scores(output / "scores.h5", job, prep, scores, psi)
+    _write_scores_table(output / "scores.csv.gz", prep, scores)
 
     f, n_signal = prep.test_labels["signal_fraction"], prep.test_labels["n_signal"]
     rows = []
@@ -386,10 +420,16 @@ def _write_evaluation(job: EvaluateJob, output: Path) -> None:
         )
 
     plot_example_skymaps(output / "skymaps.png", prep.test, prep.fractions)
-    plot_score_distributions(
-        output / "score_distributions.png",
-        {name: (t, f, i, o.get("iso_fractions")) for name, (t, i, o) in methods.items()},
+    by_method = {name: (t, f, i, o.get("iso_fractions")) for name, (t, i, o) in methods.items()}
+    plot_score_distributions(output / "score_distributions.png", by_method, prep.fractions)
+    plot_roc_curves(output / "roc.png", by_method, prep.fractions)
+    plot_best_psi(
+        output / "best_psi.png",
+        baseline.best_psi_test_deg,
+        f,
+        baseline.best_psi_isotropy_deg,
         prep.fractions,
+        psi,
     )
     plot_sigma_curves(output / "sigma.png", rows, crossings, job.sigma_levels, prep.test.n_cr)
     if prep.model is not None:

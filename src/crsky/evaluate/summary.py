@@ -18,12 +18,12 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from crsky.errors import ConfigError, InputFileError
-from crsky.evaluate.plots import METHOD_LABELS, draw_sigma_points
+from crsky.evaluate.plots import METHOD_LABELS, draw_sigma_points, marker_handles
 from crsky.io import atomic_folder, atomic_output
+from crsky.plotting import save_png
 from crsky.stats.significance import (
     Crossing,
     SignificanceRow,
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 MODEL_INDEPENDENT = ("two_point", "likelihood_profiled", "likelihood_oracle")
-_PNG_METADATA = {"Software": None}
 
 
 @dataclass(frozen=True)
@@ -193,14 +192,15 @@ def plot_sigma_summary(path, rows, levels, cases: dict[str, tuple[str, int]]) ->
         ax.set_ylim(bottom=min(-0.5, ax.get_ylim()[0]))
         ax.grid(alpha=0.3)
         ax.legend(
-            fontsize=7, loc="upper left", title="● empirical ○ extrapolated ◇ importance ▲ bound",
-            title_fontsize=7,
+            fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=2,
+            title="curves (network: solid) and the seeds' points", title_fontsize=7,
         )  # fmt: skip
     fig.tight_layout()
-    FigureCanvasAgg(fig)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata=_PNG_METADATA)
-    return Path(path)
+    fig.legend(
+        handles=marker_handles(crossings=False), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+        ncol=2, fontsize=7, title="markers (each in its curve's colour)", title_fontsize=7,
+    )  # fmt: skip
+    return save_png(fig, path)
 
 
 def _curve_order(item):

@@ -10,7 +10,10 @@ largest column sum. The final job divides every part by the largest column sum o
 transparency (arrival probability ≤ 1) of that extragalactic direction, and writes ``lens.cfg``
 last: a folder without ``lens.cfg`` is not a lens.
 
-Deflection of a particle: the angle between ``observed_direction`` and ``edge_direction``.
+Deflection of a particle: the angle between ``observed_direction`` and ``edge_direction``. Each
+part also carries the mean deflection of the escaped particles per observed pixel (an extra
+array of its ``.npz``); the final job writes every bin's map of it, and of the transparency, as
+HEALPix FITS files (``deflection.fits``, ``transparency.fits``; crsky.healpix_fits).
 """
 
 import itertools
@@ -34,14 +37,17 @@ from crsky.backtrack.shard import (
     read_shard,
 )
 from crsky.errors import ConfigError, InputFileError
+from crsky.healpix_fits import write_maps
 from crsky.io import atomic_output
 from crsky.lens.formats import (
     CFG_NAME,
     CRPROPA_CFG_NAME,
+    DEFLECTION_PERCENTILES,
     DIAGNOSTICS_COLUMNS,
     DIAGNOSTICS_NAME,
     CfgEntry,
     read_npz,
+    read_npz_extra,
     write_cfg,
     write_diagnostics,
     write_mldat,
@@ -50,7 +56,9 @@ from crsky.lens.formats import (
 from crsky.sphere import angle_between_deg, check_nside
 
 __all__ = [
+    "DEFLECTION_MAPS_NAME",
     "PROVENANCE_NAME",
+    "TRANSPARENCY_MAPS_NAME",
     "LensPart",
     "build_part",
     "column_sums",
@@ -64,15 +72,20 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PROVENANCE_NAME = "provenance.json"
+DEFLECTION_MAPS_NAME = "deflection.fits"  # mean deflection per observed pixel, deg, per bin
+TRANSPARENCY_MAPS_NAME = "transparency.fits"  # column sums per extragalactic pixel, per bin
+_DEFLECTION_KEY = "observed_deflection_deg"  # extra array of a part's .npz
 
 
 @dataclass(frozen=True)
 class LensPart:
     """A row-normalised lens part (npix x npix CSC, rows = observed RING pixels, columns =
-    extragalactic RING pixels) and its statistics (JSON-serialisable dict)."""
+    extragalactic RING pixels), its statistics (JSON-serialisable dict) and the mean deflection
+    of its escaped particles per observed pixel (npix,) in degrees (NaN: none escaped)."""
 
     matrix: sp.csc_matrix
     stats: dict
+    observed_deflection_deg: np.ndarray
 
 
 def _pixels(nside: int, direction: np.ndarray) -> np.ndarray:
@@ -155,6 +168,10 @@ def build_part(
     del observed_pix
     matrix, per_row = _row_normalised_csc(observed_all, np.concatenate(edge_pix), npix)
     deflection_deg = np.concatenate(deflection)
+    summed = np.bincount(observed_all, weights=deflection_deg, minlength=npix)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_pixel = np.where(per_row > 0, summed / per_row, np.nan)
+    percentiles = np.percentile(deflection_deg, DEFLECTION_PERCENTILES)
     lo, hi = ref["log10_rigidity_bin"]
     stats = {
         "bin_index": ref["bin_index"],
@@ -172,6 +189,10 @@ def build_part(
         "max_column_sum": float(column_sums(matrix).max()),
         "deflection_mean_deg": float(deflection_deg.mean()),
         "deflection_median_deg": float(np.median(deflection_deg)),
+        **{
+            f"deflection_p{q:02d}_deg": float(v)
+            for q, v in zip(DEFLECTION_PERCENTILES, percentiles, strict=True)
+        },
         "provenance": {
             "field_model": field_model,
             "field_description": ref.get("field_description", ""),
@@ -182,7 +203,7 @@ def build_part(
             "crsky_version": __version__,
         },
     }
-    return LensPart(matrix, stats)
+    return LensPart(matrix, stats, per_pixel)
 
 
 def stats_path(part_path: str | Path) -> Path:
@@ -191,8 +212,9 @@ def stats_path(part_path: str | Path) -> Path:
 
 
 def write_part(part: LensPart, path: str | Path) -> Path:
-    """Write the row-normalised part (``.npz``) and then its statistics (``.json``), atomically."""
-    write_npz(part.matrix, path)
+    """Write the row-normalised part (``.npz``, with the per-pixel deflection) and then its
+    statistics (``.json``), atomically."""
+    write_npz(part.matrix, path, extra={_DEFLECTION_KEY: part.observed_deflection_deg})
     with atomic_output(stats_path(path)) as tmp:
         tmp.write_text(json.dumps(part.stats, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return Path(path)
@@ -321,7 +343,8 @@ def finalize_lens(
 ) -> Path:
     """Divide all row-normalised parts by their global maximum column sum and write the lens
     folder: ``binNNN.npz`` (+ ``binNNN.mldat`` and ``lens_crpropa.cfg``), ``diagnostics.csv``,
-    ``provenance.json`` and, last, ``lens.cfg``. Returns the path of ``lens.cfg``.
+    ``provenance.json``, the HEALPix maps ``transparency.fits`` and ``deflection.fits`` (one
+    column per bin) and, last, ``lens.cfg``. Returns the path of ``lens.cfg``.
     """
     folder = Path(folder)
     parts = _ordered_parts([Path(p) for p in part_paths])
@@ -329,9 +352,11 @@ def finalize_lens(
         (folder / name).unlink(missing_ok=True)
     norm = max(stats["max_column_sum"] for _, stats in parts)
     npix = hp.nside2npix(parts[0][1]["nside"])
-    entries, mldat_entries, rows = [], [], []
+    entries, mldat_entries, rows, transparency, deflection = [], [], [], {}, {}
     for path, stats in parts:
         matrix = read_npz(path, npix)
+        column = f"log10R_{stats['log10_rigidity_min']:.2f}-{stats['log10_rigidity_max']:.2f}"
+        deflection[column] = read_npz_extra(path, _DEFLECTION_KEY)
         part_max = float(column_sums(matrix).max()) if matrix.nnz else 0.0
         if not math.isclose(part_max, stats["max_column_sum"], rel_tol=1e-12):
             raise InputFileError(
@@ -339,6 +364,7 @@ def finalize_lens(
                 f"{str(stats_path(path))!r} say {stats['max_column_sum']!r}; rebuild that bin"
             )
         matrix.data /= norm
+        transparency[column] = column_sums(matrix)
         name = part_file_name(stats["bin_index"])
         write_npz(matrix, folder / name, compress=compress)
         lo, hi = stats["log10_rigidity_min"], stats["log10_rigidity_max"]
@@ -352,6 +378,18 @@ def finalize_lens(
         rows.append({**stats, "max_column_sum": mcs, "file": name})
         log.info("bin %d: %s written (max column sum %.4g)", stats["bin_index"], name, mcs)
     write_diagnostics(folder / DIAGNOSTICS_NAME, rows)
+    write_maps(
+        folder / TRANSPARENCY_MAPS_NAME,
+        transparency,
+        "",
+        "lens transparency per extragalactic pixel (column sums)",
+    )
+    write_maps(
+        folder / DEFLECTION_MAPS_NAME,
+        deflection,
+        "deg",
+        "mean deflection per observed pixel (NaN: no escaped particle)",
+    )
     provenance = {
         "global_max_column_sum": norm,
         "bins": [{"bin_index": s["bin_index"], **s["provenance"]} for _, s in parts],

@@ -36,6 +36,7 @@ from crsky.io import atomic_output
 __all__ = [
     "CFG_NAME",
     "CRPROPA_CFG_NAME",
+    "DEFLECTION_PERCENTILES",
     "DIAGNOSTICS_COLUMNS",
     "DIAGNOSTICS_NAME",
     "CfgEntry",
@@ -44,6 +45,7 @@ __all__ = [
     "read_diagnostics",
     "read_mldat",
     "read_npz",
+    "read_npz_extra",
     "write_cfg",
     "write_diagnostics",
     "write_mldat",
@@ -67,8 +69,14 @@ DIAGNOSTICS_COLUMNS = (
     "max_column_sum",
     "deflection_mean_deg",
     "deflection_median_deg",
+    "deflection_p05_deg",
+    "deflection_p16_deg",
+    "deflection_p84_deg",
+    "deflection_p95_deg",
     "file",
 )
+# percentiles of the deflection per bin in diagnostics.csv (column deflection_pNN_deg)
+DEFLECTION_PERCENTILES = (5, 16, 84, 95)
 _NPZ_KEYS = ("indices", "indptr", "format", "shape", "data")  # scipy.sparse.save_npz order
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # earliest zip time stamp: reproducible bytes
 _MLDAT_HEADER = struct.Struct("<III")
@@ -82,9 +90,14 @@ def _as_csc(matrix: sp.spmatrix) -> sp.csc_matrix:
     return m
 
 
-def write_npz(matrix: sp.spmatrix, path: str | Path, compress: bool = False) -> Path:
-    """Write ``matrix`` as a scipy CSC ``.npz`` (int32 indices, float64 data) atomically."""
+def write_npz(
+    matrix: sp.spmatrix, path: str | Path, compress: bool = False, extra: dict | None = None
+) -> Path:
+    """Write ``matrix`` as a scipy CSC ``.npz`` (int32 indices, float64 data) atomically.
+    ``extra``: further named arrays stored after the matrix's (scipy and astrotools read only
+    the matrix's keys; crsky's per-bin parts carry their per-pixel deflection this way)."""
     m = _as_csc(matrix)
+    extra = extra or {}
     arrays = {
         "indices": m.indices.astype(np.int32),
         "indptr": m.indptr.astype(np.int32),
@@ -94,19 +107,41 @@ def write_npz(matrix: sp.spmatrix, path: str | Path, compress: bool = False) -> 
     }
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     with atomic_output(path) as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
-        for key in _NPZ_KEYS:
+        for key, value in [*((k, arrays[k]) for k in _NPZ_KEYS), *extra.items()]:
             info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_DATE)
             info.compress_type = method
             with zf.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, arrays[key], allow_pickle=False)
+                np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
     return Path(path)
+
+
+def read_npz_extra(path: str | Path, key: str) -> np.ndarray:
+    """The extra array ``key`` of an ``.npz`` written with :func:`write_npz` (``extra``);
+    InputFileError naming the file if it is unreadable or lacks it."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if key not in f.files:
+                raise InputFileError(
+                    f"{str(path)!r} lacks the array {key!r} (written by an older crsky: rebuild it)"
+                )
+            return f[key]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        if isinstance(err, InputFileError):
+            raise
+        raise InputFileError(f"cannot read {str(path)!r}: {err}") from err
 
 
 def read_npz(path: str | Path, npix: int | None = None) -> sp.csc_matrix:
     """Read a CSC ``.npz`` part; InputFileError naming the file if it is missing, truncated,
-    not CSC, not square (``npix`` x ``npix`` when given) or has negative or non-finite values."""
+    corrupt (a member's CRC-32), not CSC, not square (``npix`` x ``npix`` when given) or has
+    negative or non-finite values."""
     path = Path(path)
     try:
+        with zipfile.ZipFile(path) as archive:  # numpy reads members without their CRC-32
+            broken = archive.testzip()
+        if broken is not None:
+            raise InputFileError(f"lens part {str(path)!r} is corrupt: {broken} fails its CRC-32")
         with np.load(path, allow_pickle=False) as f:
             missing = sorted(set(_NPZ_KEYS) - set(f.files))
             if missing:

@@ -1,92 +1,145 @@
-"""Diagnostic plots of a lens folder (PNG, matplotlib's Agg canvas, no pyplot state).
+"""Diagnostic plots of a lens folder (crsky.plotting: PNG, Agg canvas, Galactic mollweide maps
+with the Galactic Centre in the middle and longitude increasing to the left):
 
-- deflection vs rigidity: mean and median angle between observed and extragalactic direction
-  per bin, with the escaped fraction (from ``diagnostics.csv``);
-- transparency maps: column sums of a few parts in Mollweide projection, Galactic frame,
-  longitude increasing to the left with the Galactic Centre in the middle (astronomers' view).
+- deflection against rigidity: mean and median angle between observed and extragalactic
+  direction per bin with the 16-84 % and 5-95 % bands of the particles, a 1/R guide and the
+  escaped fraction (from ``diagnostics.csv``);
+- magnification maps: each extragalactic pixel's transparency (column sum) over the mean of
+  its bin, on a log scale, so that lensing (factors of several) stands apart from the shot noise
+  of the backtracked particles (about 1/sqrt(p m) at p particles per pixel), from
+  ``transparency.fits``;
+- deflection maps: the mean deflection per observed pixel, from ``deflection.fits``.
 """
 
 from pathlib import Path
 
-import healpy as hp
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
 from crsky.errors import ConfigError
-from crsky.io import atomic_output
-from crsky.lens.formats import read_diagnostics
-from crsky.lens.reader import Lens
+from crsky.healpix_fits import read_maps
+from crsky.lens.build import DEFLECTION_MAPS_NAME, TRANSPARENCY_MAPS_NAME
+from crsky.lens.formats import CFG_NAME, read_cfg, read_diagnostics
+from crsky.plotting import galactic_ticks, healpix_mesh, save_png
 
-__all__ = ["plot_deflection", "plot_transparency"]
-
-_PNG_METADATA = {"Software": None}  # no version string: same lens, same bytes
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    FigureCanvasAgg(fig)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata=_PNG_METADATA)
-    return Path(path)
+__all__ = ["plot_deflection", "plot_deflection_maps", "plot_magnification"]
 
 
 def plot_deflection(folder: str | Path, output: str | Path) -> Path:
-    """Mean/median deflection (deg) and escaped fraction vs log10(R / V), one point per bin."""
+    """Deflection (degrees) against rigidity (V, log scale) per bin: mean, median, 16-84 % and
+    5-95 % bands, a 1/R guide through the highest bin's median; escaped fraction below."""
     d = read_diagnostics(folder)
-    centre = 0.5 * (d["log10_rigidity_min"] + d["log10_rigidity_max"])
-    fig = Figure(figsize=(6.4, 4.2))
-    ax = fig.add_subplot()
-    ax.plot(centre, d["deflection_mean_deg"], "o-", ms=3, label="mean")
-    ax.plot(centre, d["deflection_median_deg"], "s--", ms=3, label="median")
-    ax.set_xlabel("log10(R / V)")
-    ax.set_ylabel("deflection (deg)")
-    if np.all(d["deflection_median_deg"] > 0):
+    rigidity = 10 ** (0.5 * (d["log10_rigidity_min"] + d["log10_rigidity_max"]))
+    fig = Figure(figsize=(7.6, 5.0))
+    ax, low = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.fill_between(
+        rigidity, d["deflection_p05_deg"], d["deflection_p95_deg"], color="C0", alpha=0.15,
+        lw=0, label="5-95 % of particles",
+    )  # fmt: skip
+    ax.fill_between(
+        rigidity, d["deflection_p16_deg"], d["deflection_p84_deg"], color="C0", alpha=0.3,
+        lw=0, label="16-84 % of particles",
+    )  # fmt: skip
+    ax.plot(rigidity, d["deflection_mean_deg"], "o-", ms=3, color="C0", label="mean")
+    ax.plot(rigidity, d["deflection_median_deg"], "s--", ms=3, color="C1", label="median")
+    top = int(np.argmax(rigidity))
+    if d["deflection_median_deg"][top] > 0:
+        guide = d["deflection_median_deg"][top] * rigidity[top] / rigidity
+        ax.plot(rigidity, guide, ":", color="k", lw=1, label="∝ 1/R (through the last median)")
+    ax.set_xscale("log")
+    if np.all(d["deflection_p05_deg"] > 0):
         ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    twin = ax.twinx()
-    twin.plot(centre, d["escaped_fraction"], ":", color="grey", label="escaped fraction")
-    twin.set_ylabel("escaped fraction")
-    twin.set_ylim(0, 1.05)
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="upper right")
+    ax.set_ylabel("deflection angle (degrees)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    low.plot(rigidity, d["escaped_fraction"], "o-", ms=3, color="grey")
+    low.set_ylim(0, 1.05)
+    low.set_ylabel("escaped fraction")
+    low.set_xlabel("rigidity R = E / Z (volts)")
+    low.grid(alpha=0.3)
+    low.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title(f"Galactic deflection, lens {Path(folder).name}")
     fig.tight_layout()
-    return _save(fig, output)
+    return save_png(fig, output)
 
 
-def _mollweide(ax, nside: int, values: np.ndarray, vmax: float):
-    lon = np.linspace(-np.pi, np.pi, 361)
-    lat = np.linspace(-np.pi / 2, np.pi / 2, 181)
-    lon_c = 0.5 * (lon[1:] + lon[:-1])
-    lat_c = 0.5 * (lat[1:] + lat[:-1])
-    grid_lon, grid_lat = np.meshgrid(lon_c, lat_c)
-    # the x axis of matplotlib's mollweide runs left to right; astronomers' longitude runs right
-    # to left, so the pixel shown at x has Galactic longitude -x
-    pix = hp.ang2pix(nside, np.pi / 2 - grid_lat, -grid_lon, nest=False)
-    return ax.pcolormesh(lon, lat, values[pix], vmin=0.0, vmax=vmax, cmap="viridis", shading="flat")
-
-
-def plot_transparency(folder: str | Path, output: str | Path, n_maps: int = 4) -> Path:
-    """Mollweide maps of the transparency (column sums) of ``n_maps`` bins spread evenly over
-    the lens."""
+def _chosen(columns: list[str], n_maps: int) -> list[str]:
+    """``n_maps`` bins spread evenly over the lens (first and last included)."""
     if n_maps < 1:
         raise ConfigError(f"'n_maps' must be at least 1, got {n_maps}")
-    lens = Lens.load(folder, max_cached_parts=1)
-    chosen = np.unique(
-        np.linspace(0, lens.n_bins - 1, min(n_maps, lens.n_bins)).round().astype(int)
-    )
-    n_cols = 2 if chosen.size > 1 else 1
-    n_rows = int(np.ceil(chosen.size / n_cols))
-    fig = Figure(figsize=(5.2 * n_cols, 3.0 * n_rows + 0.4))
-    edges = lens.log10_rigidity_edges
+    picks = np.unique(np.linspace(0, len(columns) - 1, min(n_maps, len(columns))).round())
+    return [columns[int(k)] for k in picks]
+
+
+def _title(column: str) -> str:
+    lo, hi = column.removeprefix("log10R_").split("-")
+    return f"R = 10^{lo} ... 10^{hi} V"
+
+
+def _grid(n: int) -> tuple[int, int]:
+    n_cols = 2 if n > 1 else 1
+    return int(np.ceil(n / n_cols)), n_cols
+
+
+def plot_magnification(folder: str | Path, output: str | Path, n_maps: int = 4) -> Path:
+    """Mollweide maps of the magnification (transparency / its mean over the sky, log colour
+    scale) of ``n_maps`` bins; pixels no backtracked particle reached are grey."""
+    maps, _ = read_maps(Path(folder) / TRANSPARENCY_MAPS_NAME)
+    per_pixel = float(read_cfg(Path(folder) / CFG_NAME).header.get("particles_per_pixel", "nan"))
+    chosen = _chosen(list(maps), n_maps)
+    n_rows, n_cols = _grid(len(chosen))
+    fig = Figure(figsize=(5.6 * n_cols, 3.2 * n_rows + 1.2))
+    norm = LogNorm(vmin=0.1, vmax=10.0)
     mesh = None
-    for k, b in enumerate(chosen):
+    for k, column in enumerate(chosen):
+        t = maps[column].astype(np.float64)
+        magnification = np.where(t > 0, t / t.mean(), np.nan) if t.mean() > 0 else t * np.nan
         ax = fig.add_subplot(n_rows, n_cols, k + 1, projection="mollweide")
-        centre = 0.5 * (edges[b] + edges[b + 1])
-        mesh = _mollweide(ax, lens.nside, lens.transparency(centre), 1.0)
-        ax.set_title(f"log10(R/V) = {edges[b]:.2f} ... {edges[b + 1]:.2f}", fontsize=9)
-        ax.set_xticklabels([])
-        ax.grid(alpha=0.3)
-    fig.colorbar(mesh, ax=fig.axes, orientation="horizontal", fraction=0.05, label="transparency")
-    fig.suptitle(f"Transparency of lens {Path(folder).name} (Galactic, GC at centre)")
-    return _save(fig, output)
+        ax.set_facecolor("0.75")
+        mesh = healpix_mesh(ax, magnification, cmap="RdBu_r", norm=norm)
+        ax.set_title(_title(column), fontsize=9, pad=10)
+        galactic_ticks(ax)
+    fig.colorbar(
+        mesh, ax=fig.axes, orientation="horizontal", fraction=0.05, pad=0.08, extend="both",
+        label="magnification m = transparency / sky mean (log scale; grey: never reached)",
+    )  # fmt: skip
+    noise = 1 / np.sqrt(per_pixel) if per_pixel > 0 else float("nan")
+    fig.suptitle(
+        f"Magnification of lens {Path(folder).name} (Galactic, GC at centre, l to the left)\n"
+        f"{per_pixel:g} backtracked particles per observed pixel: shot noise ≈ 1/√({per_pixel:g}"
+        f" m), ±{100 * noise:.0f} % at m = 1; real lensing is a factor of several",
+        fontsize=10,
+    )
+    return save_png(fig, output)
+
+
+def plot_deflection_maps(folder: str | Path, output: str | Path, n_maps: int = 4) -> Path:
+    """Mollweide maps of the mean deflection (degrees) per observed pixel of ``n_maps`` bins,
+    one colour bar per bin (deflections scale as 1/R)."""
+    maps, _ = read_maps(Path(folder) / DEFLECTION_MAPS_NAME)
+    chosen = _chosen(list(maps), n_maps)
+    n_rows, n_cols = _grid(len(chosen))
+    fig = Figure(figsize=(5.6 * n_cols, 3.6 * n_rows + 0.6))
+    for k, column in enumerate(chosen):
+        values = maps[column].astype(np.float64)
+        finite = values[np.isfinite(values)]
+        top = float(np.percentile(finite, 99)) if finite.size else 1.0
+        ax = fig.add_subplot(n_rows, n_cols, k + 1, projection="mollweide")
+        ax.set_facecolor("0.75")
+        mesh = healpix_mesh(ax, values, cmap="viridis", vmin=0.0, vmax=max(top, 1e-3))
+        ax.set_title(_title(column), fontsize=9, pad=10)
+        galactic_ticks(ax)
+        fig.colorbar(
+            mesh, ax=ax, orientation="horizontal", fraction=0.06, pad=0.06, extend="max",
+            label="mean deflection (degrees)",
+        )  # fmt: skip
+    fig.suptitle(
+        f"Mean deflection per observed direction, lens {Path(folder).name} (Galactic, GC at "
+        "centre, l to the left; grey: no escaped particle)",
+        fontsize=10,
+    )
+    return save_png(fig, output)
