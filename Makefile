@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint dry-run-production slurm-packages
+.PHONY: run test lint dry-run-production slurm-packages browser-packages
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,15 @@ slurm-packages:
 # fixtures, e.g. the Slurm cluster) stays on one worker.
 PYTEST_PARALLEL = --numprocesses=auto --maxprocesses=4 --dist=loadscope
 
-test: lint slurm-packages
+# headless Chromium for the report's browser test (tests/browser.py; it skips without one)
+browser-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v chromium-headless-shell >/dev/null \
+	  && ! command -v chromium >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium-headless-shell >/dev/null) \
+	  || echo "could not install chromium-headless-shell: the report's browser test skips"; fi
+
+test: lint slurm-packages browser-packages
 	bash -c 'if [ -f "$(CRPROPA_ACTIVATE)" ]; then source "$(CRPROPA_ACTIVATE)" || echo "CRPropa not usable here: its tests skip"; fi; exec "$(BIN)/pytest" $(PYTEST_PARALLEL) --durations=20'
 
 dry-run-production: $(VENV)/.installed

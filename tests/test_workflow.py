@@ -7,9 +7,11 @@ settings but submit nothing ("no pool" in the test names).
 import csv
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
+from browser import check_report
 from helpers import BIN, REPO, job_counts, merged_config, snakemake, workflow_copy
 
 from crsky.backtrack.shard import read_shard
@@ -75,10 +77,18 @@ TINY = {
 }
 
 
-@pytest.mark.slow
-def test_tiny_real_run_and_single_target_rerun(tmp_path):
-    workdir = workflow_copy(tmp_path, TINY)
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny workflow run to its end, with its report (report.html), once per module."""
+    workdir = workflow_copy(tmp_path_factory.mktemp("tiny_run"), TINY)
     snakemake("--configfile", "config/test.yaml", "--cores", "2", cwd=workdir)
+    snakemake("--configfile", "config/test.yaml", "--report", "report.html", cwd=workdir)
+    return workdir
+
+
+@pytest.mark.slow
+def test_tiny_real_run_and_single_target_rerun(tiny_run):
+    workdir = tiny_run
     shards = sorted((workdir / "results/backtrack/jf12").glob("bin*/shard*.h5"))
     assert len(shards) == 4
     data, attrs = read_shard(shards[-1])
@@ -113,7 +123,7 @@ def test_tiny_real_run_and_single_target_rerun(tmp_path):
             "backtrack": 1, "lens_part": 1, "lens": 1, "lens_plots": 1,
         },
         "results/skymaps/test/chunk0000.h5": {
-            "skymaps": 1, "paircounts": 1, "likelihood": 2, "evaluate": 2,
+            "skymaps": 1, "dataset_plots": 1, "paircounts": 1, "likelihood": 2, "evaluate": 2,
             "evaluation_summary": 1,
         },
         "results/models/patches/model.keras": {"train": 1, "evaluate": 1, "evaluation_summary": 1},
@@ -131,11 +141,29 @@ def test_tiny_real_run_and_single_target_rerun(tmp_path):
     assert {("-", "likelihood_oracle"), ("-", "likelihood_profiled"), ("-", "two_point")} <= methods
     oracle = [r for r in rows if r["method"] == "likelihood_oracle"]
     assert all(r["oracle_ratio_1sigma"] in ("1.0", "") for r in oracle)
-    # the report alone: one HTML file with the lens and evaluation figures
-    snakemake("--configfile", "config/test.yaml", "--report", "report.html", cwd=workdir)
-    html = (workdir / "report.html").read_text(encoding="utf-8", errors="replace")
-    for figure in ("deflection.png", "transparency.png", "sigma_summary.png"):
-        assert figure in html
+
+
+@pytest.mark.slow
+def test_report_in_a_headless_browser(tiny_run):
+    """The report opened from disk in Chromium: no script error, the menu with every category,
+    every result loads (images decode to real pixels), every result has its caption, no link
+    leaves the file. The screenshot stays next to the report (report.png)."""
+    found = check_report(tiny_run / "report.html", tiny_run / "report.png")
+    assert found["errors"] == []
+    for category in ("Lens", "Simulated skies", "Evaluation"):
+        assert category in found["app_text"]
+    results = found["results"]
+    names = {Path(path).name for path in results}
+    for name in ("deflection.png", "transparency.png", "sigma_summary.png", "diagnostics.csv"):
+        assert name in names, sorted(names)
+    for path, result in results.items():
+        assert result["bytes"] > 0 and "error" not in result, (path, result)
+        assert result["caption"] > 100, path  # a sentence or more, rendered from its .rst
+        if result["mime"] == "image/png":
+            assert min(result["size"]) > 100, (path, result)
+    for link in found["links"]:
+        assert link == "#" or link.startswith(("data:", "https://")), link
+    assert (tiny_run / "report.png").stat().st_size > 10_000
 
 
 def test_isotropy_set_too_small_for_sigma_stops_before_any_job(tmp_path):
