@@ -1,4 +1,5 @@
-"""Lens build and sampling throughput (not a test; prints one JSON object).
+"""Lens build and sampling throughput (not a test; prints one JSON object in the layout of
+benchmarks/record.py).
 
 Issue 4 target: one nside-64 lens part from 5,000,000 particles (read shards, count, normalise,
 write) in <= 10 s on one core with <= 2 GB peak memory; and draws per second of
@@ -16,27 +17,24 @@ are those of the lens stage alone. The build runs in a fresh child process, so i
 
 import argparse
 import json
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import healpy as hp
 import numpy as np
-import scipy
+import record
 
-import crsky
 from crsky.backtrack import Accuracy
 from crsky.backtrack.sampling import sample_log_uniform_rigidity, sample_stratified_directions
-from crsky.backtrack.shard import SHARD_DATASETS, ShardJob
+from crsky.backtrack.shard import ShardJob, write_shard
 from crsky.binning import RigidityBins, Sharding
+from crsky.fields import get_field
 from crsky.lens import Lens, build_part, finalize_lens, write_part
 
-FIELD = "synthetic"
+FIELD = "uniform"  # a registered model name; the deflections are synthetic (not traced)
 BINS = RigidityBins(19.0, 19.02, 1)
 TARGET_SECONDS, TARGET_PEAK_MB = 10.0, 2000.0
 
@@ -56,10 +54,11 @@ def turned(direction: np.ndarray, rng: np.random.Generator, sigma_deg: float) ->
 def write_synthetic_shards(folder: Path, particles: int, n_shards: int, nside: int) -> list[Path]:
     """Shard files of one bin, in the backtracking shard format, without tracing."""
     sharding = Sharding(particles, -(-particles // n_shards))
+    field = get_field(FIELD)
     paths = []
     for s in range(sharding.n_shards):
-        job = ShardJob(1, "uniform", {}, BINS, 0, sharding, s, nside, Accuracy())
-        attrs = {**job.attributes(), "field_model": FIELD, "field_description": "synthetic"}
+        job = ShardJob(1, FIELD, {}, BINS, 0, sharding, s, nside, Accuracy())
+        attrs = {**job.attributes(field), "field_description": "synthetic (benchmarks/lens.py)"}
         first, stop = attrs["particle_range"]
         rng = np.random.default_rng([1, s])
         observed, _ = sample_stratified_directions(nside, first, stop - first, rng)
@@ -70,13 +69,7 @@ def write_synthetic_shards(folder: Path, particles: int, n_shards: int, nside: i
             "path_length_kpc": rng.uniform(11.5, 28.5, stop - first),
             "escaped": rng.random(stop - first) < 0.95,
         }
-        path = folder / f"shard{s:04d}.h5"
-        with h5py.File(path, "w", track_order=True) as f:
-            for name, (dtype, _) in SHARD_DATASETS.items():
-                f.create_dataset(name, data=columns[name].astype(dtype))
-            for key, value in attrs.items():
-                f.attrs[key] = value
-        paths.append(path)
+        paths.append(write_shard(folder / f"shard{s:04d}.h5", columns, attrs))
     return paths
 
 
@@ -85,11 +78,11 @@ def child_build(shards: list[str], nside: int, part: str, lens_dir: str) -> None
     start = time.perf_counter()
     write_part(build_part(shards, FIELD, nside, 0), part)
     part_seconds = time.perf_counter() - start
-    peak_part_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_part_mb = record.peak_mb()
     start = time.perf_counter()
     finalize_lens([part], lens_dir)
     cfg_seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = record.peak_mb()
     print(
         json.dumps(
             {
@@ -156,35 +149,35 @@ def main() -> None:
         nnz = lens.matrix(lens.log10_rigidity_edges[0]).nnz
         sizes = {p.name: p.stat().st_size for p in sorted(lens_dir.glob("bin000.*"))}
         rates = sampling_rates(lens, np.random.default_rng(5), args.draws)
-    print(
-        json.dumps(
-            {
-                "benchmark": "lens",
+    record.emit(
+        record.record(
+            "lens",
+            sizes={
                 "nside": args.nside,
                 "npix": hp.nside2npix(args.nside),
                 "particles": args.particles,
                 "shards": args.shards,
-                "nnz": nnz,
-                "part_seconds": round(child["part_s"], 2),
+                "nnz": int(nnz),
+                "draws": args.draws,
+            },
+            wall_s={"part": round(child["part_s"], 2), "cfg_one_bin": round(child["cfg_s"], 2)},
+            throughput={
                 "part_particles_per_s": round(args.particles / child["part_s"]),
+                "draws_per_s": rates["draws_per_s"],
+                "draws_per_s_calls_of_1000": rates["draws_per_s_calls_of_1000"],
+            },
+            details={
                 "part_peak_memory_mb": round(child["part_peak_mb"]),
-                "cfg_seconds_one_bin": round(child["cfg_s"], 2),
                 "peak_memory_mb": round(child["peak_mb"]),
                 "target_part_seconds": TARGET_SECONDS,
                 "target_peak_memory_mb": TARGET_PEAK_MB,
                 "meets_targets": child["part_s"] <= TARGET_SECONDS
                 and child["peak_mb"] <= TARGET_PEAK_MB,
                 "file_bytes": sizes,
-                **rates,
-                "crsky": crsky.__version__,
-                "numpy": np.__version__,
-                "scipy": scipy.__version__,
-                "healpy": hp.__version__,
-                "h5py": h5py.__version__,
-                "host": platform.node(),
-                "cpu": platform.processor() or platform.machine(),
+                "observed_fraction": rates["observed_fraction"],
             },
-            indent=1,
+            modules=("scipy", "healpy", "h5py"),
+            cpus_used=1,
         )
     )
 

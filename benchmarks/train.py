@@ -1,4 +1,5 @@
-"""Training-stage throughput (not a test; prints one JSON object).
+"""Training-stage throughput (not a test; prints one JSON object in the layout of
+benchmarks/record.py).
 
 - ``models``: maps/s of one training step (forward + backward + Adam update) of both families at
   nside 16, 32 and 64 on pre-rendered counts maps, batch ``--batch`` maps: DeepSphere with K = 5
@@ -21,7 +22,6 @@ Runs on every GPU that TensorFlow sees as well as on the CPU.
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -31,9 +31,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
+import record
 import tensorflow as tf
 
-import crsky
 from crsky.models import ModelSpec
 from crsky.models.deepsphere import build_deepsphere, chebyshev_terms, laplacian_matmul
 from crsky.models.patches import build_patches
@@ -181,28 +181,19 @@ def main() -> None:
     if "pipeline" in args.parts:
         with tempfile.TemporaryDirectory() as tmp:
             pipeline = bench_pipeline(Path(tmp), args.chunk_maps, 128, args.seconds, rng)
-    print(
-        json.dumps(
-            {
-                "name": "train",
-                "sizes": {
-                    "nside": list(NSIDES),
-                    "batch": args.batch,
-                    "pipeline_chunk_maps": args.chunk_maps,
-                },
-                "wall_s": round(time.perf_counter() - begin, 1),
-                "models": models,
-                "sparse_matmul": sparse,
-                "pipeline": pipeline,
-                "versions": {
-                    "crsky": crsky.__version__,
-                    "tensorflow": tf.__version__,
-                    "keras": keras.__version__,
-                    "numpy": np.__version__,
-                    "python": platform.python_version(),
-                },
-                "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "devices": devices},
-            }
+    record.emit(
+        record.record(
+            "train",
+            sizes={
+                "nside": list(NSIDES),
+                "batch": args.batch,
+                "pipeline_chunk_maps": args.chunk_maps,
+            },
+            wall_s={"total": round(time.perf_counter() - begin, 1)},
+            throughput={"models": models, "sparse_matmul": sparse, "pipeline": pipeline},
+            details={"devices": devices},
+            modules=("tensorflow", "keras"),
+            cpus_used=os.cpu_count(),
         )
     )
 

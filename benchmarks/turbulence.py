@@ -1,5 +1,5 @@
 """JF12 random field: blurring of 10 and 100 EeV protons, cost of the turbulence (not a test;
-prints one JSON object).
+prints one JSON object in the layout of benchmarks/record.py; one line per case on stderr).
 
 Protons from isotropic observed directions are backtracked through the regular JF12 field
 (tolerance 1e-8) and through JF12 with the turbulent part (Kolmogorov 8-272 pc, JF12 random-field
@@ -14,13 +14,13 @@ evaluation with and without turbulence.
 
 import argparse
 import json
-import platform
+import sys
 import time
 
 import numba
 import numpy as np
+import record
 
-import crsky
 from crsky.backtrack import backtrack
 from crsky.fields import _evaluate, get_field
 from crsky.sphere import angle_between_deg
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--striated", action="store_true")
     args = parser.parse_args()
     numba.set_num_threads(1)
+    begin = time.perf_counter()
     rng = np.random.default_rng(11)
     regular = get_field("jf12")
     rows = []
@@ -79,28 +80,31 @@ def main() -> None:
                     "regular_mean_steps": round(float(reference.n_steps.mean()), 1),
                 }
             )
-            print(json.dumps(rows[-1]), flush=True)
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     pos = np.random.default_rng(3).uniform(-15, 15, (100_000, 3))
-    print(
-        json.dumps(
-            {
-                "benchmark": "turbulence",
-                "set_up": "JF12 regular + turbulent (Kolmogorov 8-272 pc, JF12 rms map)"
-                + (" + striated" if args.striated else ""),
+    set_up = "JF12 regular + turbulent (Kolmogorov 8-272 pc, JF12 rms map)"
+    record.emit(
+        record.record(
+            "turbulence",
+            sizes={
+                "set_up": set_up + (" + striated" if args.striated else ""),
                 "particles": args.particles,
                 "tolerance": args.tolerance,
                 "n_modes": args.n_modes,
-                "results": rows,
+                "seeds": args.seeds,
+            },
+            wall_s={"total": round(time.perf_counter() - begin, 1)},
+            throughput={
                 "field_evaluation_ns": {
                     "jf12_regular": evaluation_ns(regular, pos),
                     "jf12_turbulent": evaluation_ns(
                         get_field("jf12", turbulence={"n_modes": args.n_modes}), pos
                     ),
                 },
-                "crsky": crsky.__version__,
-                "host": platform.node(),
             },
-            indent=1,
+            details={"results": rows},
+            modules=("numba",),
+            cpus_used=1,
         )
     )
 

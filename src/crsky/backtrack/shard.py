@@ -39,6 +39,7 @@ __all__ = [
     "check_shard",
     "read_shard",
     "run_shard",
+    "write_shard",
 ]
 
 log = logging.getLogger(__name__)
@@ -166,9 +167,16 @@ def run_shard(job: ShardJob, output: str | Path, threads: int | None = None) -> 
         "path_length_kpc": path,
         "escaped": escaped,
     }
+    return write_shard(output, columns, attrs)
+
+
+def write_shard(output: str | Path, columns: dict[str, np.ndarray], attrs: dict) -> Path:
+    """Write a shard file atomically: every dataset of SHARD_DATASETS from ``columns`` (by name,
+    converted to the stored dtype, with Fletcher-32 checksums) and the attributes ``attrs``
+    (:meth:`ShardJob.attributes`)."""
     with atomic_h5(output) as f:
         for name, (dtype, _) in SHARD_DATASETS.items():
-            write_dataset(f, name, columns[name].astype(dtype), fletcher32=True)
+            write_dataset(f, name, np.asarray(columns[name]).astype(dtype), fletcher32=True)
         for key, value in attrs.items():
             f.attrs[key] = value
     return Path(output)
