@@ -16,7 +16,17 @@ from crsky.rng import job_rng
 from crsky.sky import simulate
 from crsky.sky.dataset import DatasetConfig, dataset_stream_id
 from crsky.sky.simulate import SkySimulator, run_chunk
-from crsky.store import iter_batches, open_chunk, pixel_lookup, render_counts
+from crsky.store import (
+    FORMAT_VERSION,
+    decode_energies,
+    decode_pixels,
+    encode_energies,
+    encode_pixels,
+    iter_batches,
+    open_chunk,
+    pixel_lookup,
+    render_counts,
+)
 
 SMALL = {"n_maps": 300, "chunk_size": 200, "n_cr": 400, "nside": 16}
 
@@ -108,7 +118,26 @@ def test_size_per_map_at_the_seed_scale(tmp_path):
     run_chunk(DatasetConfig.from_dict("train", {"n_maps": 1000}), 0, 1, path)
     assert os.path.getsize(path) / 1000 < 3000
     with h5py.File(path) as f:
-        assert f["pixel"].compression == "gzip" and f["pixel"].shuffle
+        assert f.attrs["format_version"] == FORMAT_VERSION == 2
+        for name in f:
+            assert (f[name].compression, f[name].shuffle, f[name].fletcher32) == ("lzf", 1, 1)
+        assert f["pixel_step"].dtype == np.uint16 and f["energy_code"].dtype == np.uint16
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_pixel_and_energy_codes_round_trip_exactly(dtype, rng):
+    npix = 12 * 256**2 if dtype == np.uint32 else 12 * 64**2
+    pixel = np.sort(rng.integers(0, npix, (5, 1000)), axis=1).astype(dtype)
+    step = encode_pixels(pixel, dtype)
+    assert step.dtype == dtype and np.array_equal(decode_pixels(step), pixel)
+    energy = decode_energies(rng.integers(0, 65536, (5, 1000)).astype(np.uint16))
+    assert np.array_equal(decode_energies(encode_energies(energy)), energy)
+    with pytest.raises(ConfigError, match="ascend"):
+        encode_pixels(pixel[:, ::-1], dtype)
+    with pytest.raises(ConfigError, match="multiples of log10_energy_step"):
+        encode_energies(energy + np.float32(1e-3))
+    with pytest.raises(ConfigError, match="multiples of log10_energy_step"):
+        encode_energies(np.array([[16.5]]))
 
 
 def test_killed_job_leaves_no_chunk(tmp_path, monkeypatch):

@@ -19,11 +19,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from crsky.errors import ConfigError, InputFileError
 from crsky.evaluate.data import MapSet
+from crsky.store import open_chunk
 
 __all__ = ["MODEL_INPUTS", "ModelFolder", "score_maps"]
 
@@ -124,10 +124,10 @@ def _logit_output(model) -> bool:
 
 def _chunk_inputs(path: Path, names: list[str], start: int, stop: int) -> dict[str, np.ndarray]:
     """CR columns of maps start ... stop - 1 (the chunk's format was checked by MapSet.open)."""
-    with h5py.File(path, "r") as f:
-        out = {"pixel": f["pixel"][start:stop].astype(np.int32)}
+    with open_chunk(path) as chunk:
+        out = {"pixel": chunk.read("pixel", slice(start, stop)).astype(np.int32)}
         if "log10_energy" in names:
-            out["log10_energy"] = f["log10_energy"][start:stop].astype(np.float32)
+            out["log10_energy"] = chunk.read("log10_energy", slice(start, stop))
     return out
 
 

@@ -424,7 +424,7 @@ def run_chunk(
             end = min(start + BATCH_MAPS, n_maps)
             batch = simulator.simulate(end - start, rng)
             redraws += batch.n_source_redraws
-            writer.write(start, {name: getattr(batch, name) for name in writer.datasets})
+            writer.write(start, {name: getattr(batch, name) for name in writer.columns})
             elapsed = time.perf_counter() - begin
             log.info(
                 "%s chunk %d: %d/%d maps (%.0f maps/s)",
