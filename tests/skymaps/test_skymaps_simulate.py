@@ -6,6 +6,7 @@ import pytest
 from skymaps_lenses import identity_lens
 
 from crsky.errors import ConfigError
+from crsky.sky._kernels import sort_rows
 from crsky.sky.dataset import DATASET_DEFAULTS, DatasetConfig
 from crsky.sky.simulate import SkySimulator
 from crsky.store import LOG10_ENERGY_STEP
@@ -223,3 +224,15 @@ def test_lens_acceptance_table():
     np.testing.assert_allclose(
         lens_acceptance(d, identity_lens(4, LENS_EDGES), exposure), exposure, rtol=1e-9
     )
+
+
+@pytest.mark.parametrize("shape", [(3, 0), (2, 1), (4, 7), (50, 1000)])
+def test_radix_row_sort_equals_numpy_sort(shape, rng):
+    keys = rng.integers(0, 2**64 - 1, shape, dtype=np.uint64)
+    keys[:, ::3] &= np.uint64(0xFFFF_0000_FFFF)  # bytes that vary in some keys only
+    expected = np.sort(keys, axis=1)
+    sort_rows(keys)
+    assert np.array_equal(keys, expected)
+    constant = np.full((2, 5), 7, np.uint64)
+    sort_rows(constant)
+    assert np.array_equal(constant, np.full((2, 5), 7, np.uint64))

@@ -119,9 +119,31 @@ def test_size_per_map_at_the_seed_scale(tmp_path):
     assert os.path.getsize(path) / 1000 < 3000
     with h5py.File(path) as f:
         assert f.attrs["format_version"] == FORMAT_VERSION == 2
-        for name in f:
-            assert (f[name].compression, f[name].shuffle, f[name].fletcher32) == ("lzf", 1, 1)
+        assert all(f[name].compression == "lzf" for name in f)
+        columns = ("pixel_step", "energy_code", "charge", "is_signal")
+        assert not any(f[name].fletcher32 for name in columns)  # block CRC-32s instead
+        assert all(f[name].fletcher32 for name in f if name not in columns)
         assert f["pixel_step"].dtype == np.uint16 and f["energy_code"].dtype == np.uint16
+        assert f["crc32"].shape == (8, 4)  # blocks of 128 maps
+
+
+def test_a_changed_byte_fails_the_read_of_its_block_only(tmp_path):
+    """Corruption the decompressor cannot notice (a changed value, same length) is caught by the
+    block's CRC-32: reads touching that block fail with one error naming the file, others work."""
+    good, bad = tmp_path / "good.h5", tmp_path / "bad.h5"
+    run_chunk(DatasetConfig.from_dict("train", SMALL), 0, 42, good)  # 200 maps: 2 blocks
+    bad.write_bytes(good.read_bytes())
+    with h5py.File(bad, "r+") as f:
+        f["charge"][150, 3] = f["charge"][150, 3] + 1
+    with open_chunk(good) as chunk:
+        expected = chunk.read("charge")
+    with open_chunk(bad) as chunk:
+        mismatch = r"bad\.h5': cannot read 'charge' \(CRC-32 mismatch in maps 128 \.\.\. 199\)"
+        with pytest.raises(InputFileError, match=mismatch):
+            chunk.read("charge", slice(120, 130))
+        np.testing.assert_array_equal(chunk.read("charge", slice(3, 128)), expected[3:128])
+        with pytest.raises(ConfigError, match="step 1"):
+            chunk.read("charge", slice(0, 10, 2))
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32])

@@ -31,7 +31,7 @@ import numpy as np
 from crsky import __version__
 from crsky.errors import ConfigError
 from crsky.rng import job_rng
-from crsky.sky._kernels import background_keys, scatter_keys, unpack_keys
+from crsky.sky._kernels import background_keys, scatter_keys, sort_rows, unpack_keys
 from crsky.sky.dataset import DatasetConfig, dataset_stream_id
 from crsky.sky.deflection import LensDeflection, LensLike, check_lens_coverage, perpendicular_axes
 from crsky.sky.isotropic import isotropic_sampler
@@ -311,7 +311,7 @@ class SkySimulator:
         _check_codes(sig_code)
         flat = keys.reshape(-1)  # a view
         scatter_keys(flat, sig_slot, sig_pixel[order], sig_code[order], sig_charge[order], True)
-        keys.sort(axis=1)
+        sort_rows(keys)  # = keys.sort(axis=1), faster
         pixel, log10_energy, charge, is_signal = unpack_keys(
             keys, LOG10_ENERGY_ORIGIN, LOG10_ENERGY_STEP
         )
