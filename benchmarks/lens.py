@@ -3,21 +3,21 @@ benchmarks/record.py).
 
 Issue 4 target: one nside-64 lens part from 5,000,000 particles (read shards, count, normalise,
 write) in <= 10 s on one core with <= 2 GB peak memory; and draws per second of
-``Lens.sample_observed``.
+``Lens.sample_observed``. The default, 5,013,504 particles, is the nearest multiple of the 49,152
+pixels (every lens row gets the same number of particles: 102).
 
 The shards are synthetic but in the real format (datasets of ``crsky.backtrack.shard`` and the
 attributes of ``ShardJob.attributes()``): observed directions stratified over the pixels by the
 backtracking's own sampler, edge directions = observed directions turned by a random angle
 (Rayleigh, sigma 3 deg) in a random direction, 95 % escaped. Nothing is traced, so the numbers
 are those of the lens stage alone. The build runs in a fresh child process, so its peak memory
-(``ru_maxrss``) is that of one lens-part job.
+(VmHWM) is that of one lens-part job.
 
-    python benchmarks/lens.py [--particles 5000000] [--shards 10] [--nside 64] [--workdir DIR]
+    python benchmarks/lens.py [--particles 5013504] [--shards 10] [--nside 64] [--workdir DIR]
 """
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -117,7 +117,7 @@ def sampling_rates(lens: Lens, rng: np.random.Generator, n: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--particles", type=int, default=5_000_000)
+    parser.add_argument("--particles", type=int, default=102 * 49152)
     parser.add_argument("--shards", type=int, default=10)
     parser.add_argument("--nside", type=int, default=64)
     parser.add_argument("--draws", type=int, default=10_000_000)
@@ -142,9 +142,7 @@ def main() -> None:
             str(lens_dir),
             *map(str, shards),
         ]
-        child = json.loads(
-            subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        )
+        child = record.run_child(command)
         lens = Lens.load(lens_dir)
         nnz = lens.matrix(lens.log10_rigidity_edges[0]).nnz
         sizes = {p.name: p.stat().st_size for p in sorted(lens_dir.glob("bin000.*"))}

@@ -134,6 +134,17 @@ def emit(rec: dict) -> None:
     print()
 
 
+def run_child(command: list[str]) -> dict:
+    """Run a benchmark's child process (a fresh interpreter, so that its peak memory is its own)
+    and return the JSON object on the last line of its stdout; exit with the child's last error
+    line if it fails."""
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SystemExit(f"benchmark child failed (exit {result.returncode}): {tail}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def run_anchor(python: str | os.PathLike | None, script: str, args: list[str]) -> dict:
     """Run ``anchors/<script>`` with the side environment's ``python`` (default: the venv made
     by anchors/install-astrotools.sh) and return its JSON object, or ``{"unavailable": why}``."""

@@ -36,7 +36,6 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -136,11 +135,8 @@ def child_chunk(mode: str, n_maps: int, output: str, lens_dir: str | None) -> No
 
 
 def run_child(mode: str, n_maps: int, output: Path, lens_dir: Path | None) -> dict:
-    command = [sys.executable, __file__, "--child-chunk", mode, str(n_maps), str(output)]
-    if lens_dir is not None:
-        command.append(str(lens_dir))
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    command = [sys.executable, __file__, "--child-chunk", mode, n_maps, output]
+    return record.run_child(command + ([lens_dir] if lens_dir is not None else []))
 
 
 def ratios(sim: dict, chunk: dict, anchor: dict, crsky_settings: dict) -> list[dict]:
