@@ -241,8 +241,8 @@ class SkymapChunk:
             raise InputFileError(f"{where} is not a {FORMAT} file (attribute 'format')")
         if int(f.attrs.get("format_version", -1)) != FORMAT_VERSION:
             raise InputFileError(
-                f"{where} has format_version {f.attrs.get('format_version')!r}, "
-                f"this reader reads {FORMAT_VERSION}"
+                f"{where} has format_version {f.attrs.get('format_version')}, "
+                f"this reader reads {FORMAT_VERSION}: delete it and rerun its skymaps job"
             )
         stored = [_STORED_CR[n] for n in CR_DATASETS]
         missing = [n for n in [*stored, *LABEL_DATASETS, _CRC_NAME] if n not in f]

@@ -181,6 +181,10 @@ def test_reader_errors(tmp_path, chunk_file):
         f["pixel"] = np.zeros((2, 3), np.uint16)
     with pytest.raises(InputFileError, match="not a crsky-skymaps file"):
         open_chunk(bad)
+    with h5py.File(bad, "a") as f:  # a chunk of format 1 (gzip, plain columns)
+        f.attrs["format"], f.attrs["format_version"] = "crsky-skymaps", 1
+    with pytest.raises(InputFileError, match="format_version 1, this reader reads 2: delete it"):
+        open_chunk(bad)
     with open_chunk(chunk_file) as chunk, pytest.raises(ConfigError, match="outside chunk"):
         chunk.labels(50, 150)
 
