@@ -10,6 +10,7 @@ vector, so adding a model means adding one module with a kernel and a parameter 
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 from numba import prange
@@ -39,6 +40,18 @@ def _evaluate(kernel, pos_kpc, params):
     return b_ugauss
 
 
+@cache
+def _one_piece(kernel: Callable) -> Callable:
+    """``kernel`` as a region kernel of a smooth model: piece 0 everywhere."""
+
+    @njit_taking_kernels
+    def region_kernel(x_kpc, y_kpc, z_kpc, params):
+        bx, by, bz = kernel(x_kpc, y_kpc, z_kpc, params)
+        return bx, by, bz, 0
+
+    return region_kernel
+
+
 @dataclass(frozen=True, eq=False)
 class FieldModel:
     """A magnetic field model: a compiled point kernel plus its parameter vector.
@@ -54,6 +67,11 @@ class FieldModel:
             shell); the tracer keeps its steps within a sphere at most ``max_step`` long.
         integrator: the builtin tracer's default Runge-Kutta pair for this field: "dopri5" for
             smooth fields, "bs3" where the field jumps (higher order buys nothing there).
+        region_kernel: numba function ``(x_kpc, y_kpc, z_kpc, params) -> (bx, by, bz, piece)``
+            with the same field values as ``kernel`` and the integer index of the piece of the
+            model the point lies in, for models that jump (or kink) on surfaces: smooth within a
+            piece, so the tracer steps onto the surfaces instead of across them. None: the model
+            is smooth everywhere (one piece, see :attr:`piecewise_kernel`).
     """
 
     name: str
@@ -63,6 +81,12 @@ class FieldModel:
     options: dict = field(default_factory=dict)
     fine_regions: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
     integrator: str = "dopri5"
+    region_kernel: Callable | None = None
+
+    @property
+    def piecewise_kernel(self) -> Callable:
+        """``region_kernel``, or for a smooth model ``kernel`` with piece index 0 everywhere."""
+        return self.region_kernel if self.region_kernel is not None else _one_piece(self.kernel)
 
     def __call__(self, pos_kpc: np.ndarray) -> np.ndarray:
         """Field B (N, 3) in microgauss at positions ``pos_kpc`` (N, 3) in kpc."""

@@ -21,7 +21,14 @@ import numpy as np
 
 from crsky._numba import njit_kernel
 
-__all__ = ["JF12_COMPONENTS", "jf12_arm_index", "jf12_field", "jf12_kernel", "jf12_params"]
+__all__ = [
+    "JF12_COMPONENTS",
+    "jf12_arm_index",
+    "jf12_field",
+    "jf12_kernel",
+    "jf12_params",
+    "jf12_region_kernel",
+]
 
 JF12_COMPONENTS = ("disk", "toroidal_halo", "x_field")
 
@@ -132,8 +139,12 @@ def jf12_arm_index(x_kpc, y_kpc, r, params):
 
 
 @njit_kernel
-def jf12_kernel(x_kpc, y_kpc, z_kpc, params):
-    """JF12 regular field (bx, by, bz) in µG at one Galactocentric position (kpc).
+def jf12_region_kernel(x_kpc, y_kpc, z_kpc, params):
+    """JF12 regular field (bx, by, bz) in µG at one Galactocentric position (kpc) and the index of
+    the piece of the model it lies in (int): the field is smooth within a piece and may jump
+    between pieces (arm and ring edges, r = 3 kpc, the 1 and 20 kpc spheres, the X-field's elbow,
+    the plane z = 0 where the toroidal halo and the X-field change sign). The tracer steps onto
+    these surfaces instead of across them (:mod:`crsky.backtrack._kernels`).
 
     ``params`` comes from :func:`jf12_params`. Allocation-free; callable from other numba code.
     On the z axis (r = 0) the azimuthal unit vector is taken at phi = 0 (as atan2(0, 0) = 0 does in
@@ -146,7 +157,7 @@ def jf12_kernel(x_kpc, y_kpc, z_kpc, params):
     by = 0.0
     bz = 0.0
     if d2 >= params[_D2_MAX]:
-        return bx, by, bz
+        return bx, by, bz, -1
 
     r = np.sqrt(r2)
     if r > 0.0:
@@ -162,14 +173,17 @@ def jf12_kernel(x_kpc, y_kpc, z_kpc, params):
     lf_disk = 1.0 / (1.0 + e_disk)
 
     # disk: molecular ring and 8 logarithmic spiral arms, B ∝ 1/r in-plane
+    region = 0  # disk piece: 0 none, 1 ring, 2 + k arm region k
     if params[_ON_DISK] != 0.0 and r > params[_R_DISK_MIN]:
         scale = params[_R_REF] / r * (e_disk * lf_disk)  # (5 kpc / r) (1 - L)
         if r < params[_R_RING_MAX]:
+            region = 1
             b = params[_B_RING] * scale
             bx -= b * sin_phi
             by += b * cos_phi
         else:
             k = jf12_arm_index(x_kpc, y_kpc, r, params)
+            region = 2 + k
             b = params[_B_ARMS + k] if k < 8 else 0.0
             if b != 0.0:
                 b *= scale
@@ -179,8 +193,10 @@ def jf12_kernel(x_kpc, y_kpc, z_kpc, params):
                 by += b * (sp * sin_phi + cp * cos_phi)
 
     if d2 <= params[_D2_MIN]:
-        return bx, by, bz
+        return bx, by, bz, region + 16
 
+    if z_kpc >= 0.0:
+        region += 32
     # toroidal halo: azimuthal, separate north and south strengths and radii
     if params[_ON_HALO] != 0.0:
         if z_kpc >= 0.0:
@@ -202,6 +218,7 @@ def jf12_kernel(x_kpc, y_kpc, z_kpc, params):
         cot0 = params[_COT_THETA_X0]
         r_c = r_xc + abs_z * cot0
         if r < r_c:
+            region += 64
             ratio = r_xc / r_c  # r_p / r
             r_p = r * ratio
             b = params[_B_X] * np.exp(-r_p * params[_INV_R_X]) * ratio * ratio
@@ -226,6 +243,14 @@ def jf12_kernel(x_kpc, y_kpc, z_kpc, params):
         by += b_r * sin_phi
         bz += b * sin_t
 
+    return bx, by, bz, region
+
+
+@njit_kernel
+def jf12_kernel(x_kpc, y_kpc, z_kpc, params):
+    """JF12 regular field (bx, by, bz) in µG at one Galactocentric position (kpc); see
+    :func:`jf12_region_kernel`."""
+    bx, by, bz, _ = jf12_region_kernel(x_kpc, y_kpc, z_kpc, params)
     return bx, by, bz
 
 
@@ -271,16 +296,22 @@ def jf12_field(components: Iterable[str] = JF12_COMPONENTS, turbulence=None, str
         f"components: {', '.join(chosen)}"
     )
     kernel = jf12_kernel
+    region_kernel = jf12_region_kernel
     if turbulence not in (None, False) or striated not in (None, False):
         from dataclasses import asdict
 
-        from crsky.fields.jf12_random import jf12_random_kernel, jf12_random_params
+        from crsky.fields.jf12_random import (
+            jf12_random_kernel,
+            jf12_random_params,
+            jf12_random_region_kernel,
+        )
         from crsky.fields.turbulence import StriationSpec, TurbulenceSpec
 
         turb = None if turbulence in (None, False) else TurbulenceSpec.from_options(turbulence)
         stri = None if striated in (None, False) else StriationSpec.from_options(striated)
         params = jf12_random_params(params, turb, stri)
         kernel = jf12_random_kernel
+        region_kernel = jf12_random_region_kernel
         if stri is not None:
             options["striated"] = asdict(stri)
             description += (
@@ -300,4 +331,5 @@ def jf12_field(components: Iterable[str] = JF12_COMPONENTS, turbulence=None, str
         description=description,
         options=options,
         integrator="bs3",  # field jumps at arm and region edges
+        region_kernel=region_kernel,
     )

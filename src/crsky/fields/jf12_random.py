@@ -18,7 +18,7 @@ import numpy as np
 
 from crsky._numba import njit_kernel
 from crsky.fields.jf12 import _N_PARAMS as _N_REGULAR
-from crsky.fields.jf12 import jf12_arm_index, jf12_kernel
+from crsky.fields.jf12 import jf12_arm_index, jf12_region_kernel
 from crsky.fields.turbulence import (
     JF12_RANDOM_DEFAULTS,
     StriationSpec,
@@ -28,7 +28,12 @@ from crsky.fields.turbulence import (
     striation_sign,
 )
 
-__all__ = ["jf12_random_kernel", "jf12_random_params", "jf12_rms_ugauss"]
+__all__ = [
+    "jf12_random_kernel",
+    "jf12_random_params",
+    "jf12_random_region_kernel",
+    "jf12_rms_ugauss",
+]
 
 _H = _N_REGULAR  # header start
 _STRIATED = _H + 0
@@ -94,9 +99,11 @@ def jf12_rms_ugauss(x_kpc, y_kpc, z_kpc, params):
 
 
 @njit_kernel
-def jf12_random_kernel(x_kpc, y_kpc, z_kpc, params):
-    """JF12 regular + striated + turbulent field (bx, by, bz) in µG at one position (kpc)."""
-    bx, by, bz = jf12_kernel(x_kpc, y_kpc, z_kpc, params)
+def jf12_random_region_kernel(x_kpc, y_kpc, z_kpc, params):
+    """JF12 regular + striated + turbulent field (bx, by, bz) in µG at one position (kpc) and the
+    regular field's piece index (:func:`crsky.fields.jf12.jf12_region_kernel`; the striation's
+    cell faces are not pieces: the tracer's step control handles those jumps)."""
+    bx, by, bz, piece = jf12_region_kernel(x_kpc, y_kpc, z_kpc, params)
     if params[_STRIATED] != 0.0:
         f = 1.0 + params[_SQRT_BETA] * striation_sign(
             x_kpc, y_kpc, z_kpc, params[_INV_CELL], np.int64(params[_STRIATION_SEED])
@@ -113,4 +120,11 @@ def jf12_random_kernel(x_kpc, y_kpc, z_kpc, params):
             bx += b * tx
             by += b * ty
             bz += b * tz
+    return bx, by, bz, piece
+
+
+@njit_kernel
+def jf12_random_kernel(x_kpc, y_kpc, z_kpc, params):
+    """JF12 regular + striated + turbulent field (bx, by, bz) in µG at one position (kpc)."""
+    bx, by, bz, _ = jf12_random_region_kernel(x_kpc, y_kpc, z_kpc, params)
     return bx, by, bz

@@ -37,7 +37,13 @@ import numpy as np
 
 from crsky._numba import njit_kernel
 
-__all__ = ["KST24_ARMS", "kst24_field", "kst24_kernel", "kst24_params"]
+__all__ = [
+    "KST24_ARMS",
+    "kst24_field",
+    "kst24_kernel",
+    "kst24_params",
+    "kst24_region_kernel",
+]
 
 # Arm table: strength (µG), pitch (deg), phase phi0 (deg), centre shift along x and y (kpc),
 # half-height and half-width of the tube (kpc), super-ellipse exponent, widening along the arm
@@ -118,24 +124,26 @@ def kst24_params(arms=tuple(KST24_ARMS)) -> np.ndarray:
 
 @njit_kernel
 def _toroidal(x, y, z, r, params, q):
-    """Toroidal slab q (_N_TOR or _S_TOR): (bx, by) of B pointing along -phi_hat (B < 0: +phi)."""
+    """Toroidal slab q (_N_TOR or _S_TOR): (bx, by) of B pointing along -phi_hat (B < 0: +phi),
+    and whether (x, y, z) lies in the slab."""
     if z <= params[q + 1] or z >= params[q + 2] or r < params[q + 3] or r > params[q + 4]:
-        return 0.0, 0.0
-    return params[q] * (y / r), -params[q] * (x / r)
+        return 0.0, 0.0, False
+    return params[q] * (y / r), -params[q] * (x / r), True
 
 
 @njit_kernel
 def _x_field(x, y, z, r, params):
-    """X-field (bx, by, bz): straight lines tilted from the vertical, strength B r0 / r."""
+    """X-field (bx, by, bz): straight lines tilted from the vertical, strength B r0 / r; and
+    whether (x, y, z) lies in it."""
     if abs(z) > params[_X_Z_MAX]:
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, False
     sign = -1.0 if z < 0.0 else 1.0
     r0 = r - z * sign * params[_X_TAN]
     if r0 < params[_X_R0_MIN] or r0 > params[_X_R0_MAX]:
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, False
     b = params[_X_B] * (r0 / r)
     b_r = b * sign * params[_X_SIN]
-    return b_r * (x / r), b_r * (y / r), b * params[_X_COS]
+    return b_r * (x / r), b_r * (y / r), b * params[_X_COS], True
 
 
 @njit_kernel
@@ -176,14 +184,15 @@ def _spiral_axis_point(r1, cos_phi, sin_phi, tan_p):
 
 @njit_kernel
 def _arm(x, y, z, params, q):
-    """(bx, by) of the spiral arm whose parameters start at params[q]."""
+    """(bx, by) of the spiral arm whose parameters start at params[q], and whether (x, y, z)
+    lies in its tube."""
     if z < params[q + _A_ZMIN] or z > params[q + _A_ZMAX]:
-        return 0.0, 0.0
+        return 0.0, 0.0, False
     px = x + params[q + _A_XSHIFT]
     py = y + params[q + _A_YSHIFT]
     r = np.sqrt(px * px + py * py)
     if r < params[q + _A_RMIN] or r > params[q + _A_RMAX]:
-        return 0.0, 0.0
+        return 0.0, 0.0, False
     a = params[_ARM_A]
     k = params[q + _A_TANP]
     phi0 = params[q + _A_PHI0]
@@ -212,32 +221,47 @@ def _arm(x, y, z, params, q):
     eps = params[q + _A_EPS]
     extent = np.sqrt(abs(d / half_d) ** eps + abs(z / half_z) ** eps)
     if not extent <= 1.0:
-        return 0.0, 0.0
+        return 0.0, 0.0, False
     b = params[q + _A_B] * ((half_z0 * half_d0) / (half_d * half_z))
-    return b * tx, b * ty
+    return b * tx, b * ty, True
+
+
+@njit_kernel
+def kst24_region_kernel(x_kpc, y_kpc, z_kpc, params):
+    """KST24 field (bx, by, bz) in µG at one Galactocentric position (kpc) and the index of the
+    piece of the model it lies in (int; bits: halo zone, z >= 0, toroidal slab, X-field, Local
+    Bubble, its shell, each arm's tube): the field is smooth within a piece and jumps between
+    pieces; the tracer steps onto these surfaces instead of across them
+    (:mod:`crsky.backtrack._kernels`). See the module docstring; ``params`` comes from
+    :func:`kst24_params`. Allocation-free."""
+    r = np.sqrt(x_kpc * x_kpc + y_kpc * y_kpc)
+    piece = 2 if z_kpc >= 0.0 else 0
+    if z_kpc > params[_N_TOR + 1] or z_kpc < params[_S_TOR + 2]:
+        q = _N_TOR if z_kpc > 0.0 else _S_TOR
+        tx, ty, in_slab = _toroidal(x_kpc, y_kpc, z_kpc, r, params, q)
+        xx, xy, xz, in_x = _x_field(x_kpc, y_kpc, z_kpc, r, params)
+        return tx + xx, ty + xy, xz, piece + 1 + 4 * in_slab + 8 * in_x
+    distance, dx, dy, dz = _bubble_distance(x_kpc, y_kpc, z_kpc, params)
+    if distance < params[_LB_R] + params[_LB_DR]:
+        bx, by, bz = _bubble_shell(distance, dx, dy, dz, params)
+        return bx, by, bz, 16 + 32 * (distance >= params[_LB_R])
+    bx = 0.0
+    by = 0.0
+    for i in range(int(params[_N_ARMS])):
+        ax, ay, in_arm = _arm(x_kpc, y_kpc, z_kpc, params, _ARMS + i * _ARM_STRIDE)
+        bx += ax
+        by += ay
+        piece += in_arm << (6 + i)
+    xx, xy, xz, in_x = _x_field(x_kpc, y_kpc, z_kpc, r, params)
+    return bx + xx, by + xy, xz, piece + 8 * in_x
 
 
 @njit_kernel
 def kst24_kernel(x_kpc, y_kpc, z_kpc, params):
-    """KST24 field (bx, by, bz) in µG at one Galactocentric position (kpc); see the module
-    docstring. ``params`` comes from :func:`kst24_params`. Allocation-free."""
-    r = np.sqrt(x_kpc * x_kpc + y_kpc * y_kpc)
-    if z_kpc > params[_N_TOR + 1] or z_kpc < params[_S_TOR + 2]:
-        q = _N_TOR if z_kpc > 0.0 else _S_TOR
-        tx, ty = _toroidal(x_kpc, y_kpc, z_kpc, r, params, q)
-        xx, xy, xz = _x_field(x_kpc, y_kpc, z_kpc, r, params)
-        return tx + xx, ty + xy, xz
-    distance, dx, dy, dz = _bubble_distance(x_kpc, y_kpc, z_kpc, params)
-    if distance < params[_LB_R] + params[_LB_DR]:
-        return _bubble_shell(distance, dx, dy, dz, params)
-    bx = 0.0
-    by = 0.0
-    for i in range(int(params[_N_ARMS])):
-        ax, ay = _arm(x_kpc, y_kpc, z_kpc, params, _ARMS + i * _ARM_STRIDE)
-        bx += ax
-        by += ay
-    xx, xy, xz = _x_field(x_kpc, y_kpc, z_kpc, r, params)
-    return bx + xx, by + xy, xz
+    """KST24 field (bx, by, bz) in µG at one Galactocentric position (kpc); see
+    :func:`kst24_region_kernel`."""
+    bx, by, bz, _ = kst24_region_kernel(x_kpc, y_kpc, z_kpc, params)
+    return bx, by, bz
 
 
 def kst24_field(arms=None):
@@ -273,4 +297,5 @@ def kst24_field(arms=None):
         options={"arms": names},
         fine_regions=fine,
         integrator="bs3",  # field jumps at arm and region edges
+        region_kernel=kst24_region_kernel,
     )
