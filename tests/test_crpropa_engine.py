@@ -21,9 +21,13 @@ pytestmark = pytest.mark.crpropa
 # ~1e-6 kpc, over which a field of 2 µG at the sphere turns a 10 EeV proton by ~1e-5 deg). The
 # builtin's own error at these settings is 1e-7 to 1e-5 deg median (up to 1e-3 deg for a few
 # particles grazing a boundary); a model or frame mismatch between the engines would put
-# CRPropa's error at >= 1e-2 deg.
+# CRPropa's error at >= 1e-2 deg. Where the field jumps (JF12's arm edges, KST24's tubes)
+# CRPropa steps across each jump with its minimum step, an error of min_step |kappa dB| per
+# crossing (1e-6 kpc x ~6 µG / (1.08 kpc µG x 10) ~ 3e-5 deg at 10 EeV), while the builtin engine
+# steps onto the surface (error ~ tolerance): hence the allowance JUMP_ALLOWANCE_DEG.
 # (builtin engine with its 5th-order pair, like CRPropa's Cash-Karp, so step counts compare)
 SETTINGS = dict(tolerance=1e-10, min_step_kpc=1e-6, max_step_kpc=0.2, integrator="dopri5")
+JUMP_ALLOWANCE_DEG = 1e-4
 CONVERGED = dict(tolerance=1e-13, min_step_kpc=1e-8, max_step_kpc=0.02, integrator="dopri5")
 MODELS = [
     ("jf12", {}),
@@ -56,10 +60,11 @@ def test_engines_agree_for_every_model(crpropa, name, options):
     ours_error = angle_between_deg(ours.edge_direction, converged.edge_direction)
     their_error = angle_between_deg(theirs.edge_direction, converged.edge_direction)
     assert np.median(their_error) <= 3 * np.median(ours_error) + 2e-5
-    assert np.max(their_error) <= 3 * np.max(ours_error) + 2e-5
+    assert np.max(their_error) <= 3 * np.max(ours_error) + JUMP_ALLOWANCE_DEG
     their_path_error = np.abs(theirs.path_length_kpc - converged.path_length_kpc)
     ours_path_error = np.abs(ours.path_length_kpc - converged.path_length_kpc)
-    assert np.max(their_path_error) <= 3 * np.max(ours_path_error)
+    # (CRPropa's path is fixed to about its minimum step where it crosses jumps or the sphere)
+    assert np.max(their_path_error) <= 3 * np.max(ours_path_error) + 10 * SETTINGS["min_step_kpc"]
     # CRPropa's steps are counted; its step control takes as many steps within a factor 3,
     # except where the field has fine regions (CRPropa then takes their step everywhere)
     assert np.all(theirs.n_steps > 0)

@@ -84,13 +84,15 @@ class Accuracy:
 @dataclass(frozen=True)
 class TraceResult:
     """Final states of traced particles: positions (N, 3) kpc, unit directions (N, 3), path
-    lengths (N,) kpc, accepted integration steps (N,), and whether each reached the sphere."""
+    lengths (N,) kpc, accepted integration steps (N,), whether each reached the sphere, and the
+    field evaluations each took (N,; builtin engine only, else None)."""
 
     final_position_kpc: np.ndarray
     final_direction: np.ndarray
     path_length_kpc: np.ndarray
     n_steps: np.ndarray
     escaped: np.ndarray
+    n_evaluations: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -170,13 +172,14 @@ def propagate(
     out_u = np.empty((n, 3))
     out_s = np.empty(n)
     out_steps = np.empty(n, dtype=np.int64)
+    out_evaluations = np.empty(n, dtype=np.int64)
     previous_threads = numba.get_num_threads()
     try:
         if threads is not None:
             numba.set_num_threads(threads)
         with numba.parallel_chunksize(16):
             trace_particles(
-                model.kernel,
+                model.piecewise_kernel,
                 model.params,
                 x0,
                 u0,
@@ -190,13 +193,14 @@ def propagate(
                 out_u,
                 out_s,
                 out_steps,
+                out_evaluations,
                 np.ascontiguousarray(model.fine_regions, dtype=np.float64).reshape(-1, 5),
                 INTEGRATORS[resolved_integrator(accuracy, model)],
             )
     finally:
         numba.set_num_threads(previous_threads)
     escaped = np.einsum("ij,ij->i", out_x, out_x) >= accuracy.r_galaxy_kpc**2
-    return TraceResult(out_x, out_u, out_s, out_steps, escaped)
+    return TraceResult(out_x, out_u, out_s, out_steps, escaped, out_evaluations)
 
 
 def backtrack(

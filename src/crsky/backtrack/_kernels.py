@@ -1,5 +1,5 @@
-"""Compiled tracer: embedded Runge–Kutta pairs with step-size control, one particle per
-``prange`` iteration: Dormand–Prince 5(4) (``order`` 5) or Bogacki–Shampine 3(2) (``order`` 3).
+"""Compiled tracer: embedded Runge–Kutta pairs with step-size control that step onto the surfaces
+where the field model jumps instead of across them; one particle per ``prange`` iteration.
 
 State of one particle: position x (kpc, Galactocentric) and unit momentum direction u. Equations of
 motion in a static magnetic field, with path length s in kpc as the independent variable::
@@ -8,17 +8,27 @@ motion in a static magnetic field, with path length s in kpc as the independent 
     du/ds = kappa * (u x B(x))      kappa = charge_sign / (GYRO_KPC * R / 1 EV)   [1 / (kpc µG)]
 
 so that a particle of rigidity R moving perpendicular to a field B has the curvature radius
-GYRO_KPC * (R / EV) / (B / µG). The embedded 4th-order solution of Dormand & Prince (1980,
-J. Comp. Appl. Math. 6, 19; Hairer, Nørsett & Wanner, Solving ODEs I, table II.5.2) gives the
-local error of u per step; the step is accepted when that error is at most ``tolerance``
-(absolute, like CRPropa's ``PropagationCK``), and the next step is scaled by
-0.9 (tolerance / error)^(1/5), clipped to [0.2, 5] x and to [min_step, max_step]. The
-Bogacki–Shampine pair (1989, Appl. Math. Lett. 2, 321; 3 field evaluations per step, FSAL,
-exponent 1/3) is cheaper where the field has jumps or kinks (JF12's arm edges, KST24's tubes):
-there a higher order buys nothing, and at equal errors it needs up to 2x fewer evaluations
-(``benchmarks/backtrack.py``); Dormand–Prince wins for smooth fields (UF23).
-|u| = 1 is restored after each accepted step, which
-removes the integrator's only secular drift (a pure magnetic force conserves |p|).
+GYRO_KPC * (R / EV) / (B / µG).
+
+Pairs: Dormand–Prince 5(4) (``order`` 5; Dormand & Prince 1980, J. Comp. Appl. Math. 6, 19;
+Hairer, Nørsett & Wanner, Solving ODEs I, table II.5.2) and Bogacki–Shampine 3(2) (``order`` 3;
+1989, Appl. Math. Lett. 2, 321), both FSAL. The embedded solution gives the local error of u per
+step; a step is accepted when that error is at most ``tolerance`` (absolute, like CRPropa's
+``PropagationCK``), and the next step is scaled by 0.9 (tolerance / error)^(1/order), clipped to
+[0.2, 5] x and to [min_step, max_step]. |u| = 1 is restored after each accepted step, which removes
+the integrator's only secular drift (a pure magnetic force conserves |p|).
+
+Jumps. A Runge–Kutta step across a surface where B jumps (JF12's arm edges, KST24's tubes) has a
+local error of order h |kappa dB| whatever its order, so step control shrinks it to ``min_step``
+and the error stays at ``min_step |kappa dB|`` per crossing. Field models that jump give a region
+kernel (:attr:`crsky.fields.FieldModel.piecewise_kernel`): the field and the index of the smooth
+piece of the model at each point. A step whose stages do not all lie in the piece it starts in is
+discarded; the crossing is located on the Taylor path x + s u + s² k / 2 (k = du/ds) by bisection
+on the piece index, the tracer steps to just before it (a step whose length the surface sets, not
+the step control, so it may be shorter than ``min_step``, like the last step onto the sphere) and
+bridges the remaining gap of at most ``tolerance / |dk|`` (dk: the jump of du/ds) by the same
+Taylor path, evaluating du/ds on the far side for the next step (so no stage straddles the jump).
+The error per crossing is then about ``tolerance``, and the step size need not rebuild after it.
 
 A step never goes past the sphere of radius ``r_max_kpc`` along the straight line by more than
 ``BOUNDARY_OVERSHOOT_KPC``, nor past ``max_path_kpc``, so the particle stops on the sphere or at the
@@ -39,6 +49,11 @@ _KPC_M = 3.0856775814913673e19
 # Gyroradius of R = 1 EV in B = 1 µG, in kpc: R / (c B) = 1e18 V / (c * 1e-10 T)  (≈ 1.0810 kpc)
 GYRO_KPC = 1e18 / (_C_M_PER_S * 1e-10) / _KPC_M
 BOUNDARY_OVERSHOOT_KPC = 1e-6
+# The start's field is evaluated this far ahead along u (kpc), on the side the particle moves to
+# (the Earth lies on JF12's and KST24's z = 0 surface).
+_START_NUDGE_KPC = 1e-12
+# Bisections locate a crossing to no better than this (kpc; float64 rounding at 20 kpc is 4e-15).
+_MIN_BRACKET_KPC = 1e-13
 
 # Dormand–Prince 5(4) tableau (Hairer, Nørsett & Wanner, table II.5.2).
 _A21 = 1 / 5
@@ -53,14 +68,15 @@ _E5, _E6, _E7 = -17253 / 339200, 22 / 525, -1 / 40
 
 
 @njit_taking_kernels
-def _curvature(kernel, params, kappa, x, u):
-    """kappa * u x B(x): derivative of the unit direction u (3-tuple) at x (3-tuple), 1/kpc."""
-    bx, by, bz = kernel(x[0], x[1], x[2], params)
+def _derivative(kernel, params, kappa, x, u):
+    """(kappa * u x B(x), piece): derivative of the unit direction u (3-tuple) at x (3-tuple) in
+    1/kpc, and the field model's piece index at x."""
+    bx, by, bz, piece = kernel(x[0], x[1], x[2], params)
     return (
         kappa * (u[1] * bz - u[2] * by),
         kappa * (u[2] * bx - u[0] * bz),
         kappa * (u[0] * by - u[1] * bx),
-    )
+    ), piece
 
 
 @njit_kernel
@@ -88,34 +104,41 @@ def _comb(
     )
 
 
+@njit_kernel
+def _norm(v):
+    return np.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+
+
 @njit_taking_kernels
-def _dopri_step(kernel, params, kappa, x, u, k1, h):
+def _dopri_step(kernel, params, kappa, x, u, k1, piece, h):
     """One Dormand–Prince step of length h (kpc) from (x, u) with k1 = du/ds there.
 
-    Returns (x_new, u_new, k7, error) where k7 = du/ds at the new state (first stage of the next
-    step, FSAL) and error is |u5 - u4|, the local error estimate of the direction.
+    Returns (x_new, u_new, k7, error, clean, piece_new): k7 = du/ds at the new state (first stage
+    of the next step, FSAL), error = |u5 - u4| (the local error estimate of the direction), clean
+    whether every stage lay in ``piece``, piece_new the piece at x_new.
     """
     # dx/ds = u, so the position stages integrate the direction stages u1 ... u6
     u1 = u
     u2 = _comb(u, h, _A21, k1)
-    k2 = _curvature(kernel, params, kappa, _comb(x, h, _A21, u1), u2)
+    k2, p2 = _derivative(kernel, params, kappa, _comb(x, h, _A21, u1), u2)
     u3 = _comb(u, h, _A31, k1, _A32, k2)
-    k3 = _curvature(kernel, params, kappa, _comb(x, h, _A31, u1, _A32, u2), u3)
+    k3, p3 = _derivative(kernel, params, kappa, _comb(x, h, _A31, u1, _A32, u2), u3)
     u4 = _comb(u, h, _A41, k1, _A42, k2, _A43, k3)
-    k4 = _curvature(kernel, params, kappa, _comb(x, h, _A41, u1, _A42, u2, _A43, u3), u4)
+    k4, p4 = _derivative(kernel, params, kappa, _comb(x, h, _A41, u1, _A42, u2, _A43, u3), u4)
     u5 = _comb(u, h, _A51, k1, _A52, k2, _A53, k3, _A54, k4)
     x5 = _comb(x, h, _A51, u1, _A52, u2, _A53, u3, _A54, u4)
-    k5 = _curvature(kernel, params, kappa, x5, u5)
+    k5, p5 = _derivative(kernel, params, kappa, x5, u5)
     u6 = _comb(u, h, _A61, k1, _A62, k2, _A63, k3, _A64, k4, _A65, k5)
     x6 = _comb(x, h, _A61, u1, _A62, u2, _A63, u3, _A64, u4, _A65, u5)
-    k6 = _curvature(kernel, params, kappa, x6, u6)
+    k6, p6 = _derivative(kernel, params, kappa, x6, u6)
     u_new = _comb(u, h, _B1, k1, _B3, k3, _B4, k4, _B5, k5, _B6, k6)
     x_new = _comb(x, h, _B1, u1, _B3, u3, _B4, u4, _B5, u5, _B6, u6)
-    k7 = _curvature(kernel, params, kappa, x_new, u_new)
+    k7, p7 = _derivative(kernel, params, kappa, x_new, u_new)
     zero = (0.0, 0.0, 0.0)
     e = _comb(zero, h, _E1, k1, _E3, k3, _E4, k4, _E5, k5, _E6, k6)
     e = _comb(e, h, _E7, k7)
-    return x_new, u_new, k7, np.sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2])
+    clean = p2 == piece and p3 == piece and p4 == piece and p5 == piece and p6 == piece
+    return x_new, u_new, k7, _norm(e), clean and p7 == piece, p7
 
 
 # Bogacki–Shampine 3(2) tableau; the error weights are 3rd- minus 2nd-order weights.
@@ -124,19 +147,56 @@ _BS_E1, _BS_E2, _BS_E3, _BS_E4 = 2 / 9 - 7 / 24, 1 / 3 - 1 / 4, 4 / 9 - 1 / 3, -
 
 
 @njit_taking_kernels
-def _bogacki_shampine_step(kernel, params, kappa, x, u, k1, h):
-    """One Bogacki–Shampine step of length h (kpc); returns (x_new, u_new, k4, error) like
-    :func:`_dopri_step` (k4 = du/ds at the new state, FSAL)."""
+def _bogacki_shampine_step(kernel, params, kappa, x, u, k1, piece, h):
+    """One Bogacki–Shampine step of length h (kpc); returns like :func:`_dopri_step`."""
     u2 = _comb(u, h, 0.5, k1)
-    k2 = _curvature(kernel, params, kappa, _comb(x, h, 0.5, u), u2)
+    k2, p2 = _derivative(kernel, params, kappa, _comb(x, h, 0.5, u), u2)
     u3 = _comb(u, h, 0.75, k2)
-    k3 = _curvature(kernel, params, kappa, _comb(x, h, 0.75, u2), u3)
+    k3, p3 = _derivative(kernel, params, kappa, _comb(x, h, 0.75, u2), u3)
     u_new = _comb(u, h, _BS_B1, k1, _BS_B2, k2, _BS_B3, k3)
     x_new = _comb(x, h, _BS_B1, u, _BS_B2, u2, _BS_B3, u3)
-    k4 = _curvature(kernel, params, kappa, x_new, u_new)
+    k4, p4 = _derivative(kernel, params, kappa, x_new, u_new)
     zero = (0.0, 0.0, 0.0)
     e = _comb(zero, h, _BS_E1, k1, _BS_E2, k2, _BS_E3, k3, _BS_E4, k4)
-    return x_new, u_new, k4, np.sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2])
+    return x_new, u_new, k4, _norm(e), p2 == piece and p3 == piece and p4 == piece, p4
+
+
+@njit_taking_kernels
+def _step(kernel, params, kappa, x, u, k1, piece, h, order):
+    if order == 3:
+        return _bogacki_shampine_step(kernel, params, kappa, x, u, k1, piece, h)
+    return _dopri_step(kernel, params, kappa, x, u, k1, piece, h)
+
+
+@njit_kernel
+def _taylor(x, u, k, s):
+    """Point at path length s (kpc) on the Taylor path x + s u + s² k / 2."""
+    half = 0.5 * s * s
+    return (
+        x[0] + s * u[0] + half * k[0],
+        x[1] + s * u[1] + half * k[1],
+        x[2] + s * u[2] + half * k[2],
+    )
+
+
+@njit_taking_kernels
+def _piece_at(kernel, params, p):
+    return kernel(p[0], p[1], p[2], params)[3]
+
+
+@njit_taking_kernels
+def _bisect(kernel, params, x, u, k, piece, lo, hi, bracket):
+    """Shrink [lo, hi] (path lengths on the Taylor path from x; lo in ``piece``, hi not) to at
+    most ``bracket`` long; returns (lo, hi, evaluations)."""
+    n = 0
+    while hi - lo > bracket:
+        mid = 0.5 * (lo + hi)
+        if _piece_at(kernel, params, _taylor(x, u, k, mid)) == piece:
+            lo = mid
+        else:
+            hi = mid
+        n += 1
+    return lo, hi, n
 
 
 @njit_kernel
@@ -172,40 +232,132 @@ def _local_max_step(x, max_step, fine_regions):
     return h
 
 
+@njit_kernel
+def _unit(v):
+    n = _norm(v)
+    return (v[0] / n, v[1] / n, v[2] / n), n
+
+
+@njit_kernel
+def _cross(kappa, u, b):
+    """kappa * u x b for 3-tuples."""
+    return (
+        kappa * (u[1] * b[2] - u[2] * b[1]),
+        kappa * (u[2] * b[0] - u[0] * b[2]),
+        kappa * (u[0] * b[1] - u[1] * b[0]),
+    )
+
+
+@njit_taking_kernels
+def _bridge(kernel, params, kappa, x, u, k, piece, lo, hi):
+    """Cross from x to the Taylor point at hi (kpc), where the path has left ``piece`` (it is still
+    in it at lo): du/ds is k up to lo and the far side's beyond. Returns (x, u, k, piece) there."""
+    x_far = _taylor(x, u, k, hi)
+    bx, by, bz, piece_far = kernel(x_far[0], x_far[1], x_far[2], params)
+    k_far = _cross(kappa, u, (bx, by, bz))
+    u_far, _ = _unit(
+        (
+            u[0] + lo * k[0] + (hi - lo) * k_far[0],
+            u[1] + lo * k[1] + (hi - lo) * k_far[1],
+            u[2] + lo * k[2] + (hi - lo) * k_far[2],
+        )
+    )
+    return x_far, u_far, _cross(kappa, u_far, (bx, by, bz)), piece_far
+
+
 @njit_taking_kernels
 def _trace_one(
     kernel, params, x, u, kappa, r_max, max_path, tol, min_step, max_step, h, fine, order
 ):
     """Trace one particle from the 3-tuples x (kpc), u; h is the first trial step (kpc);
-    ``fine`` holds the field's fine regions (M, 5); ``order`` 5 (Dormand–Prince) or 3
-    (Bogacki–Shampine).
+    ``kernel`` a region kernel (field and piece index); ``fine`` holds the field's fine regions
+    (M, 5); ``order`` 5 (Dormand–Prince) or 3 (Bogacki–Shampine).
 
-    Returns (x, u, path_kpc, n_steps) at the sphere, at max_path, or where it stopped.
+    Returns (x, u, path_kpc, n_steps, n_evaluations) at the sphere, at max_path, or where it
+    stopped; n_steps counts accepted steps and crossings, n_evaluations field evaluations.
     """
     s = 0.0
     n_steps = 0
+    n_eval = 1
     exponent = 1.0 / order
-    k = _curvature(kernel, params, kappa, x, u)
+    stages = 3 if order == 3 else 6
+    zero = (0.0, 0.0, 0.0)
+    k, piece = _derivative(kernel, params, kappa, _taylor(x, u, zero, _START_NUDGE_KPC), u)
+    # |dk/ds| bound from the last accepted step: how far the Taylor path can be trusted
+    dk_rate = k[0] * k[0] + k[1] * k[1] + k[2] * k[2]
+    ahead = -1.0  # the path leaves the piece within this length (-1: no crossing known)
     while x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < r_max * r_max and s < max_path:
         h_cap = min(max_path - s, _distance_to_sphere(x, u, r_max) + BOUNDARY_OVERSHOOT_KPC)
-        h_max = _local_max_step(x, max_step, fine)
-        while True:
-            h = min(max(h, min_step), h_max, h_cap)
-            if order == 3:
-                x_new, u_new, k_new, err = _bogacki_shampine_step(kernel, params, kappa, x, u, k, h)
+        h_limit = min(_local_max_step(x, max_step, fine), h_cap)
+        target = h_limit  # a step ends at most here (before a known crossing)
+        if ahead > 0.0:
+            probe = min(ahead, h_limit)
+            n_eval += 1
+            if _piece_at(kernel, params, _taylor(x, u, k, probe)) == piece:
+                ahead = -1.0
             else:
-                x_new, u_new, k_new, err = _dopri_step(kernel, params, kappa, x, u, k, h)
-            if err <= tol or h <= min_step:
+                n_eval += 1
+                k_far = _derivative(kernel, params, kappa, _taylor(x, u, k, probe), u)[0]
+                jump = _norm((k_far[0] - k[0], k_far[1] - k[1], k_far[2] - k[2]))
+                # the crossing's error is about (hi - lo) |dk|: bracket it to tol / |dk|; the
+                # Taylor path bridges gaps where its error in u, gap² |dk/ds| / 2, is < tol / 10
+                bracket = max(_MIN_BRACKET_KPC, tol / max(jump, 1e-300))
+                bridgeable = np.sqrt(0.2 * tol / max(dk_rate, 1e-300))
+                lo, hi, n = _bisect(
+                    kernel, params, x, u, k, piece, 0.0, probe, max(bracket, 1e-3 * probe)
+                )
+                n_eval += n
+                if lo <= bridgeable:
+                    lo, hi, n = _bisect(kernel, params, x, u, k, piece, lo, hi, bracket)
+                    n_eval += n
+                if hi <= max(bridgeable, 2.0 * bracket):
+                    x, u, k, piece = _bridge(kernel, params, kappa, x, u, k, piece, lo, hi)
+                    n_eval += 1
+                    s += hi
+                    n_steps += 1
+                    ahead = -1.0
+                    continue
+                # stop short of the crossing by four times the Taylor path's error there
+                target = lo - min(0.5 * lo, 4.0 * lo * lo * lo * dk_rate / 6.0)
+                ahead = hi
+        crossing = False
+        while True:
+            h = min(max(h, min_step), h_limit)
+            trial = min(h, target)
+            x_new, u_new, k_new, err, clean, piece_new = _step(
+                kernel, params, kappa, x, u, k, piece, trial, order
+            )
+            n_eval += stages
+            if not clean:
+                # a stage lay in another piece: locate the crossing within this step
+                n_eval += 1
+                if _piece_at(kernel, params, _taylor(x, u, k, trial)) != piece:
+                    crossing = True
+                    break
+                if trial > min_step:  # the Taylor path does not see it: shorter steps
+                    h = 0.5 * trial
+                    continue
+            if err <= tol or trial <= min_step:
                 break
-            h *= max(0.2, 0.9 * (tol / err) ** exponent)
-        norm = np.sqrt(u_new[0] * u_new[0] + u_new[1] * u_new[1] + u_new[2] * u_new[2])
+            h = trial * max(0.2, 0.9 * (tol / err) ** exponent)
+        if crossing:
+            ahead = trial
+            continue
+        dk = (k_new[0] - k[0], k_new[1] - k[1], k_new[2] - k[2])
+        u_new, norm = _unit(u_new)
         x = x_new
-        u = (u_new[0] / norm, u_new[1] / norm, u_new[2] / norm)
+        u = u_new
         k = (k_new[0] / norm, k_new[1] / norm, k_new[2] / norm)  # u x B is linear in u
-        s += h
+        dk_rate = _norm(dk) / max(trial, 1e-300) + k[0] * k[0] + k[1] * k[1] + k[2] * k[2]
+        piece = piece_new
+        s += trial
         n_steps += 1
-        h *= _step_factor(tol, err, exponent)
-    return x, u, s, n_steps
+        if ahead > 0.0:
+            ahead -= trial
+        if trial < target or target == h_limit:
+            h = trial * _step_factor(tol, err, exponent)
+        # else: stopped short of a crossing, the step size stays for after it
+    return x, u, s, n_steps, n_eval
 
 
 @njit_taking_kernels(parallel=True)
@@ -224,11 +376,14 @@ def trace_particles(
     out_direction,
     out_path_kpc,
     out_n_steps,
+    out_n_evaluations,
     fine_regions,
     order,
 ):
-    """Trace N particles in parallel; results go to the ``out_*`` arrays (N, 3), (N, 3), (N,), (N,).
+    """Trace N particles in parallel; results go to the ``out_*`` arrays (N, 3), (N, 3), (N,),
+    (N,), (N,).
 
+    kernel: the field model's region kernel (:attr:`crsky.fields.FieldModel.piecewise_kernel`);
     position_kpc, direction: (N, 3) float64 start states; kappa: (N,) float64 in 1/(kpc µG);
     fine_regions: (M, 5) float64 (centre, radius, max_step in kpc) of the field model;
     order: 5 (Dormand–Prince 5(4)) or 3 (Bogacki–Shampine 3(2)).
@@ -237,7 +392,7 @@ def trace_particles(
         x0 = (position_kpc[i, 0], position_kpc[i, 1], position_kpc[i, 2])
         u0 = (direction[i, 0], direction[i, 1], direction[i, 2])
         first_step = min(max_step, max(min_step, 0.01 / max(abs(kappa[i]), 1e-300)))
-        x, u, path, n_steps = _trace_one(
+        x, u, path, n_steps, n_eval = _trace_one(
             kernel,
             params,
             x0,
@@ -257,3 +412,4 @@ def trace_particles(
             out_direction[i, c] = u[c]
         out_path_kpc[i] = path
         out_n_steps[i] = n_steps
+        out_n_evaluations[i] = n_eval
