@@ -39,7 +39,7 @@ import numba
 import numpy as np
 
 import crsky
-from crsky.backtrack import EARTH_POSITION_KPC, backtrack
+from crsky.backtrack import EARTH_POSITION_KPC, Accuracy, backtrack, propagate
 from crsky.backtrack.crpropa_engine import crpropa_field
 from crsky.fields import _evaluate, get_field
 from crsky.sphere import angle_between_deg
@@ -62,8 +62,10 @@ def errors(edge: np.ndarray, reference: np.ndarray) -> dict:
 
 
 def run_crsky(directions, rigidity_V, field, **accuracy):
+    settings = Accuracy(**accuracy)
+    start_kpc = np.broadcast_to(EARTH_POSITION_KPC, directions.shape)
     start = time.perf_counter()
-    result = backtrack(directions, rigidity_V, field, threads=1, **accuracy)
+    result = propagate(start_kpc, directions, rigidity_V, -1, field, settings, threads=1)
     return result, time.perf_counter() - start
 
 
@@ -209,7 +211,8 @@ def main() -> None:
                     "tolerance": tolerance,
                     "particles_per_s": round(args.particles / seconds, 1),
                     "mean_steps": round(float(result.n_steps.mean()), 1),
-                    **errors(result.edge_direction, reference.edge_direction),
+                    "mean_evaluations": round(float(result.n_evaluations.mean()), 1),
+                    **errors(result.final_direction, reference.final_direction),
                 })  # fmt: skip
             case["crsky"] = rows
             if crpropa is not None:
@@ -221,7 +224,7 @@ def main() -> None:
                     theirs.append({
                         "tolerance": tolerance,
                         "particles_per_s": round(args.particles / seconds, 1),
-                        **errors(edge, reference.edge_direction),
+                        **errors(edge, reference.final_direction),
                     })  # fmt: skip
                 case["crpropa"] = theirs
                 case["matched"] = matched(rows, theirs)
@@ -230,7 +233,7 @@ def main() -> None:
                                       1e-8, 0.02)  # fmt: skip
                 case["reference_check"] = {
                     "particles": k,
-                    **errors(edge, reference.edge_direction[:k]),
+                    **errors(edge, reference.final_direction[:k]),
                 }
             cases.append(case)
             print(json.dumps(case), flush=True)
