@@ -17,7 +17,7 @@ one field evaluation per model (crsky: one thread over 200,000 points; CRPropa: 
 `fromMagneticField` filling a 64³ grid).
 
     python benchmarks/backtrack.py [--particles 2000] [--fields jf12 uf23 kst24]
-        [--energies-eev 1 10 100] [--tolerances 1e-5 1e-6 1e-7 1e-8 1e-9]
+        [--energies-eev 1 10 100] [--tolerances 1e-4 ... 1e-9] [--bs3-tolerances 1e-3 ... 1e-8]
         [--crpropa-tolerances 1e-4 1e-5 1e-6 1e-7 1e-8 1e-9]
 
 Run it through /work/coord/bench (timings on a shared machine are meaningless otherwise).
@@ -168,13 +168,13 @@ def main() -> None:
     parser.add_argument("--fields", nargs="+", default=list(FIELDS), choices=list(FIELDS))
     parser.add_argument("--energies-eev", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     parser.add_argument(
-        "--tolerances", type=float, nargs="+", default=[1e-5, 1e-6, 1e-7, 1e-8, 1e-9]
+        "--tolerances", type=float, nargs="+", default=[1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9]
     )
     parser.add_argument(
         "--bs3-tolerances",
         type=float,
         nargs="+",
-        default=[1e-4, 1e-5, 1e-6, 1e-7, 1e-8],
+        default=[1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8],
         help="tolerances of the Bogacki-Shampine pair (--tolerances: Dormand-Prince)",
     )
     parser.add_argument("--crpropa-tolerances", type=float, nargs="+",
