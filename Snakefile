@@ -4,6 +4,7 @@
 from snakemake.utils import min_version
 
 from crsky.config import check_config, config_errors_exit, validate_config
+from crsky.provenance import config_sha256, write_provenance
 
 min_version("9.0")
 
@@ -34,3 +35,22 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+        f"{RESULTS}/provenance.csv",
+
+
+# crsky commit, package versions, config hash, seed, machine: one table in the report
+rule provenance:
+    output:
+        report(
+            f"{RESULTS}/provenance.csv",
+            caption="workflow/report/provenance.rst",
+            category="Provenance",
+            labels={"item": "provenance table"},
+        ),
+    log:
+        f"{LOGS}/provenance.log",
+    localrule: True
+    params:
+        config_sha256=config_sha256(config),
+    run:
+        write_provenance(output[0], config, workflow.basedir)
