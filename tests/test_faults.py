@@ -57,7 +57,8 @@ def evaluations(tiny_inputs, tmp_path_factory) -> list[Path]:
 
 def commands(i: dict, evaluations: list[Path], d: Path) -> dict[str, tuple[list, Path, Path]]:
     """stage: (crsky arguments writing into ``d``, what to compare, the file or folder whose
-    presence means the job finished)."""
+    presence means the job finished). ``d`` is created, as Snakemake creates output folders."""
+    d.mkdir(parents=True, exist_ok=True)
     c, p = i["chunks"], i["pairs"]
     test_spec = '{"test": {"n_cr": 20, "nside": 4, "n_maps": 20, "chunk_size": 10}}'
     return {
@@ -85,7 +86,7 @@ def commands(i: dict, evaluations: list[Path], d: Path) -> dict[str, tuple[list,
              d / "deflection.png", "--transparency-png", d / "transparency.png",
              "--deflection-maps-png", d / "deflection_maps.png"],
             d,
-            d / "transparency.png",
+            d / "deflection_maps.png",  # written last
         ),
         "skymaps": (
             ["skymaps", "--output", d / "chunk0001.h5", "--seed", 5, "--dataset", "test",
