@@ -208,10 +208,12 @@ def tested_fractions(config: dict, datasets: dict, test: str) -> list[float]:
     return sorted(set(fraction.parameters))
 
 
-def _check_field(config: dict) -> None:
-    from crsky.fields import check_field_options
+def _check_fields(config: dict) -> dict:
+    """The lenses of the workflow (crsky.ensemble.lens_fields: field or fields, options the
+    models declare, unique safe names)."""
+    from crsky.ensemble import lens_fields
 
-    check_field_options(config["field"]["model"], config["field"]["options"])
+    return lens_fields(config)
 
 
 def _check_backtrack(config: dict) -> None:
@@ -226,19 +228,21 @@ def _check_backtrack(config: dict) -> None:
     Sharding(n, config["backtrack"]["shard_size"])
 
 
-def _check_lens_datasets(config: dict, datasets: dict) -> None:
-    """A lens-mode dataset must fit the configured lens (nside, rigidity coverage of
-    log10(E / Z) for every charge)."""
+def _check_lens_datasets(config: dict, datasets: dict, lenses: dict) -> None:
+    """A lens-mode dataset names lenses the workflow builds (or there is exactly one), and
+    each fits them: nside, rigidity coverage of log10(E / Z) for every charge, one nside and
+    one set of bins across a mix."""
     from crsky.binning import RigidityBins
-    from crsky.sky.simulate import check_lens_compatible
+    from crsky.ensemble import resolve_dataset_lenses
+    from crsky.sky.simulate import check_lens_mix
 
-    configured = SimpleNamespace(
-        nside=config["lens"]["nside"],
-        log10_rigidity_edges=RigidityBins(**config["rigidity_bins"]).edges,
-    )
+    edges = RigidityBins(**config["rigidity_bins"]).edges
     for dataset in datasets.values():
-        if dataset.deflection_mode == "lens":
-            check_lens_compatible(dataset, configured)
+        if dataset.deflection_mode != "lens":
+            continue
+        names = resolve_dataset_lenses(dataset.key, dataset.config["deflection"]["lens"], lenses)
+        configured = SimpleNamespace(nside=config["lens"]["nside"], log10_rigidity_edges=edges)
+        check_lens_mix(dataset, [configured] * len(names), names)
 
 
 def _model_names(config: dict) -> list[str]:
@@ -291,6 +295,12 @@ def _check_likelihood(config: dict, datasets: dict) -> None:
     for test, isotropy in evaluation_pairs(config):
         check_likelihood_dataset(datasets[test], settings["methods"], grid)
         tested_fractions(config, datasets, test)
+        if datasets[test].is_lens_mix:
+            raise ConfigError(
+                f"evaluation.likelihood.methods = {settings['methods']}: test set {test!r} mixes "
+                f"the lenses {list(datasets[test].lens_names)}; the likelihood models one lens "
+                "(methods: [] or a single-lens test set)"
+            )
         for key in _BACKGROUND_KEYS:
             a, b = datasets[test].config[key], datasets[isotropy].config[key]
             if a != b:
@@ -426,10 +436,10 @@ def _check_search(config: dict, datasets: dict) -> None:
 def check_config(config: dict) -> None:
     """Every check across keys, on a config that passed :func:`validate_config` (defaults
     filled in). ConfigError naming the key on the first failure."""
-    _check_field(config)
+    lenses = _check_fields(config)
     _check_backtrack(config)
     datasets = skymap_datasets(config)
-    _check_lens_datasets(config, datasets)
+    _check_lens_datasets(config, datasets, lenses)
     _check_evaluation(config, datasets)
     _check_train(config, datasets)
     _check_search(config, datasets)

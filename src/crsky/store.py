@@ -22,6 +22,8 @@ name                   shape, dtype            meaning
                                                source positions
 ``source_flux``        (n_maps, n_src) float32 relative fluxes (sum 1)
 ``deflection_axis``    (n_maps, n_src, 3) f32  toy mode only: coherent rotation axis per source
+``lens_index``         (n_maps,) uint8         lens mixes only: the lens that deflected the map,
+                                               an index into the attribute ``lens_names``
 =====================  ======================  ==================================================
 
 On disk (``format_version`` 2) two CR columns are stored encoded, the rest as they are read:
@@ -41,7 +43,11 @@ Within a map CRs are sorted by (pixel, energy, charge, is_signal), so a map's by
 on how it was generated. Attributes: ``format`` ("crsky-skymaps"), ``format_version``, ``dataset``,
 ``chunk``, ``n_chunks``, ``first_map``, ``nside``, ``ordering`` ("RING"), ``n_cr``, ``seed``,
 ``config`` (the full dataset config as JSON), ``log10_energy_step``, ``deflection_mode``,
-``n_source_redraws``, ``crsky_version`` and, in lens mode, ``lens_folder`` and ``lens_cfg``.
+``n_source_redraws``, ``crsky_version`` and, in lens mode, ``lens_names`` (JSON list of the
+lens names, one or, for a mix, several) and ``lens_folder`` and ``lens_cfg`` (one lens: its
+folder and lens.cfg text) or ``lens_folders`` and ``lens_cfgs`` (a mix: JSON lists in
+``lens_index`` order). :attr:`SkymapChunk.lens_names` and :attr:`SkymapChunk.lens_folders`
+read either form.
 
 Writing (``crsky.sky.simulate.run_chunk``)::
 
@@ -116,9 +122,9 @@ LOG10_ENERGY_STEP = 2.0**-9  # dex; stored energies are LOG10_ENERGY_ORIGIN + k 
 LOG10_ENERGY_ORIGIN = 17.0
 CR_DATASETS = ("pixel", "log10_energy", "charge", "is_signal")
 LABEL_DATASETS = ("signal_fraction", "n_signal", "source_direction", "source_flux")
-OPTIONAL_LABELS = ("deflection_axis",)
-# attributes a writer must set (besides format and format_version); lens mode adds lens_folder
-# and lens_cfg
+OPTIONAL_LABELS = ("deflection_axis", "lens_index")
+# attributes a writer must set (besides format and format_version); lens mode adds lens_names
+# and lens_folder/lens_cfg (one lens) or lens_folders/lens_cfgs (a mix)
 CHUNK_ATTRS = (
     "dataset",
     "chunk",
@@ -283,6 +289,42 @@ class SkymapChunk:
         """The full dataset config the chunk was simulated with."""
         return json.loads(self._file.attrs["config"])
 
+    @property
+    def lens_names(self) -> tuple[str, ...]:
+        """Names of the lenses the maps were deflected by (lens mode; several for a mix, in
+        ``lens_index`` order), () otherwise."""
+        names = self._json_list("lens_names")
+        if not names and "lens_folder" in self._file.attrs:  # chunks older than lens_names
+            names = [Path(str(self._file.attrs["lens_folder"])).name]
+        return tuple(names)
+
+    @property
+    def lens_folders(self) -> tuple[str, ...]:
+        """Folders of those lenses (the same order), () outside lens mode."""
+        attrs = self._file.attrs
+        if "lens_folder" in attrs:
+            return (str(attrs["lens_folder"]),)
+        return tuple(self._json_list("lens_folders"))
+
+    @property
+    def is_lens_mix(self) -> bool:
+        """The maps were deflected by several lenses, one per map (label ``lens_index``)."""
+        return "lens_index" in self._file
+
+    def _json_list(self, name: str) -> list:
+        raw = self._file.attrs.get(name)
+        if raw is None:
+            return []
+        try:
+            value = json.loads(raw)
+        except (TypeError, ValueError):
+            value = None
+        if not isinstance(value, list):
+            raise InputFileError(
+                f"skymap chunk {str(self.path)!r}: attribute {name!r} is not a JSON list"
+            )
+        return value
+
     def __len__(self) -> int:
         return self.n_maps
 
@@ -343,10 +385,17 @@ class SkymapChunk:
 
     def labels(self, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
         """Labels of maps start ... stop − 1: signal_fraction, n_signal, source_direction,
-        source_flux (and deflection_axis in toy mode)."""
+        source_flux (and deflection_axis in toy mode, lens_index for a lens mix)."""
         s = self._slice(start, stop)
         names = LABEL_DATASETS + tuple(n for n in OPTIONAL_LABELS if n in self._file)
-        return {name: self.read(name, s) for name in names}
+        labels = {name: self.read(name, s) for name in names}
+        index = labels.get("lens_index")
+        if index is not None and index.size and int(index.max()) >= len(self.lens_names):
+            raise InputFileError(
+                f"skymap chunk {str(self.path)!r} has lens_index {int(index.max())} but lists "
+                f"{len(self.lens_names)} lenses in 'lens_names' (corrupt file)"
+            )
+        return labels
 
     def cosmic_rays(self, start: int = 0, stop: int | None = None) -> CosmicRays:
         """CR lists of maps start ... stop − 1."""
@@ -444,7 +493,14 @@ class ChunkWriter:
     gets)."""
 
     def __init__(
-        self, f: h5py.File, n_maps: int, n_cr: int, n_sources: int, nside: int, axis: bool
+        self,
+        f: h5py.File,
+        n_maps: int,
+        n_cr: int,
+        n_sources: int,
+        nside: int,
+        axis: bool,
+        lens_index: bool = False,
     ):
         self._pixel_dtype = pixel_dtype(nside)
         shapes = {
@@ -459,10 +515,13 @@ class ChunkWriter:
         }
         if axis:
             shapes["deflection_axis"] = ((n_maps, n_sources, 3), np.float32)
+        if lens_index:
+            shapes["lens_index"] = ((n_maps,), np.uint8)
         shapes[_CRC_NAME] = ((-(-n_maps // HDF5_CHUNK_MAPS), len(_CR_COLUMNS)), np.uint32)
         self._file = f
         self._datasets = {name: self._create(name, *spec) for name, spec in shapes.items()}
-        self.columns = CR_DATASETS + LABEL_DATASETS + (("deflection_axis",) if axis else ())
+        optional = (("deflection_axis",) if axis else ()) + (("lens_index",) if lens_index else ())
+        self.columns = CR_DATASETS + LABEL_DATASETS + optional
         self.n_maps, self.written = n_maps, 0
 
     def _create(self, name: str, shape: tuple, dtype) -> h5py.Dataset:
@@ -523,11 +582,13 @@ def write_chunk(
     n_sources: int,
     nside: int,
     deflection_axis: bool,
+    lens_index: bool = False,
 ) -> Iterator[ChunkWriter]:
     """A :class:`ChunkWriter` for a new chunk file at ``path``, written atomically (crsky.io):
-    the file appears under its name only after :meth:`ChunkWriter.finish` and a clean exit."""
+    the file appears under its name only after :meth:`ChunkWriter.finish` and a clean exit.
+    ``deflection_axis`` (toy mode) and ``lens_index`` (a lens mix) add those label datasets."""
     with atomic_h5(path) as f:
-        writer = ChunkWriter(f, n_maps, n_cr, n_sources, nside, deflection_axis)
+        writer = ChunkWriter(f, n_maps, n_cr, n_sources, nside, deflection_axis, lens_index)
         yield writer
         if "format" not in f.attrs:
             raise ConfigError(f"chunk {str(path)!r} was not finished (ChunkWriter.finish)")

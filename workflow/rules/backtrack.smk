@@ -1,12 +1,13 @@
 # Stage 1: backtrack antiparticles from Earth to the edge of the Galaxy, one job per
-# (rigidity bin, shard). Output format: DESIGN.md section 4, "Backtracking shard".
+# (lens, rigidity bin, shard); each lens of the config's fields has its own field model.
+# Output format: DESIGN.md section 4, "Backtracking shard".
 
 
 rule backtrack:
     output:
-        f"{RESULTS}/backtrack/{FIELD}/bin{{bin}}/shard{{shard}}.h5",
+        f"{RESULTS}/backtrack/{{lens}}/bin{{bin}}/shard{{shard}}.h5",
     log:
-        f"{LOGS}/backtrack/{FIELD}/bin{{bin}}/shard{{shard}}.log",
+        f"{LOGS}/backtrack/{{lens}}/bin{{bin}}/shard{{shard}}.log",
     conda:
         "../../envs/crsky.yaml"
     threads: rule_threads("backtrack")
@@ -14,8 +15,8 @@ rule backtrack:
         **rule_resources("backtrack"),
     params:
         seed=config["seed"],
-        field=FIELD,
-        field_options=json.dumps(config["field"]["options"]),
+        field=lambda wildcards: lens_field(wildcards).model,
+        field_options=lambda wildcards: json.dumps(lens_field(wildcards).options),
         bins=[BINS.log10_rigidity_min, BINS.log10_rigidity_max, BINS.n_bins],
         particles_per_bin=SHARDING.particles_per_bin,
         shard_size=SHARDING.shard_size,

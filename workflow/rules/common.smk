@@ -2,6 +2,7 @@
 # already checked (crsky.config, called from the Snakefile).
 import json
 import os
+import re
 
 from crsky.binning import RigidityBins, Sharding
 from crsky.config import (
@@ -13,10 +14,12 @@ from crsky.config import (
     tested_fractions,
     train_settings,
 )
+from crsky.ensemble import lens_fields, resolve_dataset_lenses
 
 RESULTS = config["results_dir"]
 LOGS = config["logs_dir"]
-FIELD = config["field"]["model"]
+# the workflow's lenses, {name: crsky.ensemble.LensField}: config fields, or the one field
+LENSES = lens_fields(config)
 BINS = RigidityBins(**config["rigidity_bins"])
 SHARDING = Sharding(
     config["backtrack"]["particles_per_bin"], config["backtrack"]["shard_size"]
@@ -26,6 +29,7 @@ SHARDING = Sharding(
 wildcard_constraints:
     bin=r"\d{3}",
     shard=r"\d{4}",
+    lens="|".join(re.escape(name) for name in LENSES),
 
 
 def bin_ids():
@@ -38,55 +42,61 @@ def shard_ids():
     return [f"{i:04d}" for i in range(SHARDING.n_shards)]
 
 
-def backtrack_shards():
-    """Every backtracking shard of the configured field model."""
-    return expand(
-        f"{RESULTS}/backtrack/{FIELD}/bin{{bin}}/shard{{shard}}.h5",
-        bin=bin_ids(),
-        shard=shard_ids(),
-    )
-
-
 def bin_shards(wildcards):
-    """Every backtracking shard of rigidity bin ``wildcards.bin`` (input of lens_part)."""
+    """Every backtracking shard of lens ``wildcards.lens``, rigidity bin ``wildcards.bin``
+    (input of lens_part)."""
     return expand(
-        f"{RESULTS}/backtrack/{FIELD}/bin{wildcards.bin}/shard{{shard}}.h5",
+        f"{RESULTS}/backtrack/{wildcards.lens}/bin{wildcards.bin}/shard{{shard}}.h5",
         shard=shard_ids(),
     )
 
 
-LENS = f"{RESULTS}/lens/{FIELD}"  # the lens folder (lens.cfg written last)
-LENS_PARTS = f"{RESULTS}/lens_parts/{FIELD}"  # row-normalised per-bin parts
+# per lens (the {lens} wildcard): backtracking shards, row-normalised per-bin parts, the lens
+# folder (lens.cfg written last); DESIGN.md section 4
+LENS = f"{RESULTS}/lens/{{lens}}"
+LENS_PARTS = f"{RESULTS}/lens_parts/{{lens}}"
 
 
-def lens_folder():
-    """The lens folder of the configured field model (DESIGN.md section 4, "Lens")."""
-    return LENS
+def lens_field(wildcards):
+    """The crsky.ensemble.LensField of lens ``wildcards.lens``."""
+    return LENSES[wildcards.lens]
 
 
-def lens_cfg():
-    """The lens index; it exists only once the whole lens is written."""
-    return f"{LENS}/lens.cfg"
+def lens_cfg(name):
+    """The index of lens ``name``; it exists only once the whole lens is written."""
+    return f"{RESULTS}/lens/{name}/lens.cfg"
 
 
 def lens_part_files():
-    """Per-bin matrix files of the final lens (.npz, and .mldat + lens_crpropa.cfg if enabled)."""
-    files = expand(f"{LENS}/bin{{bin}}.npz", bin=bin_ids())
+    """Per-bin matrix files of a lens, with the {lens} wildcard (.npz, and .mldat +
+    lens_crpropa.cfg if enabled)."""
+    files = expand(f"{LENS}/bin{{bin}}.npz", bin=bin_ids(), allow_missing=True)
     if config["lens"]["write_mldat"]:
-        files += expand(f"{LENS}/bin{{bin}}.mldat", bin=bin_ids())
+        files += expand(f"{LENS}/bin{{bin}}.mldat", bin=bin_ids(), allow_missing=True)
         files.append(f"{LENS}/lens_crpropa.cfg")
     return files
 
 
 def lens_outputs():
-    """The lens index, its diagnostics table and plots."""
-    return [
-        lens_cfg(),
-        f"{LENS}/diagnostics.csv",
-        f"{LENS}/deflection.png",
-        f"{LENS}/transparency.png",
-        f"{LENS}/deflection_maps.png",
-    ]
+    """Every lens's index, diagnostics table and plots, and the deflections of all lenses
+    side by side when there are several."""
+    files = expand(
+        f"{RESULTS}/lens/{{lens}}/{{name}}",
+        lens=list(LENSES),
+        name=[
+            "lens.cfg",
+            "diagnostics.csv",
+            "deflection.png",
+            "transparency.png",
+            "deflection_maps.png",
+        ],
+    )
+    if len(LENSES) > 1:
+        files.append(LENS_COMPARISON)
+    return files
+
+
+LENS_COMPARISON = f"{RESULTS}/lens_comparison/deflection.png"
 
 
 SKYMAPS = f"{RESULTS}/skymaps"
@@ -127,17 +137,31 @@ def dataset_plot_files():
     )
 
 
+def dataset_lenses(name):
+    """Names of the lenses dataset ``name`` uses (lens mode; several for a mix), else []."""
+    dataset = SKYMAP_DATASETS[name]
+    if dataset.deflection_mode != "lens":
+        return []
+    return resolve_dataset_lenses(
+        dataset.key, dataset.config["deflection"]["lens"], LENSES
+    )
+
+
 def skymap_lens_input(wildcards):
-    """The lens index for datasets in deflection mode 'lens', nothing otherwise."""
-    if SKYMAP_DATASETS[wildcards.dataset].deflection_mode == "lens":
-        return [lens_cfg()]
-    return []
+    """The lens index of every lens the dataset uses, in its deflection.lens order."""
+    return [lens_cfg(name) for name in dataset_lenses(wildcards.dataset)]
 
 
 def skymap_dataset_json(wildcards):
-    """The configured keys of one dataset as {name: {...}} JSON for ``crsky skymaps``."""
+    """The configured keys of one dataset as {name: {...}} JSON for ``crsky skymaps``, with
+    deflection.lens resolved to the lens name(s) (recorded in the chunk's config)."""
     name = wildcards.dataset
-    return json.dumps({name: config["skymaps"]["datasets"][name]}, sort_keys=True)
+    spec = config["skymaps"]["datasets"][name]
+    lenses = dataset_lenses(name)
+    if lenses:
+        lens = lenses[0] if len(lenses) == 1 else lenses
+        spec = {**spec, "deflection": {**spec.get("deflection", {}), "lens": lens}}
+    return json.dumps({name: spec}, sort_keys=True)
 
 
 EVALUATION = f"{RESULTS}/evaluate"
@@ -289,10 +313,8 @@ def likelihood_signal_chunk(wildcards):
 
 
 def likelihood_lens_input(wildcards):
-    """The lens index when the signal model is in lens mode."""
-    if SKYMAP_DATASETS[wildcards.signal].deflection_mode == "lens":
-        return [lens_cfg()]
-    return []
+    """The lens index of every lens of the signal model (lens mode; several for a mix)."""
+    return [lens_cfg(name) for name in dataset_lenses(wildcards.signal)]
 
 
 def likelihood_role(wildcards):

@@ -1,6 +1,7 @@
-# Stage 2: Galactic lenses. One job per rigidity bin reduces that bin's shards to a
-# row-normalised part; one job divides all parts by the global maximum column sum and writes
-# the lens folder with lens.cfg last; one job draws the diagnostic plots.
+# Stage 2: Galactic lenses, one per entry of the config's fields (the {lens} wildcard). One job
+# per rigidity bin reduces that bin's shards to a row-normalised part; one job divides all
+# parts by the global maximum column sum and writes the lens folder with lens.cfg last; one job
+# draws the diagnostic plots; with several lenses one more overlays their deflections.
 # Output format: DESIGN.md section 4, "Lens".
 import os
 
@@ -12,14 +13,14 @@ rule lens_part:
         part=f"{LENS_PARTS}/bin{{bin}}.npz",
         stats=f"{LENS_PARTS}/bin{{bin}}.json",
     log:
-        f"{LOGS}/lens/{FIELD}/bin{{bin}}.log",
+        f"{LOGS}/lens/{{lens}}/bin{{bin}}.log",
     conda:
         "../../envs/crsky.yaml"
     threads: rule_threads("lens_part")
     resources:
         **rule_resources("lens_part"),
     params:
-        field=FIELD,
+        field=lambda wildcards: lens_field(wildcards).model,
         nside=lookup(dpath="lens/nside", within=config),
     shell:
         "crsky lens part --shards {input:q} --field {params.field:q} --nside {params.nside:q}"
@@ -28,21 +29,22 @@ rule lens_part:
 
 rule lens:
     input:
-        parts=expand(f"{LENS_PARTS}/bin{{bin}}.npz", bin=bin_ids()),
-        stats=expand(f"{LENS_PARTS}/bin{{bin}}.json", bin=bin_ids()),
+        parts=expand(f"{LENS_PARTS}/bin{{bin}}.npz", bin=bin_ids(), allow_missing=True),
+        stats=expand(f"{LENS_PARTS}/bin{{bin}}.json", bin=bin_ids(), allow_missing=True),
     output:
-        cfg=lens_cfg(),
+        cfg=lens_cfg("{lens}"),
         diagnostics=report(
             f"{LENS}/diagnostics.csv",
             caption="../report/lens_diagnostics.rst",
             category="Lens",
-            labels={"item": "diagnostics table"},
+            subcategory="{lens}",
+            labels={"lens": "{lens}", "item": "diagnostics table"},
         ),
         provenance=f"{LENS}/provenance.json",
         maps=[f"{LENS}/transparency.fits", f"{LENS}/deflection.fits"],
         parts=lens_part_files(),
     log:
-        f"{LOGS}/lens/{FIELD}/lens.log",
+        f"{LOGS}/lens/{{lens}}/lens.log",
     conda:
         "../../envs/crsky.yaml"
     threads: rule_threads("lens")
@@ -67,22 +69,25 @@ rule lens_plots:
             f"{LENS}/deflection.png",
             caption="../report/lens_deflection.rst",
             category="Lens",
-            labels={"item": "deflection vs rigidity"},
+            subcategory="{lens}",
+            labels={"lens": "{lens}", "item": "deflection vs rigidity"},
         ),
         transparency=report(
             f"{LENS}/transparency.png",
             caption="../report/lens_transparency.rst",
             category="Lens",
-            labels={"item": "magnification maps"},
+            subcategory="{lens}",
+            labels={"lens": "{lens}", "item": "magnification maps"},
         ),
         deflection_maps=report(
             f"{LENS}/deflection_maps.png",
             caption="../report/lens_deflection_maps.rst",
             category="Lens",
-            labels={"item": "deflection maps"},
+            subcategory="{lens}",
+            labels={"lens": "{lens}", "item": "deflection maps"},
         ),
     log:
-        f"{LOGS}/lens/{FIELD}/plots.log",
+        f"{LOGS}/lens/{{lens}}/plots.log",
     conda:
         "../../envs/crsky.yaml"
     threads: rule_threads("lens_plots")
@@ -96,3 +101,29 @@ rule lens_plots:
         " --deflection-png {output.deflection:q}"
         " --transparency-png {output.transparency:q}"
         " --deflection-maps-png {output.deflection_maps:q} > {log:q} 2>&1"
+
+
+rule lens_comparison:
+    input:
+        diagnostics=expand(
+            f"{RESULTS}/lens/{{lens}}/diagnostics.csv", lens=list(LENSES)
+        ),
+        cfgs=expand(lens_cfg("{lens}"), lens=list(LENSES)),
+    output:
+        report(
+            LENS_COMPARISON,
+            caption="../report/lens_comparison.rst",
+            category="Lens",
+        ),
+    log:
+        f"{LOGS}/lens/comparison.log",
+    conda:
+        "../../envs/crsky.yaml"
+    threads: rule_threads("lens_plots")
+    resources:
+        **rule_resources("lens_plots"),
+    params:
+        lens_dirs=lambda wildcards, input: [os.path.dirname(f) for f in input.cfgs],
+    shell:
+        "crsky lens compare --lens-dirs {params.lens_dirs:q}"
+        " --deflection-png {output:q} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
 # Stage 3: simulated skies, one job per (dataset, chunk) of at most chunk_size maps.
-# Datasets come from config skymaps.datasets; lens-mode datasets wait for the lens.
+# Datasets come from config skymaps.datasets; lens-mode datasets wait for their lens (or every
+# lens of a mix).
 # Output format: DESIGN.md section 4, "Skymap chunk" (reader: crsky.store).
 import os
 
@@ -20,7 +21,9 @@ rule skymaps:
         seed=config["seed"],
         datasets=skymap_dataset_json,
         lens=lambda wildcards, input: (
-            ["--lens", os.path.dirname(input.lens[0])] if input.lens else []
+            ["--lens", *(os.path.dirname(cfg) for cfg in input.lens)]
+            if input.lens
+            else []
         ),
     shell:
         "crsky skymaps --output {output:q} --seed {params.seed:q}"

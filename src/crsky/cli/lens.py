@@ -10,12 +10,13 @@ from crsky.lens.plots import plot_deflection, plot_deflection_maps, plot_magnifi
 __all__ = ["PARSERS"]
 
 _DESCRIPTION = """\
-Build a Galactic lens in three steps (the workflow runs them as jobs):
+Build a Galactic lens in three steps (the workflow runs them as jobs), and overlay several:
 
   crsky lens part  --shards S... --field F --nside N --bin B --output PART.npz
   crsky lens cfg   --parts PART.npz... --lens-dir DIR [--no-mldat] [--compress]
   crsky lens plots --lens-dir DIR --deflection-png D.png --transparency-png T.png
-                   --deflection-maps-png M.png"""
+                   --deflection-maps-png M.png
+  crsky lens compare --lens-dirs DIR... --deflection-png D.png"""
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
@@ -82,6 +83,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     plots.add_argument("--maps", type=positive_int, default=4, help="rigidity bins shown as maps")
     plots.set_defaults(run=run_plots)
 
+    compare = step("compare", "deflections of several lens folders overlaid")
+    compare.add_argument("--lens-dirs", nargs="+", required=True, help="complete lens folders")
+    compare.add_argument(
+        "--deflection-png",
+        type=output_path,
+        required=True,
+        help="figure to write: every lens's deflection against rigidity",
+    )
+    compare.set_defaults(run=run_compare)
+
 
 PARSERS = {"lens": add_parser}
 
@@ -104,3 +115,8 @@ def run_plots(args: argparse.Namespace) -> None:
     plot_deflection(args.lens_dir, args.deflection_png)
     plot_magnification(args.lens_dir, args.transparency_png, args.maps)
     plot_deflection_maps(args.lens_dir, args.deflection_maps_png, args.maps)
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    prepare_output(args.deflection_png)
+    plot_deflection(args.lens_dirs, args.deflection_png)

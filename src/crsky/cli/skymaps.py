@@ -45,13 +45,15 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     )
     p.add_argument(
         "--lens",
-        help="lens folder for datasets in deflection mode 'lens'; with --config the default is "
-        "<results_dir>/lens/<field model>",
+        nargs="+",
+        help="lens folder for datasets in deflection mode 'lens'; a lens mix: one folder per "
+        "lens, in the order of the dataset's deflection.lens; with --config the default is "
+        "<results_dir>/lens/<lens name> for each lens the dataset names",
     )
     p.set_defaults(run=run)
 
 
-def _from_config(args: argparse.Namespace) -> tuple[int, dict, Path, Path | None]:
+def _from_config(args: argparse.Namespace) -> tuple[int, dict, Path, list | None]:
     """(seed, datasets, output, lens folder) from the config files."""
     from crsky.cli._config import load_config_files
 
@@ -66,11 +68,21 @@ def _from_config(args: argparse.Namespace) -> tuple[int, dict, Path, Path | None
             f"{did_you_mean(args.dataset, datasets)}; configured: {', '.join(datasets)}"
         )
     output = args.output or results / "skymaps" / args.dataset / f"chunk{args.chunk:04d}.h5"
-    lens = args.lens or results / "lens" / config["field"]["model"]
+    spec = datasets[args.dataset]
+    deflection = spec.get("deflection") or {}
+    lens = args.lens
+    if lens is None and deflection.get("mode") == "lens":
+        from crsky.ensemble import lens_fields, resolve_dataset_lenses
+
+        key = f"skymaps.datasets.{args.dataset}"
+        names = resolve_dataset_lenses(key, deflection.get("lens"), lens_fields(config))
+        lens = [results / "lens" / name for name in names]
+        resolved = {**deflection, "lens": names[0] if len(names) == 1 else names}
+        datasets = {**datasets, args.dataset: {**spec, "deflection": resolved}}  # as the workflow
     return config["seed"], datasets, output, lens
 
 
-def _from_options(args: argparse.Namespace) -> tuple[int, dict, Path, Path | None]:
+def _from_options(args: argparse.Namespace) -> tuple[int, dict, Path, list | None]:
     missing = [o for o, v in (("--seed", args.seed), ("--datasets", args.datasets)) if v is None]
     if missing or args.output is None:
         raise ConfigError(
@@ -90,20 +102,27 @@ def run(args: argparse.Namespace) -> None:
     from crsky.io import prepare_output
     from crsky.sky.dataset import DatasetConfig
     from crsky.sky.deflection import load_lens
-    from crsky.sky.simulate import run_chunk
+    from crsky.sky.simulate import check_lens_mix, run_chunk
 
-    seed, datasets, output, lens_folder = (_from_config if args.config else _from_options)(args)
+    seed, datasets, output, folders = (_from_config if args.config else _from_options)(args)
     dataset = DatasetConfig.from_dict(args.dataset, datasets[args.dataset])
     dataset.chunk_range(args.chunk)  # a bad chunk index stops before any work
-    lens = None
+    lenses = None
     if dataset.deflection_mode == "lens":
-        if lens_folder is None:
+        if folders is None:
             raise ConfigError(f"dataset {args.dataset!r} uses deflection 'lens': pass '--lens'")
-        lens = load_lens(lens_folder)
+        names = dataset.lens_names
+        if names and len(names) != len(folders):
+            raise ConfigError(
+                f"dataset {args.dataset!r} uses lenses {list(names)}: pass '--lens' with one "
+                f"folder per lens, in that order (got {len(folders)})"
+            )
+        lenses = [load_lens(folder) for folder in folders]
+        check_lens_mix(dataset, lenses, names or [Path(f).name for f in folders])
     else:
-        lens_folder = None
+        folders = None
     prepare_output(output)
-    run_chunk(dataset, args.chunk, seed, output, lens=lens, lens_folder=lens_folder)
+    run_chunk(dataset, args.chunk, seed, output, lens=lenses, lens_folder=folders)
 
 
 def add_plots_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:

@@ -17,7 +17,9 @@ __all__ = ["MapSet", "check_compatible"]
 class MapSet:
     """Skymap chunks of one role ("test" or "isotropy"), in the given order.
 
-    ``lens_folder`` is the lens the maps were simulated with (deflection mode "lens"), or None.
+    ``lens_folder`` is the lens the maps were simulated with (deflection mode "lens"), or None
+    (no lens, or a lens mix); ``lens_folders`` every lens (several for a mix, in lens_index
+    order).
     """
 
     role: str
@@ -28,6 +30,7 @@ class MapSet:
     n_cr: int
     ordering: str
     lens_folder: str | None
+    lens_folders: tuple[str, ...] = ()
 
     @classmethod
     def open(cls, paths, role: str) -> "MapSet":
@@ -51,6 +54,7 @@ class MapSet:
                             chunk.n_cr,
                             str(attrs.get("ordering", "RING")),
                             attrs.get("lens_folder"),
+                            chunk.lens_folders,
                         ),
                     )
                 )
@@ -59,10 +63,9 @@ class MapSet:
             if head != first:
                 raise InputFileError(
                     f"{role} chunk {str(path)!r} has (dataset, nside, CRs per map, ordering, "
-                    f"lens) = {head}, but {str(paths[0])!r} has {first}"
+                    f"lens, lenses) = {head}, but {str(paths[0])!r} has {first}"
                 )
-        dataset, nside, n_cr, ordering, lens = first
-        return cls(role, paths, tuple(h[0] for h in heads), dataset, nside, n_cr, ordering, lens)
+        return cls(role, paths, tuple(h[0] for h in heads), *first)
 
     @property
     def total_maps(self) -> int:
@@ -92,6 +95,7 @@ class MapSet:
             "n_cr": self.n_cr,
             "ordering": self.ordering,
             "lens_folder": self.lens_folder,
+            "lens_folders": list(self.lens_folders),
         }
 
     def dataset_config(self) -> dict:

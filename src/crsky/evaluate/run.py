@@ -436,7 +436,7 @@ def _write_evaluation(job: EvaluateJob, output: Path) -> None:
         plot_training_curves(
             output / "training.png", prep.model.path / "history.csv", prep.model.name
         )
-    if prep.test.lens_folder:
+    if prep.test.lens_folders:
         from crsky.lens.plots import plot_deflection
 
-        plot_deflection(prep.test.lens_folder, output / "lens_deflection.png")
+        plot_deflection(prep.test.lens_folders, output / "lens_deflection.png")

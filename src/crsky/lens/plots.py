@@ -2,8 +2,9 @@
 with the Galactic Centre in the middle and longitude increasing to the left):
 
 - deflection against rigidity: mean and median angle between observed and extragalactic
-  direction per bin with the 16-84 % and 5-95 % bands of the particles, a 1/R guide and the
-  escaped fraction (from ``diagnostics.csv``);
+  direction per bin with the 16-84 % band of the particles (one lens also the 5-95 % band and a
+  1/R guide) and the escaped fraction (from ``diagnostics.csv``), of one lens or of several
+  overlaid (a field ensemble, a lens mix);
 - magnification maps: each extragalactic pixel's transparency (column sum) over the mean of
   its bin, on a log scale, so that lensing (factors of several) stands apart from the shot noise
   of the backtracked particles (about 1/sqrt(p m) at p particles per pixel), from
@@ -11,6 +12,7 @@ with the Galactic Centre in the middle and longitude increasing to the left):
 - deflection maps: the mean deflection per observed pixel, from ``deflection.fits``.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,34 +29,45 @@ from crsky.plotting import galactic_ticks, healpix_mesh, save_png
 __all__ = ["plot_deflection", "plot_deflection_maps", "plot_magnification"]
 
 
-def plot_deflection(folder: str | Path, output: str | Path) -> Path:
-    """Deflection (degrees) against rigidity (V, log scale) per bin: mean, median, 16-84 % and
-    5-95 % bands, a 1/R guide through the highest bin's median; escaped fraction below."""
-    d = read_diagnostics(folder)
-    rigidity = 10 ** (0.5 * (d["log10_rigidity_min"] + d["log10_rigidity_max"]))
+def plot_deflection(folders: str | Path | Sequence[str | Path], output: str | Path) -> Path:
+    """Deflection (degrees) against rigidity (V, log scale) per bin of one lens folder or of
+    several overlaid (one colour per lens, labelled with its folder name): median with the
+    16-84 % band of the particles and mean; for one lens also the 5-95 % band and a 1/R guide
+    through the highest bin's median; escaped fraction below."""
+    folders = [folders] if isinstance(folders, str | Path) else list(folders)
+    if not folders:
+        raise ConfigError("plot_deflection needs at least one lens folder")
+    single = len(folders) == 1
     fig = Figure(figsize=(7.6, 5.0))
     ax, low = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax.fill_between(
-        rigidity, d["deflection_p05_deg"], d["deflection_p95_deg"], color="C0", alpha=0.15,
-        lw=0, label="5-95 % of particles",
-    )  # fmt: skip
-    ax.fill_between(
-        rigidity, d["deflection_p16_deg"], d["deflection_p84_deg"], color="C0", alpha=0.3,
-        lw=0, label="16-84 % of particles",
-    )  # fmt: skip
-    ax.plot(rigidity, d["deflection_mean_deg"], "o-", ms=3, color="C0", label="mean")
-    ax.plot(rigidity, d["deflection_median_deg"], "s--", ms=3, color="C1", label="median")
-    top = int(np.argmax(rigidity))
-    if d["deflection_median_deg"][top] > 0:
-        guide = d["deflection_median_deg"][top] * rigidity[top] / rigidity
-        ax.plot(rigidity, guide, ":", color="k", lw=1, label="∝ 1/R (through the last median)")
+    positive = True
+    for k, folder in enumerate(folders):
+        d = read_diagnostics(folder)
+        rigidity = 10 ** (0.5 * (d["log10_rigidity_min"] + d["log10_rigidity_max"]))
+        colour, name = f"C{k % 10}", ("" if single else f"{Path(folder).name} ")
+        if single:
+            ax.fill_between(
+                rigidity, d["deflection_p05_deg"], d["deflection_p95_deg"], color=colour,
+                alpha=0.15, lw=0, label="5-95 % of particles",
+            )  # fmt: skip
+        ax.fill_between(
+            rigidity, d["deflection_p16_deg"], d["deflection_p84_deg"], color=colour,
+            alpha=0.3 if single else 0.15, lw=0, label=f"{name}16-84 % of particles",
+        )  # fmt: skip
+        ax.plot(rigidity, d["deflection_median_deg"], "s-", ms=3, color=colour, label=f"{name}median")
+        ax.plot(rigidity, d["deflection_mean_deg"], "o--", ms=3, color=colour, label=f"{name}mean")
+        low.plot(rigidity, d["escaped_fraction"], "o-", ms=3, color=colour)
+        positive &= bool(np.all(d["deflection_p16_deg"] > 0))
+        top = int(np.argmax(rigidity))
+        if single and d["deflection_median_deg"][top] > 0:
+            guide = d["deflection_median_deg"][top] * rigidity[top] / rigidity
+            ax.plot(rigidity, guide, ":", color="k", lw=1, label="∝ 1/R (through the last median)")
     ax.set_xscale("log")
-    if np.all(d["deflection_p05_deg"] > 0):
+    if positive:
         ax.set_yscale("log")
     ax.set_ylabel("deflection angle (degrees)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    low.plot(rigidity, d["escaped_fraction"], "o-", ms=3, color="grey")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8 if len(folders) < 4 else 6)
     low.set_ylim(0, 1.05)
     low.set_ylabel("escaped fraction")
     low.set_xlabel("rigidity R = E / Z (volts)")
@@ -62,7 +75,8 @@ def plot_deflection(folder: str | Path, output: str | Path) -> Path:
     low.xaxis.set_minor_formatter(NullFormatter())
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_title(f"Galactic deflection, lens {Path(folder).name}")
+    title = f"lens {Path(folders[0]).name}" if single else f"{len(folders)} lenses"
+    ax.set_title(f"Galactic deflection, {title}")
     fig.tight_layout()
     return save_png(fig, output)
 

@@ -28,11 +28,13 @@ __all__ = [
     "DATASET_DEFAULTS",
     "DEFLECTION_MODES",
     "MAX_CHUNK_SIZE",
+    "MAX_LENSES_PER_MIX",
     "DatasetConfig",
     "dataset_stream_id",
 ]
 
 DEFLECTION_MODES = ("toy", "lens", "none")
+MAX_LENSES_PER_MIX = 255  # lens_index is stored as uint8
 # Maps per chunk (one job, one file): seed 000 held at most 20,000 maps at once; a chunk job's
 # memory and the training pipeline's interleaving are sized for that.
 MAX_CHUNK_SIZE = 20_000
@@ -55,6 +57,7 @@ DATASET_DEFAULTS = {
         "blur_fraction": 0.5,
         "rotation_rad_ev": 2.79,
         "extragalactic_smearing_deg": 0.0,
+        "lens": None,
     },
 }
 _REPLACED = ("composition", "signal_fraction", "spectrum")
@@ -149,6 +152,7 @@ class DatasetConfig:
                 f"{where}.deflection.mode must be one of {list(DEFLECTION_MODES)}, "
                 f"got {self.deflection_mode!r}"
             )
+        self._check_lens_names()
         for key, part in (
             ("spectrum", "energy_sampler"),
             ("composition", "composition"),
@@ -203,6 +207,44 @@ class DatasetConfig:
     @property
     def deflection_mode(self) -> str:
         return self.config["deflection"]["mode"]
+
+    @property
+    def lens_names(self) -> tuple[str, ...]:
+        """The lenses named by ``deflection.lens`` (lens mode): one, several to mix, or none
+        (the workflow's only lens, resolved by the workflow before the chunk jobs run)."""
+        given = self.config["deflection"]["lens"]
+        if given is None:
+            return ()
+        return (given,) if isinstance(given, str) else tuple(given)
+
+    @property
+    def is_lens_mix(self) -> bool:
+        """Each map is deflected by one of several lenses (recorded in its label lens_index)."""
+        return len(self.lens_names) > 1
+
+    def _check_lens_names(self) -> None:
+        given = self.config["deflection"]["lens"]
+        key = f"{self.key}.deflection.lens"
+        if given is None:
+            return
+        if self.deflection_mode != "lens":
+            raise ConfigError(
+                f"{key} = {given!r}: names a lens, but deflection.mode is "
+                f"{self.deflection_mode!r}; set mode: lens or remove 'lens'"
+            )
+        names = [given] if isinstance(given, str) else given
+        if (
+            not isinstance(names, list)
+            or not names
+            or not all(isinstance(n, str) and n for n in names)
+        ):
+            raise ConfigError(f"{key} = {given!r}: expected a lens name or a list of lens names")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{key} = {given!r}: a lens is listed twice; list each lens once")
+        if len(names) > MAX_LENSES_PER_MIX:
+            raise ConfigError(
+                f"{key}: a mix holds at most {MAX_LENSES_PER_MIX} lenses, got {len(names)}"
+            )
 
     @cached_property
     def energy_sampler(self) -> EnergySampler:

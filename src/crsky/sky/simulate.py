@@ -17,11 +17,16 @@ fewer than 1 in ``MAX_ATTEMPTS_PER_CR`` = 20 overall: the sources sit where the 
 than about 5 % of its best exposure), random sources are redrawn for that map (counted in the
 chunk attribute ``n_source_redraws``): random source positions are conditioned on an observable
 signal. Fixed sources that cannot be observed are a configuration error.
+
+A lens mix (``deflection.lens`` lists several lenses) deflects each map with one of them, drawn
+uniformly per map (``lens_index``, after the signal counts, from the chunk's stream); single-lens
+and other datasets draw nothing extra, so their bytes do not change.
 """
 
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +49,7 @@ __all__ = [
     "MapBatch",
     "SkySimulator",
     "check_lens_compatible",
+    "check_lens_mix",
     "dequantise_log10_energy",
     "lens_acceptance",
     "quantise_log10_energy",
@@ -86,29 +92,38 @@ class MapBatch:
     source_flux: np.ndarray
     deflection_axis: np.ndarray | None
     n_source_redraws: int
+    lens_index: np.ndarray | None = None
 
 
 class SkySimulator:
-    """Simulates maps of ``dataset``; ``lens`` is required in lens mode (see
-    :func:`crsky.sky.deflection.load_lens`)."""
+    """Simulates maps of ``dataset``. Lens mode needs ``lens`` (see
+    :func:`crsky.sky.deflection.load_lens`): one lens, or for a lens mix the list of lenses in
+    the order of the dataset's ``deflection.lens``."""
 
-    def __init__(self, dataset: DatasetConfig, lens: LensLike | None = None):
+    def __init__(self, dataset: DatasetConfig, lens: LensLike | Sequence[LensLike] | None = None):
         self.dataset = dataset
         self.mode = dataset.deflection_mode
         self.background = isotropic_sampler(dataset.nside, dataset.exposure)
         self.lens = None
-        if self.mode == "lens":
-            if lens is None:
-                raise ConfigError(
-                    f"skymaps dataset {dataset.name!r} uses deflection 'lens' but no lens was given"
-                )
-            check_lens_compatible(dataset, lens)
-            self.lens = LensDeflection(
-                lens, float(dataset.config["deflection"]["extragalactic_smearing_deg"])
+        self.mix: list[SkySimulator] = []
+        if self.mode != "lens":
+            return
+        lenses = [] if lens is None else list(lens) if isinstance(lens, list | tuple) else [lens]
+        if not lenses:
+            raise ConfigError(
+                f"skymaps dataset {dataset.name!r} uses deflection 'lens' but no lens was given"
             )
-            self._lens_exposure = dataset.exposure.pixel_exposure(lens.nside)
-            self._lens_to_stored = pixel_lookup(lens.nside, dataset.nside, False)
-            self._lens_acceptance = lens_acceptance(dataset, lens, self._lens_exposure)
+        check_lens_mix(dataset, lenses)
+        if len(lenses) > 1:  # one single-lens simulator per lens; maps are shared out
+            self.mix = [SkySimulator(dataset, one) for one in lenses]
+            return
+        lens = lenses[0]
+        self.lens = LensDeflection(
+            lens, float(dataset.config["deflection"]["extragalactic_smearing_deg"])
+        )
+        self._lens_exposure = dataset.exposure.pixel_exposure(lens.nside)
+        self._lens_to_stored = pixel_lookup(lens.nside, dataset.nside, False)
+        self._lens_acceptance = lens_acceptance(dataset, lens, self._lens_exposure)
 
     # --- one CR population at a time -------------------------------------------------------
     def _energies_and_charges(self, n: int, rng: np.random.Generator):
@@ -286,10 +301,37 @@ class SkySimulator:
         positions are redrawn where that signal cannot be observed, which the signal CRs
         themselves decide (they are simulated and discarded). Used to score isotropic maps
         with sources from the same prior as the signal maps'."""
+        if self.mix:
+            raise ConfigError(
+                f"skymaps dataset {self.dataset.name!r} mixes lenses: drawing sources for its "
+                "signal model needs one lens (the likelihood analyses do not model lens mixes)"
+            )
         n_signal = np.asarray(n_signal, dtype=np.int64)
         direction, axis, shares = self._draw_sources(n_signal.size, rng)
         self._signal(n_signal, direction, axis, shares, rng)
         return direction, axis
+
+    def _mixed_signal(self, lens_index, n_signal, source_direction, axis, shares, rng):
+        """:meth:`_signal` of a lens mix (lens mode: no axes): the maps of each lens k
+        (``lens_index`` == k) by the simulator of lens k, in lens order; source directions and
+        drawn flux shares redrawn in place."""
+        parts, redraws = [], 0
+        for k, simulator in enumerate(self.mix):
+            maps = np.flatnonzero(lens_index == k)
+            if maps.size == 0:
+                continue
+            direction = source_direction[maps]
+            share = None if shares is None else shares[maps]
+            part, n = simulator._signal(n_signal[maps], direction, axis, share, rng)
+            source_direction[maps] = direction
+            if shares is not None:
+                shares[maps] = share
+            parts.append((maps[part[0]], *part[1:]))
+            redraws += n
+        if not parts:
+            empty = np.zeros(0, np.int64)
+            return (empty, empty, empty, np.zeros(0, np.uint8)), 0
+        return tuple(np.concatenate(c) for c in zip(*parts, strict=True)), redraws
 
     def simulate(self, n_maps: int, rng: np.random.Generator) -> MapBatch:
         """Simulate ``n_maps`` maps with ``rng``."""
@@ -297,13 +339,16 @@ class SkySimulator:
         n_cr = d.n_cr
         fraction = d.signal_fraction.sample(n_maps, rng)
         n_signal = signal_counts_for(d, fraction, rng)
+        lens_index = rng.integers(len(self.mix), size=n_maps) if self.mix else None
         source_direction, axis, shares = self._draw_sources(n_maps, rng)
         n_background = n_cr - n_signal
         keys = np.empty((n_maps, n_cr), dtype=np.uint64)
         self._background_keys(keys, n_background, rng)
-        (sig_map, sig_pixel, sig_code, sig_charge), redraws = self._signal(
-            n_signal, source_direction, axis, shares, rng
-        )
+        if self.mix:
+            signal = self._mixed_signal(lens_index, n_signal, source_direction, axis, shares, rng)
+        else:
+            signal = self._signal(n_signal, source_direction, axis, shares, rng)
+        (sig_map, sig_pixel, sig_code, sig_charge), redraws = signal
         order = np.argsort(sig_map, kind="stable")
         sig_map = sig_map[order]
         first_sig = np.repeat(np.cumsum(n_signal) - n_signal, n_signal)
@@ -326,6 +371,7 @@ class SkySimulator:
             source_flux=d.sources.map_shares(n_maps, shares),
             deflection_axis=axis,
             n_source_redraws=redraws,
+            lens_index=lens_index,
         )
 
 
@@ -335,13 +381,48 @@ def check_lens_compatible(dataset: DatasetConfig, lens: LensLike) -> None:
     charge and every stored energy (energies rounded to the stored grid)."""
     if lens.nside < dataset.nside:
         raise ConfigError(
-            f"skymaps dataset {dataset.name!r}: 'nside' {dataset.nside} exceeds the lens "
-            f"nside {lens.nside}"
+            f"{dataset.key}.nside: 'nside' {dataset.nside} exceeds the lens nside {lens.nside}"
         )
     stored = dequantise_log10_energy(
         quantise_log10_energy([dataset.log10_energy_min, dataset.log10_energy_max])
     )
-    check_lens_coverage(lens, stored[0], stored[1], dataset.composition.charges)
+    try:
+        check_lens_coverage(lens, stored[0], stored[1], dataset.composition.charges)
+    except ConfigError as err:
+        raise ConfigError(f"{dataset.key}: {err}") from None
+
+
+def check_lens_mix(
+    dataset: DatasetConfig, lenses: Sequence[LensLike], names: Sequence[str] | None = None
+) -> None:
+    """ConfigError unless the lenses of a mix have one nside and one set of rigidity bins (the
+    maps of one dataset share their resolution and the rigidities the lens resolves) and each
+    fits ``dataset`` (check_lens_compatible). ``names``: the lenses' names, for the message
+    (default: the dataset's deflection.lens)."""
+    if len(lenses) > 1:
+        names = list(names or dataset.lens_names or [f"lens {k}" for k in range(len(lenses))])
+        _check_same_grid(f"skymaps.datasets.{dataset.name}.deflection.lens", lenses, names)
+    for lens in lenses:
+        check_lens_compatible(dataset, lens)
+
+
+def _check_same_grid(key: str, lenses: Sequence[LensLike], names: list[str]) -> None:
+    nsides = [int(lens.nside) for lens in lenses]
+    if len(set(nsides)) > 1:
+        listed = ", ".join(f"{n}: {v}" for n, v in zip(names, nsides, strict=True))
+        raise ConfigError(
+            f"{key}: the mixed lenses have different nside ({listed}); a mix needs one nside"
+        )
+    first = np.asarray(lenses[0].log10_rigidity_edges, dtype=np.float64)
+    for name, lens in zip(names[1:], lenses[1:], strict=True):
+        edges = np.asarray(lens.log10_rigidity_edges, dtype=np.float64)
+        if edges.shape != first.shape or not np.allclose(edges, first, rtol=0.0, atol=1e-9):
+            raise ConfigError(
+                f"{key}: the mixed lenses have different rigidity bins ({names[0]}: "
+                f"{first.size - 1} bins {first[0]:g} ... {first[-1]:g}, {name}: "
+                f"{edges.size - 1} bins {edges[0]:g} ... {edges[-1]:g}); a mix needs one set "
+                "of bins"
+            )
 
 
 def lens_acceptance(dataset: DatasetConfig, lens: LensLike, exposure: np.ndarray) -> np.ndarray:
@@ -372,10 +453,35 @@ def _check_codes(code: np.ndarray) -> None:
         raise ConfigError("energies outside the storable range 10^17 ... 10^29 eV")
 
 
+def _lens_attributes(dataset: DatasetConfig, folders: list) -> dict:
+    """Lens provenance of a lens-mode chunk: ``lens_names`` (JSON list; the dataset's
+    deflection.lens, else the folder names) and, for one lens, ``lens_folder`` and
+    ``lens_cfg`` (its lens.cfg text); for a mix ``lens_folders`` and ``lens_cfgs`` (JSON lists,
+    in lens_index order)."""
+    names = list(dataset.lens_names) or [Path(folder).name for folder in folders]
+    if len(names) != len(folders):
+        raise ConfigError(
+            f"skymaps dataset {dataset.name!r} names lenses {names}, but {len(folders)} lens "
+            "folders were given; give one folder per lens, in the same order"
+        )
+    cfgs = [(Path(folder) / "lens.cfg").read_text() for folder in folders]
+    attrs = {"lens_names": json.dumps(names)}
+    if len(folders) == 1:
+        attrs["lens_folder"], attrs["lens_cfg"] = str(folders[0]), cfgs[0]
+    else:
+        attrs["lens_folders"] = json.dumps([str(folder) for folder in folders])
+        attrs["lens_cfgs"] = json.dumps(cfgs)
+    return attrs
+
+
 def chunk_attributes(
-    dataset: DatasetConfig, chunk: int, seed: int, lens_folder: str | Path | None
+    dataset: DatasetConfig,
+    chunk: int,
+    seed: int,
+    lens_folder: str | Path | Sequence[str | Path] | None,
 ) -> dict:
-    """Attributes of a chunk file (crsky.store documents them)."""
+    """Attributes of a chunk file (crsky.store documents them); ``lens_folder``: the lens
+    folder, or the folders of a lens mix in lens_index order."""
     first, _ = dataset.chunk_range(chunk)
     attrs = {
         "dataset": dataset.name,
@@ -393,8 +499,8 @@ def chunk_attributes(
         "crsky_version": __version__,
     }
     if lens_folder is not None:
-        attrs["lens_folder"] = str(lens_folder)
-        attrs["lens_cfg"] = (Path(lens_folder) / "lens.cfg").read_text()
+        folders = list(lens_folder) if isinstance(lens_folder, list | tuple) else [lens_folder]
+        attrs.update(_lens_attributes(dataset, folders))
     return attrs
 
 
@@ -403,10 +509,12 @@ def run_chunk(
     chunk: int,
     seed: int,
     output: str | Path,
-    lens: LensLike | None = None,
-    lens_folder: str | Path | None = None,
+    lens: LensLike | Sequence[LensLike] | None = None,
+    lens_folder: str | Path | Sequence[str | Path] | None = None,
 ) -> Path:
     """Simulate chunk ``chunk`` of ``dataset`` and write it atomically to ``output`` (HDF5).
+    Lens mode: ``lens`` and ``lens_folder`` are one lens and its folder, or lists (a lens mix,
+    in the order of the dataset's deflection.lens).
 
     The random stream is job_rng(seed, "skymaps", dataset_stream_id(name), chunk): rerunning a
     chunk alone gives the same bytes.
@@ -419,7 +527,15 @@ def run_chunk(
     redraws = 0
     begin = time.perf_counter()
     toy = dataset.deflection_mode == "toy"
-    with write_chunk(output, n_maps, n_cr, n_src, dataset.nside, deflection_axis=toy) as writer:
+    with write_chunk(
+        output,
+        n_maps,
+        n_cr,
+        n_src,
+        dataset.nside,
+        deflection_axis=toy,
+        lens_index=bool(simulator.mix),
+    ) as writer:
         for start in range(0, n_maps, BATCH_MAPS):
             end = min(start + BATCH_MAPS, n_maps)
             batch = simulator.simulate(end - start, rng)
