@@ -1,5 +1,6 @@
 """Helpers shared by test modules (imported as ``helpers``; conftest.py holds only fixtures)."""
 
+import json
 import os
 import re
 import resource
@@ -181,3 +182,26 @@ def limit_file_size(limit_bytes: int):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
     return apply
+
+
+def save_tiny_model(folder: Path, nside: int, **config) -> Path:
+    """A tiny deterministic Keras model on CR lists: the mean over a map's CRs of a random
+    per-pixel weight (an embedding), through a sigmoid. Its score is a continuous function of
+    the map, like a network's, so p-values of isotropic maps are uniform. ``config``: more keys
+    of its config.json (e.g. ``training``, the chunks it was trained on)."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    pixel = keras.Input((None,), dtype="int32", name="pixel")
+    weights = keras.layers.Embedding(12 * nside * nside, 1, name="pixel_weight")(pixel)
+    pooled = keras.layers.GlobalAveragePooling1D()(weights)
+    score = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Rescaling(20.0)(pooled))
+    model = keras.Model(pixel, score)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps({"nside": nside, **config}))
+    (folder / "history.csv").write_text(
+        "epoch,loss,auc,val_loss,val_auc,learning_rate\n"
+        "1,0.69,0.55,0.68,0.56,0.001\n2,0.61,0.71,0.63,0.69,0.001\n"
+    )
+    return folder

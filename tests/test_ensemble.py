@@ -13,7 +13,16 @@ import healpy as hp
 import numpy as np
 import pytest
 import yaml
-from helpers import BIN, REPO, TINY_DATASETS, TINY_SEED, job_counts, snakemake, workflow_copy
+from helpers import (
+    BIN,
+    REPO,
+    TINY_DATASETS,
+    TINY_SEED,
+    job_counts,
+    save_tiny_model,
+    snakemake,
+    workflow_copy,
+)
 
 from crsky.backtrack import Accuracy
 from crsky.backtrack.shard import SHARD_DATASETS, ShardJob, read_shard, run_shard
@@ -148,6 +157,36 @@ BAD_ENSEMBLES = {
         {"skymaps": {"datasets": {"train": {"deflection": {"lens": "jf12"}}}}},
         r"^skymaps\.datasets\.train\.deflection\.lens = 'jf12': names a lens, but "
         r"deflection\.mode is 'toy'",
+    ),
+    "robustness-unknown-dataset": (
+        {"evaluation": {"robustness_datasets": ["test_uf32"]}},
+        r"^evaluation\.robustness_datasets: 'test_uf32' is not a dataset of skymaps\.datasets",
+    ),
+    "robustness-other-nside": (
+        {
+            "fields": FIELDS,
+            **lens_dataset("jf12", nside=8),
+            "evaluation": {"robustness_datasets": ["lensed"]},
+        },
+        r"^evaluation\.robustness_datasets: 'lensed' has nside 8 .* the isotropy set 'isotropy' "
+        r"nside 16",
+    ),
+    "robustness-uniform-fraction": (
+        {"evaluation": {"robustness_datasets": ["validation"]}},
+        r"^evaluation\.robustness_datasets: 'validation' draws its signal fraction from 'uniform'",
+    ),
+    "robustness-fraction-missing": (
+        {
+            "fields": FIELDS,
+            **lens_dataset("jf12", signal_fraction={"values": [0.0, 0.1]}),
+            "evaluation": {"robustness_datasets": ["lensed"], "signal_fractions": [0.0, 0.05]},
+        },
+        r"^evaluation\.robustness_datasets: 'lensed' has no maps at signal fraction 0\.05",
+    ),
+    "robustness-set-used-for-training": (
+        {"evaluation": {"robustness_datasets": ["train_isotropy"]}},
+        r"^train\.training_datasets: 'train_isotropy' is the evaluation's test or isotropy set "
+        r"\(or a robustness dataset\)",
     ),
     "mix-not-covering-charges": (
         {"fields": FIELDS, **lens_dataset(["jf12", "uf23-expX"], composition={"Fe": 1.0})},
@@ -331,8 +370,16 @@ ENSEMBLE = {
                 "deflection": {"mode": "lens", "lens": ["jf12", "uf23-expX"]},
             },
             "bss": {"n_maps": 10, "nside": 16, "deflection": {"mode": "lens", "lens": "pt11-bss"}},
+            "test_uf23": {
+                "n_maps": 600,
+                "chunk_size": 300,
+                "nside": 16,
+                "signal_fraction": {"values": [0.0, 0.05, 0.1]},
+                "deflection": {"mode": "lens", "lens": "uf23-expX"},
+            },
         }
     },
+    "evaluation": {"robustness_datasets": ["test", "test_uf23"]},
 }
 
 
@@ -352,13 +399,28 @@ def test_fields_list_dry_run_builds_one_lens_folder_per_model(tmp_path):
     assert '--field-options \'{"variant": "expX"}\'' in output
     # the mix reads both lenses in its order; the chunk's config names them
     mixed = [line for line in output.splitlines() if "--dataset mixed" in line]
-    assert len(mixed) == 2 and all(
-        line.endswith("--lens results/lens/jf12 results/lens/uf23-expX > "
-                      f"logs/skymaps/mixed/chunk000{k}.log 2>&1")
-        for k, line in enumerate(mixed)
-    )  # fmt: skip
+    assert sorted(line.rsplit("--lens ", 1)[1] for line in mixed) == [
+        f"results/lens/jf12 results/lens/uf23-expX > logs/skymaps/mixed/chunk000{k}.log 2>&1"
+        for k in range(2)
+    ]
     assert '"lens": ["jf12", "uf23-expX"]' in mixed[0]
     assert "--lens results/lens/pt11-bss >" in output
+    # the robustness table: each model also on test_uf23 (tables only); on test its own folder
+    models = [entry["name"] for entry in BASE["models"]]
+    assert (counts["evaluate_robustness"], counts["robustness"]) == (len(models), 1)
+    datasets = {**BASE["skymaps"]["datasets"], **ENSEMBLE["skymaps"]["datasets"]}
+    assert counts["paircounts"] == sum(
+        -(-datasets[name]["n_maps"] // datasets[name]["chunk_size"])
+        for name in ("test", "isotropy", "test_uf23")
+    )
+    for model in models:
+        folder = f"results/evaluate/robustness/{model}/test_uf23"
+        assert f"--output {folder} --model results/models/{model}" in output
+    (table,) = [line for line in output.splitlines() if "crsky robustness" in line]
+    expected = " ".join(
+        f"results/evaluate/{m} results/evaluate/robustness/{m}/test_uf23" for m in models
+    )
+    assert f"--evaluations {expected} --output results/evaluate/robustness_table" in table
 
 
 def test_dataset_naming_a_lens_the_workflow_does_not_build_stops_before_any_job(tmp_path):
@@ -372,3 +434,118 @@ def test_dataset_naming_a_lens_the_workflow_does_not_build_stops_before_any_job(
         "'uf23-expX'?"
     ]
     assert "Traceback" not in output and "Job stats" not in output
+
+
+# --- the robustness table -----------------------------------------------------------------------
+ROBUST_FRACTIONS = [0.0, 0.3]
+
+
+@pytest.fixture(scope="module")
+def robustness_runs(mixed_chunk, tmp_path_factory) -> dict:
+    """Two networks evaluated on two test sets, both named 'test' and drawn from the same random
+    stream, one through the zero-field lens and one through its antipodal image; an isotropy
+    set; the robustness table of the four evaluations."""
+    from crsky.evaluate.robustness import robustness
+    from crsky.evaluate.run import EvaluateJob, evaluate
+
+    root = tmp_path_factory.mktemp("robustness")
+    zero, antipode = mixed_chunk["folders"]
+    base = {**TINY_DATASETS["lensed"], "n_maps": 100, "chunk_size": 100}
+    tests = {}
+    for name, folder, lens in (("zero", zero, mixed_chunk["lenses"][0]),
+                               ("antipode", antipode, mixed_chunk["lenses"][1])):  # fmt: skip
+        spec = {
+            **base,
+            "signal_fraction": {"values": ROBUST_FRACTIONS},
+            "deflection": {"mode": "lens", "lens": name},
+        }
+        dataset = DatasetConfig.from_dict("test", spec)
+        tests[name] = run_chunk(dataset, 0, TINY_SEED, root / name / "chunk0000.h5", lens, folder)
+    isotropic = {**base, "n_maps": 300, "chunk_size": 300, "signal_fraction": {"value": 0.0},
+                 "deflection": {"mode": "none"}}  # fmt: skip
+    isotropy = run_chunk(
+        DatasetConfig.from_dict("isotropy", isotropic), 0, TINY_SEED, root / "iso" / "c.h5"
+    )
+    models = {
+        "mixnet": save_tiny_model(root / "mixnet", 1, training=[str(mixed_chunk["path"])]),
+        "zeronet": save_tiny_model(
+            root / "zeronet", 1, training=[str(tests["zero"]), str(isotropy)]
+        ),
+    }
+    folders = []
+    for model, path in models.items():
+        for name, chunk in tests.items():
+            job = EvaluateJob((chunk,), (isotropy,), path, sigma_levels=(1.0,), plots=False)
+            folders.append(evaluate(job, root / f"{model}_on_{name}"))
+    table = robustness(folders, root / "table")
+    return {"folders": folders, "table": table, "root": root}
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_robustness_table_is_trained_on_by_tested_on(robustness_runs):
+    from crsky.stats.significance import read_significance_csv
+
+    rows = _csv_rows(robustness_runs["table"] / "robustness.csv")
+    networks = [r for r in rows if r["method"] == "network"]
+    baseline = [r for r in rows if r["method"] == "two_point"]
+    assert len(networks) == 2 * 2 * 2 and len(baseline) == 2 * 2  # baseline once per test set
+    trained = {r["model"]: r["trained_on"] for r in networks}
+    # the mix's lens names; the isotropic training set carries no deflection
+    assert trained == {"mixnet": "zero+antipode", "zeronet": "zero"}
+    assert {r["tested_on"] for r in rows} == {"zero", "antipode"}
+    assert {(r["model"], r["trained_on"]) for r in baseline} == {("-", "-")}
+    # every network cell is its evaluation's number
+    for folder in robustness_runs["folders"]:
+        model, _, tested = folder.name.partition("_on_")
+        for row in read_significance_csv(folder / "significance.csv"):
+            if row.method != "network":
+                continue
+            (cell,) = [
+                r for r in networks
+                if (r["model"], r["tested_on"]) == (model, tested)
+                and float(r["signal_fraction"]) == row.signal_fraction
+            ]  # fmt: skip
+            assert float(cell["sigma"]) == row.sigma and cell["sigma_bound"] == row.sigma_bound
+    # the isotropic background is not deflected and both sets come from one random stream:
+    # their maps without signal are the same, so is every σ at signal fraction 0
+    by_set = {(r["model"], r["tested_on"], float(r["signal_fraction"])): r for r in rows}
+    for model in ("-", "mixnet", "zeronet"):
+        assert by_set[(model, "zero", 0.0)]["sigma"] == by_set[(model, "antipode", 0.0)]["sigma"]
+    by_set = {(r["tested_on"], float(r["signal_fraction"])): r for r in baseline}
+    for tested in ("zero", "antipode"):  # 6 of 20 CRs in one pixel of 12: the baseline sees it
+        assert float(by_set[(tested, 0.3)]["sigma"]) > float(by_set[(tested, 0.0)]["sigma"]) + 1.0
+    assert (robustness_runs["table"] / "robustness.png").stat().st_size > 10_000
+
+
+def test_robustness_cli_and_its_bad_input(robustness_runs, tmp_path, capsys):
+    from crsky.cli import main
+
+    folders = [str(f) for f in robustness_runs["folders"]]
+    out = tmp_path / "table"
+    assert main(["-q", "robustness", "--evaluations", *folders, "--output", str(out),
+                 "--signal-fractions", "0.3"]) == 0  # fmt: skip
+    assert (out / "robustness.csv").read_bytes() == (
+        robustness_runs["table"] / "robustness.csv"
+    ).read_bytes()
+    capsys.readouterr()
+    cases = [
+        (
+            folders,
+            ["--signal-fractions", "0.2"],
+            r"signal_fractions: 0\.2 is not a signal fraction",
+        ),
+        ([*folders, folders[0]], [], r"a \(model, test set\) pair is given twice"),
+        ([str(tmp_path)], [], r"significance\.csv"),  # not an evaluation folder
+    ]
+    for given, extra, pattern in cases:
+        args = ["robustness", "--evaluations", *given, "--output", str(tmp_path / "bad"), *extra]
+        assert main(args) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and re.search(pattern, lines[0]), lines
+        assert not (tmp_path / "bad").exists()

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import random_unit_vectors
+from helpers import random_unit_vectors, save_tiny_model
 from scipy import stats
 from scipy.stats import norm
 
@@ -250,31 +250,9 @@ def sky(tmp_path_factory) -> dict[str, list[Path]]:
     }
 
 
-def _save_model_folder(folder: Path, nside: int = NSIDE, **config) -> Path:
-    """A tiny deterministic Keras model on CR lists: the mean over a map's CRs of a random
-    per-pixel weight (an embedding), through a sigmoid. Its score is a continuous function of
-    the map, like a network's, so p-values of isotropic maps are uniform."""
-    import keras
-
-    keras.utils.set_random_seed(5)
-    pixel = keras.Input((None,), dtype="int32", name="pixel")
-    weights = keras.layers.Embedding(12 * nside * nside, 1, name="pixel_weight")(pixel)
-    pooled = keras.layers.GlobalAveragePooling1D()(weights)
-    score = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Rescaling(20.0)(pooled))
-    model = keras.Model(pixel, score)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.keras")
-    (folder / "config.json").write_text(json.dumps({"nside": nside, **config}))
-    (folder / "history.csv").write_text(
-        "epoch,loss,auc,val_loss,val_auc,learning_rate\n"
-        "1,0.69,0.55,0.68,0.56,0.001\n2,0.61,0.71,0.63,0.69,0.001\n"
-    )
-    return folder
-
-
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory) -> Path:
-    return _save_model_folder(tmp_path_factory.mktemp("model") / "tiny")
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny", NSIDE)
 
 
 def _cli(*args) -> int:
@@ -410,13 +388,13 @@ def _evaluate_error(capsys, *args) -> str:
 
 
 def test_model_with_other_nside_or_ordering_is_rejected(sky, tmp_path, capsys):
-    wrong_nside = _save_model_folder(tmp_path / "n16", nside=16)
+    wrong_nside = save_tiny_model(tmp_path / "n16", nside=16)
     err = _evaluate_error(
         capsys, "--model", wrong_nside, "--test", *sky["test"], "--isotropy", *sky["isotropy"],
         "--sigma-levels", "1",
     )  # fmt: skip
     assert "reads maps at nside 16" in err and "is at nside 8" in err
-    nested = _save_model_folder(tmp_path / "nest", ordering="NESTED")
+    nested = save_tiny_model(tmp_path / "nest", NSIDE, ordering="NESTED")
     err = _evaluate_error(
         capsys, "--model", nested, "--test", *sky["test"], "--isotropy", *sky["isotropy"],
         "--sigma-levels", "1",

@@ -38,7 +38,14 @@ __all__ = [
 ]
 
 # model names that would clash with the evaluation's own folders and the search's winner
-RESERVED_MODEL_NAMES = ("pair_counts", "likelihood", "summary", "search_best")
+RESERVED_MODEL_NAMES = (
+    "pair_counts",
+    "likelihood",
+    "summary",
+    "search_best",
+    "robustness",
+    "robustness_table",
+)
 TRAIN_DATASET_KEYS = ("training_datasets", "validation_datasets")
 _MAX_REPR = 80  # characters of a bad value quoted in a message
 
@@ -278,6 +285,44 @@ def _check_evaluation(config: dict, datasets: dict) -> None:
     for _, isotropy in evaluation_pairs(config):
         check_isotropy_size(datasets[isotropy].n_maps, evaluation["sigma_levels"], isotropy)
     _check_likelihood(config, datasets)
+    _check_robustness_datasets(config, datasets)
+
+
+def _check_robustness_datasets(config: dict, datasets: dict) -> None:
+    """Each robustness test set exists, has the nside and CRs per map of every isotropy set it
+    is compared with (each model's), fixed signal fractions ('value' or 'values'), and the
+    reported ones (evaluation.signal_fractions)."""
+    from crsky.stats.significance import FRACTION_ATOL
+
+    evaluation = config["evaluation"]
+    isotropy_sets = list(dict.fromkeys(iso for _, iso in evaluation_pairs(config)))
+    for name in evaluation["robustness_datasets"]:
+        where = f"evaluation.robustness_datasets: {name!r}"
+        if name not in datasets:
+            raise ConfigError(
+                f"{where} is not a dataset of skymaps.datasets ({sorted(datasets)})"
+                f"{did_you_mean(name, datasets)}"
+            )
+        dataset = datasets[name]
+        for isotropy in (datasets[iso] for iso in isotropy_sets):
+            if (dataset.nside, dataset.n_cr) != (isotropy.nside, isotropy.n_cr):
+                raise ConfigError(
+                    f"{where} has nside {dataset.nside} and {dataset.n_cr} CRs per map, the "
+                    f"isotropy set {isotropy.name!r} nside {isotropy.nside} and {isotropy.n_cr}; "
+                    "use the same"
+                )
+        fraction = dataset.signal_fraction
+        if fraction.kind == "uniform":
+            raise ConfigError(
+                f"{where} draws its signal fraction from 'uniform'; a test set needs fixed "
+                "fractions ('value' or 'values')"
+            )
+        for value in evaluation["signal_fractions"]:
+            if not any(abs(value - f) <= FRACTION_ATOL for f in fraction.parameters):
+                raise ConfigError(
+                    f"{where} has no maps at signal fraction {value:g} of "
+                    f"evaluation.signal_fractions (it has {list(fraction.parameters)})"
+                )
 
 
 _BACKGROUND_KEYS = ("nside", "n_cr", "exposure", "energy_min_eev", "energy_max_eev", "spectrum")
@@ -320,6 +365,7 @@ def _check_train(config: dict, datasets: dict) -> None:
 
     TrainSettings.from_config(train_settings(config))
     held_out = {name for pair in evaluation_pairs(config) for name in pair}
+    held_out |= set(config["evaluation"]["robustness_datasets"])
     names = _model_names(config)
     if len(set(names)) != len(names):
         raise ConfigError(f"models: names must be unique, got {names}")
@@ -337,8 +383,8 @@ def _check_train(config: dict, datasets: dict) -> None:
                     )
                 if name in held_out:
                     raise ConfigError(
-                        f"{where}: {name!r} is the evaluation's test or isotropy set; train on "
-                        "separate maps"
+                        f"{where}: {name!r} is the evaluation's test or isotropy set (or a "
+                        "robustness test set); train on separate maps"
                     )
                 nsides.add(datasets[name].nside)
         if len(nsides) != 1:

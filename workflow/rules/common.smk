@@ -398,6 +398,39 @@ def evaluation_outputs():
     return per_model + [f"{EVALUATION}/summary/sigma_summary.png"]
 
 
+# the robustness table (workflow/rules/robustness.smk)
+ROBUSTNESS = f"{EVALUATION}/robustness"
+ROBUSTNESS_TABLE = f"{EVALUATION}/robustness_table"
+ROBUSTNESS_SETS = config["evaluation"]["robustness_datasets"]
+
+
+def robustness_tests(model):
+    """Test sets of ``model`` in the robustness table: its own, then the robustness sets."""
+    own = MODEL_DATASETS[model]["test"]
+    return [own] + [name for name in ROBUSTNESS_SETS if name != own]
+
+
+def robustness_folders():
+    """Every (model, test set) evaluation folder of the table (on its own test set, the
+    model's evaluation folder)."""
+    return [
+        (
+            f"{EVALUATION}/{model}"
+            if test == MODEL_DATASETS[model]["test"]
+            else f"{ROBUSTNESS}/{model}/{test}"
+        )
+        for model in model_names()
+        for test in robustness_tests(model)
+    ]
+
+
+def robustness_outputs():
+    """The table and its figure, when robustness datasets and models are configured."""
+    if not (ROBUSTNESS_SETS and model_names()):
+        return []
+    return [f"{ROBUSTNESS_TABLE}/robustness.csv", f"{ROBUSTNESS_TABLE}/robustness.png"]
+
+
 def rule_threads(name):
     """Threads of rule ``name`` (config resources.<name>.threads; HTCondor request_cpus)."""
     return config["resources"][name]["threads"]
@@ -435,7 +468,7 @@ def used_datasets():
 
 def final_outputs():
     """Targets of the default rule: the lens, the skymaps the models use (with their figures),
-    every evaluation, the relevance maps."""
+    every evaluation, the relevance maps, the robustness table."""
     chunks = [path for name in used_datasets() for path in skymap_chunks(name)]
     return (
         lens_outputs()
@@ -443,6 +476,7 @@ def final_outputs():
         + dataset_plot_files()
         + evaluation_outputs()
         + explain_outputs()
+        + robustness_outputs()
     )
 
 

@@ -39,6 +39,7 @@ STAGES = {
     "evaluate": ("evaluate", "p-values, significance and plots of one model and the baselines"),
     "summary": ("evaluate", "every evaluated model in one table and figure"),
     "explain": ("explain", "LRP relevance of the CRs of test maps (pointcloud models)"),
+    "robustness": ("robustness", "networks trained on some field models, tested on others"),
     "workflow": ("workflow", "snakemake ARGS, after one-line checks of the config files"),
 }
 _TENSORFLOW_MODULES = {"tensorflow", "keras", "tf_keras"}

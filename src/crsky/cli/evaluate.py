@@ -128,6 +128,12 @@ def add_evaluate(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     )
     e.add_argument("--batch-size", type=positive_int, default=256, help="maps per model call")
     e.add_argument("--gpus", type=non_negative_int, default=0, help="GPUs for scoring (0: the CPU)")
+    e.add_argument(
+        "--no-plots",
+        dest="plots",
+        action="store_false",
+        help="write scores.h5 and the tables only, no figures",
+    )
     add_threads(e, "numba and TensorFlow threads (default: all cores)")
     e.set_defaults(run=run_evaluate)
 
@@ -249,6 +255,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         gpus=args.gpus,
         threads=args.threads,
+        plots=args.plots,
     )
     evaluate(job, args.output)
 

@@ -105,7 +105,8 @@ class EvaluateJob:
     ``isotropy_likelihood``: per-chunk files of ``crsky likelihood`` (roles test and isotropy,
     against the test set's signal model); None computes ``likelihood_methods`` here (empty:
     no likelihood analysis). ``signal_fractions``: the fractions to report (empty: every one
-    in the test set). ``model``: a model folder, or None for the baselines alone.
+    in the test set). ``model``: a model folder, or None for the baselines alone. ``plots``:
+    False writes the tables and scores only (the robustness evaluations).
     """
 
     test: tuple[Path, ...]
@@ -123,6 +124,7 @@ class EvaluateJob:
     batch_size: int = 256
     gpus: int = 0
     threads: int | None = None
+    plots: bool = True
 
 
 @dataclass(frozen=True)
@@ -419,6 +421,17 @@ def _write_evaluation(job: EvaluateJob, output: Path) -> None:
             r.sigma,
         )
 
+    if job.plots:
+        _write_plots(output, job, prep, methods, baseline, rows, crossings)
+
+
+def _write_plots(
+    output: Path, job: EvaluateJob, prep: _Prepared, methods, baseline, rows, crossings
+) -> None:
+    """The evaluation's figures (skymaps, score distributions, ROC curves, the two-point best
+    ψ, σ curves, training curves, the test set's lens deflection)."""
+    psi = np.asarray(job.psi_deg, dtype=np.float64)
+    f = prep.test_labels["signal_fraction"]
     plot_example_skymaps(output / "skymaps.png", prep.test, prep.fractions)
     by_method = {name: (t, f, i, o.get("iso_fractions")) for name, (t, i, o) in methods.items()}
     plot_score_distributions(output / "score_distributions.png", by_method, prep.fractions)

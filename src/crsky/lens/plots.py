@@ -54,7 +54,9 @@ def plot_deflection(folders: str | Path | Sequence[str | Path], output: str | Pa
             rigidity, d["deflection_p16_deg"], d["deflection_p84_deg"], color=colour,
             alpha=0.3 if single else 0.15, lw=0, label=f"{name}16-84 % of particles",
         )  # fmt: skip
-        ax.plot(rigidity, d["deflection_median_deg"], "s-", ms=3, color=colour, label=f"{name}median")
+        ax.plot(
+            rigidity, d["deflection_median_deg"], "s-", ms=3, color=colour, label=f"{name}median"
+        )
         ax.plot(rigidity, d["deflection_mean_deg"], "o--", ms=3, color=colour, label=f"{name}mean")
         low.plot(rigidity, d["escaped_fraction"], "o-", ms=3, color=colour)
         positive &= bool(np.all(d["deflection_p16_deg"] > 0))
