@@ -19,6 +19,7 @@ from helpers import (
     TINY_DATASETS,
     TINY_SEED,
     job_counts,
+    merged_config,
     save_tiny_model,
     snakemake,
     workflow_copy,
@@ -183,10 +184,27 @@ BAD_ENSEMBLES = {
         },
         r"^evaluation\.robustness_datasets: 'lensed' has no maps at signal fraction 0\.05",
     ),
+    "model-training-set-unknown": (
+        {"models": [{**BASE["models"][0], "datasets": {"training": ["train_mix"]}}]},
+        r"^models\[0\]\.datasets\.training: 'train_mix' is not a dataset of skymaps\.datasets",
+    ),
+    "model-training-set-held-out": (
+        {"models": [{**BASE["models"][0], "datasets": {"validation": ["isotropy"]}}]},
+        r"^models\[0\]\.datasets\.validation: 'isotropy' is the evaluation's test or isotropy",
+    ),
     "robustness-set-used-for-training": (
         {"evaluation": {"robustness_datasets": ["train_isotropy"]}},
         r"^train\.training_datasets: 'train_isotropy' is the evaluation's test or isotropy set "
-        r"\(or a robustness dataset\)",
+        r"\(or a robustness test set\)",
+    ),
+    "mix-too-large-for-a-node": (
+        {
+            "fields": FIELDS,
+            **lens_dataset(["jf12", "uf23-expX"]),
+            "resources": {"skymaps": {"mem_mb": 130000}},
+        },
+        r"^skymaps\.datasets\.lensed: a job of this mix of 2 lenses requests 2 x "
+        r"resources\.skymaps\.mem_mb = 260000 MB .* cluster\.max_mem_mb_per_node = 256000",
     ),
     "mix-not-covering-charges": (
         {"fields": FIELDS, **lens_dataset(["jf12", "uf23-expX"], composition={"Fe": 1.0})},
@@ -380,6 +398,11 @@ ENSEMBLE = {
         }
     },
     "evaluation": {"robustness_datasets": ["test", "test_uf23"]},
+    # the first model trains on the mix instead of train.training_datasets
+    "models": [
+        {**BASE["models"][0], "datasets": {"training": ["mixed", "train_isotropy"]}},
+        *BASE["models"][1:],
+    ],
 }
 
 
@@ -404,7 +427,21 @@ def test_fields_list_dry_run_builds_one_lens_folder_per_model(tmp_path):
         for k in range(2)
     ]
     assert '"lens": ["jf12", "uf23-expX"]' in mixed[0]
-    assert "--lens results/lens/pt11-bss >" in output
+    assert "--dataset bss " not in output  # defined, but no model uses it: not built
+    # a model's own training sets; its spec (crsky train --model) without them
+    first, second = BASE["models"][0]["name"], BASE["models"][1]["name"]
+    (train_first,) = [
+        line for line in output.splitlines() if f"--output results/models/{first} " in line
+    ]
+    (train_second,) = [
+        line for line in output.splitlines() if f"--output results/models/{second} " in line
+    ]
+    assert (
+        "--training results/skymaps/mixed/chunk0000.h5 results/skymaps/mixed/chunk0001.h5 "
+        in train_first
+    )
+    assert "results/skymaps/train/" not in train_first and '"datasets"' not in train_first
+    assert "--training results/skymaps/train/chunk0000.h5" in train_second
     # the robustness table: each model also on test_uf23 (tables only); on test its own folder
     models = [entry["name"] for entry in BASE["models"]]
     assert (counts["evaluate_robustness"], counts["robustness"]) == (len(models), 1)
@@ -549,3 +586,49 @@ def test_robustness_cli_and_its_bad_input(robustness_runs, tmp_path, capsys):
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and re.search(pattern, lines[0]), lines
         assert not (tmp_path / "bad").exists()
+
+
+# --- the production ensemble (config/ensemble.yaml) ---------------------------------------------
+FEWER_BINS = {"rigidity_bins": {"n_bins": 7}}  # 0.5 dex: the ensemble's wiring with fewer jobs
+
+
+def test_production_ensemble_dry_run(tmp_path):
+    # config/production.yaml + config/ensemble.yaml, with 7 rigidity bins instead of 175 (the
+    # backtracking jobs scale with the bins; everything else is the production ensemble)
+    workdir = workflow_copy(tmp_path, FEWER_BINS)
+    output = snakemake(
+        "-n", "--profile", "profiles/condor", "--configfile", "config/production.yaml",
+        "config/ensemble.yaml", "config/test.yaml", cwd=workdir,
+    )  # fmt: skip
+    counts = job_counts(output)
+    config = merged_config("config/config.yaml", "config/production.yaml", "config/ensemble.yaml")
+    n_lenses, n_models = len(config["fields"]), len(config["models"])
+    n_tests = len(config["evaluation"]["robustness_datasets"])
+    datasets = config["skymaps"]["datasets"]
+    chunks = {name: -(-d["n_maps"] // d["chunk_size"]) for name, d in datasets.items()}
+    assert (n_lenses, n_models, n_tests) == (11, 4, 10)
+    assert counts["backtrack"] == n_lenses * 7 * 10
+    assert (counts["lens_part"], counts["lens"], counts["lens_plots"]) == (77, 11, 11)
+    assert counts["lens_comparison"] == 1
+    used = {"train_lens", "validation_lens", "train_mix", "validation_mix", "train_isotropy",
+            "validation_isotropy", "test_lens", "isotropy",
+            *config["evaluation"]["robustness_datasets"]}  # fmt: skip
+    assert counts["skymaps"] == sum(chunks[name] for name in used)  # not production's toy sets
+    assert counts["train"] == counts["evaluate_lens"] == n_models  # lens-mode test sets
+    assert (counts["evaluate_robustness"], counts["robustness"]) == (n_models * n_tests, 1)
+    assert counts["paircounts"] == chunks["test_lens"] + chunks["isotropy"] + sum(
+        chunks[name] for name in config["evaluation"]["robustness_datasets"]
+    )
+    # the mix reads all eleven lenses, each model its own training sets
+    mix = [line for line in output.splitlines() if "--dataset train_mix " in line]
+    assert len(mix) == chunks["train_mix"]
+    assert mix[0].count("results/lens/") == 11
+    # a mix job holds the parts of each lens: 11 x resources.skymaps.mem_mb
+    block = output.split("output: results/skymaps/train_mix/chunk0000.h5")[1].split("rule ")[0]
+    mem_mb = config["resources"]["skymaps"]["mem_mb"]
+    assert f"mem_mb={11 * mem_mb}," in block and f"htcondor_request_mem_mb={11 * mem_mb}," in block
+    (line,) = [
+        line for line in output.splitlines() if "--output results/models/patches_mix " in line
+    ]
+    assert "results/skymaps/train_mix/chunk0024.h5 results/skymaps/train_isotropy/" in line
+    assert "results/skymaps/train_lens/" not in line

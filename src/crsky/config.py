@@ -238,7 +238,7 @@ def _check_backtrack(config: dict) -> None:
 def _check_lens_datasets(config: dict, datasets: dict, lenses: dict) -> None:
     """A lens-mode dataset names lenses the workflow builds (or there is exactly one), and
     each fits them: nside, rigidity coverage of log10(E / Z) for every charge, one nside and
-    one set of bins across a mix."""
+    one set of bins across a mix, and a node holds a mix's memory (mem_mb per lens)."""
     from crsky.binning import RigidityBins
     from crsky.ensemble import resolve_dataset_lenses
     from crsky.sky.simulate import check_lens_mix
@@ -250,6 +250,14 @@ def _check_lens_datasets(config: dict, datasets: dict, lenses: dict) -> None:
         names = resolve_dataset_lenses(dataset.key, dataset.config["deflection"]["lens"], lenses)
         configured = SimpleNamespace(nside=config["lens"]["nside"], log10_rigidity_edges=edges)
         check_lens_mix(dataset, [configured] * len(names), names)
+        mem_mb, limit = config["resources"]["skymaps"]["mem_mb"], config["cluster"]
+        if mem_mb * len(names) > limit["max_mem_mb_per_node"]:
+            raise ConfigError(
+                f"skymaps.datasets.{dataset.name}: a job of this mix of {len(names)} lenses "
+                f"requests {len(names)} x resources.skymaps.mem_mb = {mem_mb * len(names)} MB "
+                f"(the parts of every lens are held), more than cluster.max_mem_mb_per_node = "
+                f"{limit['max_mem_mb_per_node']}"
+            )
 
 
 def _model_names(config: dict) -> list[str]:

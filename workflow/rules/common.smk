@@ -147,6 +147,22 @@ def dataset_lenses(name):
     )
 
 
+def skymap_resources():
+    """rule_resources("skymaps") with the memory per lens: a job of a mix of k lenses holds
+    the lens parts of each, so it requests k x resources.skymaps.mem_mb."""
+    base = rule_resources("skymaps")
+
+    def per_lens(key):
+        return lambda wildcards: base[key] * max(
+            1, len(dataset_lenses(wildcards.dataset))
+        )
+
+    return {
+        **base,
+        **{key: per_lens(key) for key in ("mem_mb", "htcondor_request_mem_mb")},
+    }
+
+
 def skymap_lens_input(wildcards):
     """The lens index of every lens the dataset uses, in its deflection.lens order."""
     return [lens_cfg(name) for name in dataset_lenses(wildcards.dataset)]

@@ -16,7 +16,7 @@ rule skymaps:
         "../../envs/crsky.yaml"
     threads: rule_threads("skymaps")
     resources:
-        **rule_resources("skymaps"),
+        **skymap_resources(),
     params:
         seed=config["seed"],
         datasets=skymap_dataset_json,
