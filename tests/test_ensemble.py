@@ -632,3 +632,23 @@ def test_production_ensemble_dry_run(tmp_path):
     ]
     assert "results/skymaps/train_mix/chunk0024.h5 results/skymaps/train_isotropy/" in line
     assert "results/skymaps/train_lens/" not in line
+
+
+def test_lens_compare_overlays_the_lenses_of_a_workflow(mixed_chunk, tmp_path, capsys):
+    from crsky.cli import main
+    from crsky.lens.formats import read_diagnostics
+
+    zero, antipode = mixed_chunk["folders"]
+    # the zero field deflects by 0°, its antipodal image by 180° (pixel centres, per bin)
+    assert np.all(read_diagnostics(zero)["deflection_mean_deg"] == 0.0)
+    assert np.allclose(read_diagnostics(antipode)["deflection_mean_deg"], 180.0)
+    both, one = tmp_path / "both.png", tmp_path / "one.png"
+    args = ["-q", "lens", "compare", "--deflection-png"]
+    assert main([*args, str(both), "--lens-dirs", str(zero), str(antipode)]) == 0
+    assert main([*args, str(one), "--lens-dirs", str(zero)]) == 0
+    assert both.stat().st_size > 10_000 and both.read_bytes() != one.read_bytes()
+    capsys.readouterr()
+    assert main([*args, str(tmp_path / "bad.png"), "--lens-dirs", str(zero), str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(tmp_path) in lines[0], lines
+    assert not (tmp_path / "bad.png").exists()
