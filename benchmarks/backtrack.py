@@ -20,7 +20,7 @@ one field evaluation per model (crsky: one thread over 200,000 points; CRPropa: 
         [--energies-eev 1 10 100] [--tolerances 1e-4 ... 1e-9] [--bs3-tolerances 1e-3 ... 1e-8]
         [--crpropa-tolerances 1e-4 1e-5 1e-6 1e-7 1e-8 1e-9]
 
-Run it through /work/coord/bench (timings on a shared machine are meaningless otherwise).
+Run it on an otherwise idle machine (timings on a shared machine are meaningless).
 """
 
 import os

@@ -12,7 +12,7 @@ and evaluation are not included (benchmarks/lens.py, skymaps.py, train.py, evalu
     python benchmarks/ensemble.py --configfile config/production.yaml config/ensemble.yaml \
         [--particles 100] [--every 25]
 
-Run it through /work/coord/bench (timings on a shared machine are meaningless otherwise).
+Run it on an otherwise idle machine (timings on a shared machine are meaningless).
 """
 
 import os

@@ -12,7 +12,7 @@ exactly at a bin edge). Issue 7 target: ≤ 1.3 ms per map on one core.
     python benchmarks/evaluate.py [--maps 2000] [--n-cr 1000] [--nside 64] [--repeats 3]
         [--astrotools-maps 50] [--astrotools-python PATH]
 
-Run it through /work/coord/bench.
+Run it on an otherwise idle machine.
 """
 
 import argparse

@@ -25,7 +25,7 @@ largest column sum (as a real lens). Everything runs on one core (affinity 0, on
     python benchmarks/skymaps.py [--maps 10240] [--chunk-maps 20000] [--lens-bins 7]
         [--astrotools-sets 4096] [--astrotools-python PATH]
 
-Run it through /work/coord/bench.
+Run it on an otherwise idle machine.
 """
 
 import os
