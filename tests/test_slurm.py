@@ -98,6 +98,7 @@ def test_default_workflow_on_slurm_survives_scancel_and_matches_local_run(cluste
     configs = ("--configfile", "config/test.yaml")
     plan = job_counts(snakemake("-n", "--profile", "profiles/slurm", *configs, cwd=workdir))
     plan.pop("all")  # a local rule without action
+    plan.pop("provenance")  # a local rule: runs in the controller, never a Slurm job
     env = cluster.env()
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
     canceller = Canceller(cluster, workdir)

@@ -169,10 +169,10 @@ def explain(model_folder, test_chunks, output, n_examples: int = 4, maps_per_fra
     from matplotlib.figure import Figure
 
     from crsky.evaluate.data import MapSet
-    from crsky.evaluate.plots import _save, _sky_xy
     from crsky.evaluate.scoring import ModelFolder
     from crsky.io import atomic_folder
     from crsky.models import load_model
+    from crsky.plotting import save_png, sky_xy
     from crsky.stats.significance import FRACTION_ATOL, select_fractions
 
     folder = ModelFolder.open(model_folder)
@@ -212,7 +212,7 @@ def explain(model_folder, test_chunks, output, n_examples: int = 4, maps_per_fra
         for i in range(n):
             ax = fig.add_subplot((n + 1) // 2, min(n, 2), i + 1, projection="mollweide")
             v = np.array(hp.pix2vec(maps.nside, crs["pixel"][i])).T
-            x, y = _sky_xy(v)
+            x, y = sky_xy(v)
             scale = np.abs(relevance[i]).max() or 1.0
             points = ax.scatter(x, y, c=relevance[i], s=6, cmap="coolwarm", vmin=-scale, vmax=scale)
             signal = crs["is_signal"][i]
@@ -222,5 +222,5 @@ def explain(model_folder, test_chunks, output, n_examples: int = 4, maps_per_fra
             ax.set_xticklabels([])
             ax.set_yticklabels([])
             fig.colorbar(points, ax=ax, shrink=0.6, label="LRP relevance")
-        _save(fig, staging / "relevance.png")
+        save_png(fig, staging / "relevance.png")
     return Path(output)
