@@ -16,6 +16,7 @@ import yaml
 from crsky.backtrack import Accuracy
 from crsky.backtrack.shard import ShardJob, run_shard
 from crsky.binning import RigidityBins, Sharding
+from crsky.cli._config import merge_configs
 from crsky.evaluate.pair_counts import write_pair_counts
 from crsky.lens import Lens, build_part, finalize_lens, write_part
 from crsky.sky.dataset import DatasetConfig
@@ -81,17 +82,9 @@ def workflow_copy(folder: Path, overrides: dict | None = None) -> Path:
 def merged_config(*files: str) -> dict:
     """Config files of the repository merged the way Snakemake merges --configfile (mappings
     key by key)."""
-
-    def merge(a: dict, b: dict) -> dict:
-        out = dict(a)
-        for key, value in b.items():
-            both = isinstance(value, dict) and isinstance(a.get(key), dict)
-            out[key] = merge(a[key], value) if both else value
-        return out
-
     config: dict = {}
     for name in files:
-        config = merge(config, yaml.safe_load((REPO / name).read_text()))
+        config = merge_configs(config, yaml.safe_load((REPO / name).read_text()))
     return config
 
 

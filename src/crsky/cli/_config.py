@@ -12,7 +12,7 @@ import yaml
 
 from crsky.errors import ConfigError, InputFileError
 
-__all__ = ["SCHEMA", "check_config_file", "load_config_files", "read_config_file"]
+__all__ = ["SCHEMA", "check_config_file", "load_config_files", "merge_configs", "read_config_file"]
 
 SCHEMA = Path("workflow/schemas/config.schema.yaml")  # in the checkout
 _BASE = Path("config/config.yaml")  # the Snakefile's configfile directive
@@ -57,11 +57,12 @@ def _checkout(files: list[Path]) -> Path:
     )
 
 
-def _merge(base: dict, override: dict) -> dict:
+def merge_configs(base: dict, override: dict) -> dict:
+    """``override`` merged into ``base`` as Snakemake merges --configfile (mappings key by key)."""
     out = dict(base)
     for key, value in override.items():
         both = isinstance(value, dict) and isinstance(base.get(key), dict)
-        out[key] = _merge(base[key], value) if both else value
+        out[key] = merge_configs(base[key], value) if both else value
     return out
 
 
@@ -77,7 +78,7 @@ def load_config_files(files: list[str | Path]) -> dict:
     base = checkout / _BASE
     config: dict = {}
     for path in [base] + [p for p in paths if p.resolve() != base.resolve()]:
-        config = _merge(config, read_config_file(path))
+        config = merge_configs(config, read_config_file(path))
     validate_config(config, checkout / SCHEMA)
     check_config(config)
     return config
