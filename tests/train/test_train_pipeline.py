@@ -60,5 +60,5 @@ def test_validation_maps_in_file_order_with_targets(toy_chunks):
             crs, labels = chunk.cosmic_rays(), chunk.labels()
         np.testing.assert_array_equal(pixel, crs.pixel)
         np.testing.assert_array_equal(energy, crs.log10_energy)
-        expected = labels[label] > 0 if task == "classification" else labels[label]
+        expected = labels[label] > 0 if task == "classification" else 100.0 * labels[label]
         np.testing.assert_array_equal(target, expected.astype(np.float32))

@@ -6,7 +6,7 @@ the model's ``nside`` and, if it has such an input, ``log10_energy`` (batch, n_c
 renders them into its own layout (crsky.models.render). ``config.json`` gives ``nside`` and may
 give ``ordering`` (default "RING"). The score of a map is the model's output before a final
 sigmoid, i.e. the logit of the signal probability (classification), or the predicted signal
-fraction (regression); higher means more signal-like either way. The logit is a monotone
+fraction in percent (regression); higher means more signal-like either way. The logit is a monotone
 transform of the probability, so the seed-002 p-values are unchanged, but unlike the float32
 probability it does not saturate at 1 for strong signals, so the isotropic tail can be fitted
 and the significance of such maps extrapolated (crsky.stats.significance).

@@ -15,7 +15,8 @@ def regularizer(spec: ModelSpec) -> keras.regularizers.Regularizer | None:
 def dense_head(x: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
     """``spec.dense_units`` dense layers (activation ``spec.dense_activation``, or
     ``spec.activation`` when empty; each followed by dropout), then the output ``score``:
-    the signal probability (sigmoid) for classification, the signal fraction for regression."""
+    the signal probability (sigmoid) for classification, the signal fraction in percent for
+    regression."""
     activation = spec.dense_activation or spec.activation
     for i, units in enumerate(spec.dense_units):
         x = keras.layers.Dense(

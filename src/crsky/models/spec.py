@@ -35,8 +35,9 @@ class ModelSpec:
     16, 32, 64, 64, ...) followed by a pooling
     that halves nside (4 NESTED children → 1 pixel, or 2×2 in a patch), then a head of dense
     layers (``dense_units``) and one output: a sigmoid signal probability (classification) or the
-    signal fraction (regression). ``K`` is the Chebyshev order of the ``deepsphere`` filters (K + 1
-    coefficients, reaching the K-th neighbour ring; 0 = per-pixel dense layer); ``kernel_size`` is
+    signal fraction in percent (regression). ``K`` is the Chebyshev order of the ``deepsphere``
+    filters (K + 1 coefficients, reaching the K-th neighbour ring; 0 = per-pixel dense layer);
+    ``kernel_size`` is
     the square kernel of the ``patches`` 2D convolutions. The ``pointcloud`` family
     (crsky.models.pointcloud) reads the CR list: ``K`` ≥ 1 angular scales of its neighbour
     densities, ``depth`` shared Dense layers per CR of ``channels[i]`` units, a readout over CRs

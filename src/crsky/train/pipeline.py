@@ -2,8 +2,11 @@
 
 Each element is one map's CR list, ``{"pixel": (n_cr,) int32 RING, ["log10_energy": (n_cr,)
 float32 log10(E / eV)]}``, with its target: 1 for a map with signal CRs (``n_signal`` > 0) and 0
-for an isotropic one (classification), or its ``signal_fraction`` (regression). Counts maps are
-rendered from these lists by the model's first layer (crsky.models.render), on the device.
+for an isotropic one (classification), or its signal fraction in percent, ``100 ·
+signal_fraction`` (regression: in percent, the squared error of a useful network, ~1-10 %², is
+not drowned by the L2 penalty of a wide dense head, ~0.1, as it is in fractions, ~1e-3). Counts
+maps are rendered from these lists by the model's first layer (crsky.models.render), on the
+device.
 
 Training order, per epoch e: the chunks in a random order; each chunk's maps permuted when it is
 read (``job_rng(seed, "train", e, chunk)``, ``seed`` the model's training seed, drawn by
@@ -92,7 +95,7 @@ def targets(labels: dict[str, np.ndarray], task: str) -> np.ndarray:
     """(n,) float32 training targets from a chunk's labels (see the module docstring)."""
     if task == "classification":
         return (labels["n_signal"] > 0).astype(np.float32)
-    return labels["signal_fraction"].astype(np.float32)
+    return (100.0 * labels["signal_fraction"]).astype(np.float32)
 
 
 def load_chunk(
