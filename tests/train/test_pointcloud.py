@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-from train_toy import SEED
+from train_toy import SEED, check_explain
 
 from crsky.errors import ConfigError
 from crsky.models import ModelSpec, build_model, load_model
@@ -119,29 +119,29 @@ def test_pointcloud_separates_strong_signal_from_isotropy(trained):
 
 
 def test_lrp_conserves_the_logit_and_follows_the_cr_order(rng):
-    from crsky.explain import pointcloud_relevance
+    from crsky.explain import cr_relevance
 
     for pooling in ("average", "max"):
         spec = ModelSpec(**{**SMALL.__dict__, "name": f"lrp_{pooling}", "pooling": pooling})
         model = build_model(spec, 8)
         crs = _crs(rng, 6, 80, 8)
-        r = pointcloud_relevance(model, crs)
+        r = cr_relevance(model, crs)
         model_logit = keras.ops.convert_to_numpy(model(crs))  # sigmoid output
         np.testing.assert_allclose(1 / (1 + np.exp(-r.logit)), model_logit.ravel(), rtol=1e-5)
         np.testing.assert_allclose(r.cr.sum(axis=1) + r.bias, r.logit, rtol=1e-6, atol=1e-7)
         order = np.stack([rng.permutation(80) for _ in range(6)])
         shuffled = {k: np.take_along_axis(v, order, axis=1) for k, v in crs.items()}
-        moved = pointcloud_relevance(model, shuffled)
+        moved = cr_relevance(model, shuffled)
         np.testing.assert_allclose(moved.cr, np.take_along_axis(r.cr, order, axis=1), atol=1e-12)
 
 
 def test_lrp_relevance_concentrates_on_signal_crs(trained):
     # the toy test maps with 20 % signal: the CRs that drive a high score are the signal CRs
-    from crsky.explain import pointcloud_relevance
+    from crsky.explain import cr_relevance
 
     model, crs, labels, _ = trained
     signal_maps = np.flatnonzero(labels["n_signal"] > 0)[:100]
-    r = pointcloud_relevance(model, {"pixel": crs.pixel[signal_maps].astype(np.int32)})
+    r = cr_relevance(model, {"pixel": crs.pixel[signal_maps].astype(np.int32)})
     on_signal = np.where(crs.is_signal[signal_maps], r.cr, 0.0).sum(axis=1)
     positive = np.clip(r.cr, 0, None).sum(axis=1)
     share = np.clip(np.where(crs.is_signal[signal_maps], r.cr, 0.0), 0, None).sum(axis=1)
@@ -150,29 +150,24 @@ def test_lrp_relevance_concentrates_on_signal_crs(trained):
 
 
 def test_crsky_explain_writes_the_share_on_signal_crs(trained, toy_chunks, tmp_path, capsys):
-    import csv
     import json
 
     from crsky.cli import main
 
     folder = trained[3]
-    output = tmp_path / "explain"
-    args = ["explain", "--test", toy_chunks["test"][0], "--output", output]
-    assert main([*args, "--model", folder, "--maps-per-fraction", "50", "--examples", "2"]) == 0
-    with open(output / "relevance.csv", newline="") as f:
-        (row,) = list(csv.DictReader(f))  # fractions 0 (nothing to explain) and 0.2
-    assert float(row["signal_fraction"]) == 0.2 and int(row["n_maps"]) == 50
-    assert float(row["relevance_on_signal"]) > 2 * float(row["signal_cr_share"])
-    assert (output / "relevance.png").stat().st_size > 10_000
-    # another family is refused with one line, before loading anything
-    other = tmp_path / "deepsphere"
+    check_explain(folder, toy_chunks["test"][0], tmp_path / "explain", n_maps=50)
+    args = ["explain", "--test", toy_chunks["test"][0], "--output", tmp_path / "explain"]
+    # an unknown family is refused with one line, before loading anything
+    other = tmp_path / "mlp"
     other.mkdir()
     (other / "model.keras").write_bytes(b"")
     config = json.loads((folder / "config.json").read_text())
-    config["model"]["family"] = "deepsphere"
+    config["model"]["family"] = "mlp"
     (other / "config.json").write_text(json.dumps(config))
     assert main([*args, "--model", other]) == 2
-    assert "LRP for the pointcloud family" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "is a 'mlp' network" in err and "deepsphere, patches, pointcloud" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_workflow_trains_evaluates_and_explains_a_pointcloud_model(checkout, tmp_path):

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 from helpers import flip_dataset_bytes, limit_file_size
 from scipy.stats import mannwhitneyu
-from train_toy import TINY_DEEPSPHERE, TINY_PATCHES, run_train, train_command, write_dataset
+from train_toy import (
+    TINY_DEEPSPHERE,
+    TINY_PATCHES,
+    check_explain,
+    run_train,
+    train_command,
+    write_dataset,
+)
 
 from crsky.errors import ConfigError, InputFileError
 from crsky.history import read_history
@@ -38,25 +45,36 @@ def _test_set(chunks):
     return {"pixel": crs.pixel.astype(np.int32)}, labels["n_signal"] > 0
 
 
-@pytest.mark.parametrize("model", [TINY_DEEPSPHERE, TINY_PATCHES], ids=lambda m: m["family"])
-def test_both_families_separate_strong_signal_from_isotropy(toy_chunks, tmp_path, model):
-    import keras
-
+@pytest.fixture(scope="module", params=[TINY_DEEPSPHERE, TINY_PATCHES], ids=lambda m: m["family"])
+def trained_folder(request, toy_chunks, tmp_path_factory) -> Path:
+    """The model folder of a tiny network of each family trained 3 epochs on the toy set."""
     from crsky.train.loop import TrainJob, train
 
     job = TrainJob(
-        ModelSpec.from_config(model),
+        ModelSpec.from_config(request.param),
         TrainSettings.from_config({**SETTINGS, "batch_size_per_replica": 32}),
         toy_chunks["train"],
         toy_chunks["validation"],
         seed=1,
     )
-    path = train(job, tmp_path / model["name"])
+    return train(job, tmp_path_factory.mktemp("trained") / request.param["name"]).parent
+
+
+def test_both_families_separate_strong_signal_from_isotropy(toy_chunks, trained_folder):
+    import keras
+
     crs, is_signal = _test_set(toy_chunks)
-    scores = keras.models.load_model(path).predict(crs, verbose=0).ravel()
+    model = keras.models.load_model(trained_folder / "model.keras")
+    scores = model.predict(crs, verbose=0).ravel()
     assert 400 < is_signal.sum() < 600  # half the maps have 20 % signal
     # Issue 6: held-out ROC AUC >= 0.9 within a few epochs on CPU (measured: 0.99 for both)
     assert _auc(scores, is_signal) >= 0.9
+
+
+def test_crsky_explain_puts_the_relevance_on_the_signal_crs(toy_chunks, trained_folder, tmp_path):
+    # LRP (crsky.explain) of the trained pixel networks: the pixels that drive a high score
+    # hold the signal CRs (measured: 0.79 of the positive relevance for DeepSphere, 0.78 patches)
+    check_explain(trained_folder, toy_chunks["test"][0], tmp_path, n_maps=100)
 
 
 @pytest.fixture(scope="module")

@@ -78,3 +78,19 @@ def run_train(*args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         train_command(*args, **kwargs), capture_output=True, text=True, check=False, env=env
     )
+
+
+def check_explain(folder: Path, test_chunk: Path, output: Path, n_maps: int) -> None:
+    """``crsky explain`` of a model trained on the toy set, on ``n_maps`` test maps with 20 %
+    signal CRs: the share of the positive relevance on the signal CRs is over twice theirs."""
+    import csv
+
+    from crsky.cli import main
+
+    args = ["explain", "--model", folder, "--test", test_chunk, "--output", output]
+    assert main([*args, "--maps-per-fraction", str(n_maps), "--examples", "2"]) == 0
+    with open(output / "relevance.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))  # fractions 0 (nothing to explain) and 0.2
+    assert float(row["signal_fraction"]) == 0.2 and int(row["n_maps"]) == n_maps
+    assert float(row["relevance_on_signal"]) > 2 * float(row["signal_cr_share"])
+    assert (output / "relevance.png").stat().st_size > 10_000

@@ -530,7 +530,8 @@ def search_trial_files(trial):
 
 
 def pointcloud_models():
-    """Configured models of the pointcloud family (the family crsky explain implements)."""
+    """Configured models of the pointcloud family (the workflow explains these; crsky explain
+    takes any family)."""
     return [e["name"] for e in config["models"] if e.get("family") == "pointcloud"]
 
 
