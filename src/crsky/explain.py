@@ -481,9 +481,12 @@ def explain(model_folder, test_chunks, output, n_examples: int = 4, maps_per_fra
             v = np.array(hp.pix2vec(maps.nside, crs["pixel"][i])).T
             x, y = sky_xy(v)
             scale = np.abs(relevance[i]).max() or 1.0
-            points = ax.scatter(x, y, c=relevance[i], s=6, cmap="coolwarm", vmin=-scale, vmax=scale)
             signal = crs["is_signal"][i]
-            ax.scatter(x[signal], y[signal], s=40, facecolors="none", edgecolors="k", lw=0.6)
+            ax.scatter(x[signal], y[signal], s=30, facecolors="none", edgecolors="0.3", lw=0.4)
+            top = np.argsort(np.abs(relevance[i]))  # the most relevant CRs drawn last, on top
+            points = ax.scatter(
+                x[top], y[top], c=relevance[i][top], s=6, cmap="coolwarm", vmin=-scale, vmax=scale
+            )
             share = signal_share(relevance[i : i + 1], signal[None])[0]
             ax.set_title(f"signal fraction {f:g}: {share:.0%} of it on signal CRs", fontsize=8)
             ax.set_xticklabels([])
