@@ -1,7 +1,8 @@
 """LRP of the pixel families (crsky.explain) on tiny untrained networks at nside 8: the forward
 pass the LRP code rebuilds from the weights is the Keras model's, relevance is conserved, and in
 a network made linear the relevance of every input pixel is gradient × input (what the ε rule
-gives for linear bias-free layers), which fails for any wrong transpose, padding or pooling."""
+gives for linear bias-free layers), which fails for any wrong transpose, padding or pooling; a
+model without the layers LRP walks is refused in one line."""
 
 import healpy as hp
 import keras
@@ -94,3 +95,23 @@ def test_a_model_lrp_cannot_walk_is_one_line(rng):
     with pytest.raises(ConfigError, match=r"reads \['pixel', 'log10_energy'\]|lack"):
         cr_relevance(_model(rng, "patches", "average"), {"pixel": _crs(rng)["pixel"]})
     assert cr_relevance(model, {"pixel": _crs(rng)["pixel"]}).cr.shape == (4, 300)
+
+
+def test_crsky_explain_of_a_model_without_the_layers_is_one_line(toy_chunks, tmp_path, capsys):
+    import json
+
+    from crsky.cli import main
+
+    pixel = keras.Input((None,), dtype="int32", name="pixel")
+    x = keras.layers.Embedding(hp.nside2npix(16), 2)(pixel)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    keras.Model(pixel, keras.layers.Dense(1, "sigmoid")(x), name="embedding").save(
+        tmp_path / "model.keras"
+    )
+    config = {"model": {"name": "embedding", "family": "deepsphere"}, "nside": 16}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    args = ["explain", "--model", tmp_path, "--test", toy_chunks["test"][0]]
+    assert main([*args, "--output", tmp_path / "explain"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model 'embedding' has neither a RenderMaps layer" in err and "\n" not in err
+    assert not (tmp_path / "explain").exists()
