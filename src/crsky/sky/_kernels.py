@@ -10,6 +10,7 @@ __all__ = [
     "build_alias_table",
     "categorical_lookup",
     "fisher_rows",
+    "keep_first",
     "pack_alias_table",
     "perpendicular_rows",
     "rotate_rows",
@@ -17,6 +18,7 @@ __all__ = [
     "sommers_rows",
     "sort_rows",
     "table_lookup",
+    "toy_rows",
     "unpack_keys",
 ]
 
@@ -72,25 +74,48 @@ def _basis_row(dx: float, dy: float, dz: float) -> tuple[float, float, float, fl
 
 
 @njit_kernel
+def _fisher_one(
+    dx: float, dy: float, dz: float, kappa: float, u: float, phi: float
+) -> tuple[float, float, float]:
+    """One Fisher draw around the unit vector d with concentration ``kappa`` from a uniform
+    ``u`` in (0, 1] (polar angle) and an azimuth ``phi`` in rad."""
+    t = -np.log(u + (1.0 - u) * np.exp(-2.0 * kappa)) / kappa  # 1 − cos ψ
+    t = min(max(t, 0.0), 2.0)
+    s = np.sqrt(t * (2.0 - t))
+    e1x, e1y, e1z, e2x, e2y, e2z = _basis_row(dx, dy, dz)
+    a, b, c = s * np.cos(phi), s * np.sin(phi), 1.0 - t
+    x = c * dx + a * e1x + b * e2x
+    y = c * dy + a * e1y + b * e2y
+    z = c * dz + a * e1z + b * e2z
+    norm = np.sqrt(x * x + y * y + z * z)
+    return x / norm, y / norm, z / norm
+
+
+@njit_kernel
 def fisher_rows(mean: np.ndarray, kappa: np.ndarray, u: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """Fisher draws (n, 3) around unit vectors ``mean`` (n, 3) with concentrations ``kappa`` (n,),
     from uniforms ``u`` in (0, 1] (polar angle) and azimuths ``phi`` (n,) in rad."""
     n = mean.shape[0]
     out = np.empty((n, 3))
     for i in range(n):
-        k = kappa[i]
-        t = -np.log(u[i] + (1.0 - u[i]) * np.exp(-2.0 * k)) / k  # 1 − cos ψ
-        t = min(max(t, 0.0), 2.0)
-        s = np.sqrt(t * (2.0 - t))
-        dx, dy, dz = mean[i, 0], mean[i, 1], mean[i, 2]
-        e1x, e1y, e1z, e2x, e2y, e2z = _basis_row(dx, dy, dz)
-        a, b, c = s * np.cos(phi[i]), s * np.sin(phi[i]), 1.0 - t
-        x = c * dx + a * e1x + b * e2x
-        y = c * dy + a * e1y + b * e2y
-        z = c * dz + a * e1z + b * e2z
-        norm = np.sqrt(x * x + y * y + z * z)
-        out[i, 0], out[i, 1], out[i, 2] = x / norm, y / norm, z / norm
+        out[i, 0], out[i, 1], out[i, 2] = _fisher_one(
+            mean[i, 0], mean[i, 1], mean[i, 2], kappa[i], u[i], phi[i]
+        )
     return out
+
+
+@njit_kernel
+def _rotate_one(
+    vx: float, vy: float, vz: float, kx: float, ky: float, kz: float, angle: float
+) -> tuple[float, float, float]:
+    """The unit vector v rotated about the unit axis k by ``angle`` rad (Rodrigues)."""
+    c, s = np.cos(angle), np.sin(angle)
+    kv = (kx * vx + ky * vy + kz * vz) * (1.0 - c)
+    return (
+        vx * c + (ky * vz - kz * vy) * s + kx * kv,
+        vy * c + (kz * vx - kx * vz) * s + ky * kv,
+        vz * c + (kx * vy - ky * vx) * s + kz * kv,
+    )
 
 
 @njit_kernel
@@ -99,13 +124,39 @@ def rotate_rows(v: np.ndarray, axis: np.ndarray, angle: np.ndarray) -> np.ndarra
     n = v.shape[0]
     out = np.empty((n, 3))
     for i in range(n):
-        c, s = np.cos(angle[i]), np.sin(angle[i])
-        kx, ky, kz = axis[i, 0], axis[i, 1], axis[i, 2]
-        vx, vy, vz = v[i, 0], v[i, 1], v[i, 2]
-        kv = (kx * vx + ky * vy + kz * vz) * (1.0 - c)
-        out[i, 0] = vx * c + (ky * vz - kz * vy) * s + kx * kv
-        out[i, 1] = vy * c + (kz * vx - kx * vz) * s + ky * kv
-        out[i, 2] = vz * c + (kx * vy - ky * vx) * s + kz * kv
+        out[i, 0], out[i, 1], out[i, 2] = _rotate_one(
+            v[i, 0], v[i, 1], v[i, 2], axis[i, 0], axis[i, 1], axis[i, 2], angle[i]
+        )
+    return out
+
+
+@njit_kernel
+def toy_rows(
+    source: np.ndarray,
+    axis: np.ndarray,
+    rows: np.ndarray,
+    ev_over_r: np.ndarray,
+    u: np.ndarray,
+    phi: np.ndarray,
+    rotation_rad_ev: float,
+    blur_rad_ev: float,
+) -> np.ndarray:
+    """Seed 002's toy deflection in one pass: CR i leaves the unit vector ``source[rows[i]]``
+    (source (m, 3)), is rotated about the unit ``axis[rows[i]]`` by θ = rotation_rad_ev · EV / R,
+    then Fisher-blurred with σ = blur_rad_ev · EV / R (none if 0) from uniforms ``u`` (n,) in
+    (0, 1] and azimuths ``phi`` (n,) rad; ``ev_over_r`` (n,) is EV / R. Returns (n, 3)."""
+    n = rows.size
+    out = np.empty((n, 3))
+    for i in range(n):
+        r = rows[i]
+        x, y, z = _rotate_one(
+            source[r, 0], source[r, 1], source[r, 2],
+            axis[r, 0], axis[r, 1], axis[r, 2], rotation_rad_ev * ev_over_r[i],
+        )  # fmt: skip
+        if blur_rad_ev > 0.0:
+            kappa = 1.0 / (blur_rad_ev * ev_over_r[i]) ** 2
+            x, y, z = _fisher_one(x, y, z, kappa, u[i], phi[i])
+        out[i, 0], out[i, 1], out[i, 2] = x, y, z
     return out
 
 
@@ -255,6 +306,22 @@ def background_keys(
             keys[m, c] = _key(pixel, code, charge, False)
             i += 3
     return lowest
+
+
+@njit_kernel
+def keep_first(observed: np.ndarray, per_group: np.ndarray, need: np.ndarray) -> np.ndarray:
+    """Mask (n,) of the first ``need[g]`` observed entries of each group g of ``observed`` (n,)
+    bool, the groups being consecutive runs of ``per_group[g]`` entries."""
+    keep = np.zeros(observed.size, dtype=np.bool_)
+    i = 0
+    for g in range(per_group.size):
+        left = need[g]
+        for _ in range(per_group[g]):
+            if left > 0 and observed[i]:
+                keep[i] = True
+                left -= 1
+            i += 1
+    return keep
 
 
 @njit_kernel

@@ -45,7 +45,7 @@ import healpy as hp
 import numpy as np
 
 from crsky.errors import ConfigError, InputFileError
-from crsky.sky._kernels import fisher_rows, perpendicular_rows, rotate_rows
+from crsky.sky._kernels import fisher_rows, perpendicular_rows, rotate_rows, toy_rows
 
 __all__ = [
     "BLUR_RAD_EV",
@@ -134,12 +134,34 @@ class ToyDeflection:
         axis: np.ndarray,
         log10_rigidity: np.ndarray,
         rng: np.random.Generator,
+        rows: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Arrival directions (N, 3) of CRs from ``source_direction`` (N, 3)."""
-        rotated = self.rotated(source_direction, axis, log10_rigidity)
-        if self.blur_fraction == 0:
-            return rotated
-        return fisher_sample(rotated, self.sigma_rad(log10_rigidity), rng)
+        """Arrival directions (N, 3) of N CRs with log10(R / V) ``log10_rigidity`` (N,) from
+        sources ``source_direction`` (M, 3) with rotation axes ``axis`` (M, 3): CR i comes from
+        source ``rows[i]`` (default: CR i from source i, M = N). One compiled pass; draws 2 N
+        uniforms when blurring, none otherwise."""
+        v = np.ascontiguousarray(source_direction, dtype=np.float64)
+        log10_rigidity = np.asarray(log10_rigidity, np.float64)
+        n = v.shape[0] if rows is None else np.size(rows)
+        rows = np.arange(n) if rows is None else np.ascontiguousarray(rows, dtype=np.int64)
+        ev_over_r = np.ascontiguousarray(
+            np.broadcast_to(10.0 ** (18.0 - log10_rigidity), (n,)), dtype=np.float64
+        )
+        blur_rad_ev = self.blur_fraction * BLUR_RAD_EV
+        u = phi = np.zeros(0)
+        if blur_rad_ev > 0:
+            u = 1.0 - rng.random(n)  # (0, 1]
+            phi = rng.random(n) * (2.0 * np.pi)
+        return toy_rows(
+            v,
+            np.ascontiguousarray(axis, dtype=np.float64),
+            rows,
+            ev_over_r,
+            u,
+            phi,
+            self.rotation_rad_ev,
+            blur_rad_ev,
+        )
 
 
 class LensLike(Protocol):
@@ -224,9 +246,11 @@ class LensDeflection:
         """Observed RING pixels (N,) int64 at ``lens.nside`` of CRs from ``source_direction``
         (N, 3) with log10(R / V) ``log10_rigidity`` (N,); -1 where the CR is lost.
         ``source_pixel`` (N,), the lens-nside RING pixels of the directions, may be passed to
-        save their computation (it is ignored when smearing)."""
-        direction = np.asarray(source_direction, dtype=np.float64)
+        save their computation (it is ignored when smearing); with it and no smearing
+        ``source_direction`` is not used and may be None."""
+        direction = source_direction
         if self.extragalactic_smearing_deg > 0:
+            direction = np.asarray(direction, dtype=np.float64)
             sigma = np.radians(self.extragalactic_smearing_deg) * 10.0 ** (
                 19.0 - np.asarray(log10_rigidity)
             )

@@ -36,7 +36,13 @@ import numpy as np
 from crsky import __version__
 from crsky.errors import ConfigError
 from crsky.rng import job_rng
-from crsky.sky._kernels import background_keys, scatter_keys, sort_rows, unpack_keys
+from crsky.sky._kernels import (
+    background_keys,
+    keep_first,
+    scatter_keys,
+    sort_rows,
+    unpack_keys,
+)
 from crsky.sky.dataset import DatasetConfig, dataset_stream_id
 from crsky.sky.deflection import LensDeflection, LensLike, check_lens_coverage, perpendicular_axes
 from crsky.sky.isotropic import isotropic_sampler
@@ -131,14 +137,23 @@ class SkySimulator:
         charge = self.dataset.composition.sample(n, rng)
         return code, charge
 
-    def _signal_candidates(self, source_direction, axis, source_pixel, rng):
-        """Emit one CR per row of ``source_direction`` (n, 3) (lens mode: its extragalactic
-        pixel ``source_pixel`` (n,)): (observed, pixel, code, charge)."""
-        n = source_direction.shape[0]
+    def _signal_candidates(self, rows, source_direction, axis, source_pixel, rng):
+        """Emit one CR from each source ``rows`` (n,) int64 indexes, a flat index map · n_src +
+        source into the maps' ``source_direction`` (n_maps, n_src, 3), toy ``axis`` (same shape)
+        and, in lens mode, extragalactic lens pixels ``source_pixel`` (n_maps, n_src):
+        (observed, pixel, code, charge)."""
+        n = rows.size
         code, charge = self._energies_and_charges(n, rng)
         log10_r = dequantise_log10_energy(code) - np.log10(charge.astype(np.float64))
+        directions = source_direction.reshape(-1, 3)
         if self.mode == "lens":
-            observed_pixel = self.lens.observed_pixels(source_direction, log10_r, rng, source_pixel)
+            smeared = self.lens.extragalactic_smearing_deg > 0
+            observed_pixel = self.lens.observed_pixels(
+                np.take(directions, rows, axis=0) if smeared else None,
+                log10_r,
+                rng,
+                source_pixel.reshape(-1)[rows],
+            )
             seen = observed_pixel >= 0
             exposure = np.zeros(n)
             exposure[seen] = self._lens_exposure[observed_pixel[seen]]
@@ -146,9 +161,11 @@ class SkySimulator:
             pixel = np.where(observed, self._lens_to_stored[np.maximum(observed_pixel, 0)], -1)
             return observed, pixel, code, charge
         if self.mode == "toy":
-            direction = self.dataset.toy_deflection.apply(source_direction, axis, log10_r, rng)
+            direction = self.dataset.toy_deflection.apply(
+                directions, axis.reshape(-1, 3), log10_r, rng, rows
+            )
         else:
-            direction = source_direction
+            direction = np.take(directions, rows, axis=0)
         observed = rng.random(n) < self.dataset.exposure.of_direction(direction)
         pixel = np.full(n, -1, dtype=np.int64)
         d = direction[observed]
@@ -222,17 +239,11 @@ class SkySimulator:
             last[active] = per_map
             m = np.repeat(active, per_map)
             k = sources.pick(m.size, rng, None if shares is None else shares[m])
-            axes = None if axis is None else axis[m, k]
-            pixels = None if source_pixel is None else source_pixel[m, k]
             observed, pixel, code, charge = self._signal_candidates(
-                source_direction[m, k], axes, pixels, rng
+                m * sources.n_sources + k, source_direction, axis, source_pixel, rng
             )
-            # keep the first need[m] observed candidates of each map (candidates are grouped by map)
-            running = np.cumsum(observed)
-            group_start = np.concatenate([[0], np.cumsum(per_map)[:-1]])
-            before = running[group_start] - observed[group_start]
-            rank = running - np.repeat(before, per_map) - 1
-            keep = observed & (rank < np.repeat(need[active], per_map))
+            # the first need[m] observed candidates of each map (candidates are grouped by map)
+            keep = keep_first(observed, per_map, need[active])
             kept.append((m[keep], generation[m[keep]], pixel[keep], code[keep], charge[keep]))
             need -= np.bincount(m[keep], minlength=n_maps)
             attempts += np.bincount(m, minlength=n_maps)
