@@ -529,16 +529,10 @@ def search_trial_files(trial):
     return [f"{SEARCH_DIR}/trials/{trial}/{name}" for name in MODEL_FILES]
 
 
-def pointcloud_models():
-    """Configured models of the pointcloud family (the workflow explains these; crsky explain
-    takes any family)."""
-    return [e["name"] for e in config["models"] if e.get("family") == "pointcloud"]
-
-
 def explain_outputs():
-    """relevance.csv and relevance.png of every pointcloud model (crsky explain)."""
+    """relevance.csv and relevance.png of every configured model (crsky explain)."""
     return expand(
         f"{EVALUATION}/{{model}}/explain/{{name}}",
-        model=pointcloud_models(),
+        model=model_names(),
         name=["relevance.csv", "relevance.png"],
     )

@@ -1,4 +1,4 @@
-# Relevance maps (crsky explain, LRP): for every configured pointcloud model, the share of its
+# Relevance maps (crsky explain, LRP): for every configured model, the share of its
 # score's relevance on the true signal CRs per signal fraction of its test set, and example
 # skies with the CRs coloured by relevance (in the report next to the evaluation).
 import os
@@ -18,7 +18,7 @@ rule explain:
     log:
         f"{LOGS}/evaluate/{{model}}_explain.log",
     wildcard_constraints:
-        model="|".join(pointcloud_models()) or "(?!)",
+        model="|".join(model_names()) or "(?!)",
     conda:
         "../../envs/train.yaml"
     threads: rule_threads("evaluate")
