@@ -1,20 +1,22 @@
 """Backtracking speed at matched accuracy, crsky against CRPropa 3.2 in the same run (not a test;
-prints one JSON object).
+prints one JSON object in the layout of benchmarks/record.py; one line per case on stderr).
 
 For protons at 1, 10 and 100 EeV from isotropic observed directions, in each field model: the
 edge directions of a converged run (crsky, tolerance 1e-12, steps 1e-8 to 0.02 kpc; checked
 against CRPropa's own converged run on a subset, `reference_check`), then for every tolerance of
 each engine the particles per second on one core and the median and 99th-percentile angular
 error against that reference: each engine's error-vs-cost curve (crsky: both its integrators,
-Dormand-Prince 5(4) and Bogacki-Shampine 3(2)). `matched` then gives, for every CRPropa point,
-the fastest crsky point whose median AND p99 errors are at most CRPropa's, and the ratio of their
-speeds. Both engines use the same step bounds (default 0.1 pc to 1 kpc; the
+Dormand-Prince 5(4) and Bogacki-Shampine 3(2)). `matched` (in each of `details.cases`) then
+gives, for every CRPropa point, the fastest crsky point whose median AND p99 errors are at most
+CRPropa's, and the ratio of their speeds; each matched point is also one entry of `ratios`
+(measured in this run). Both engines use the same step bounds (default 0.1 pc to 1 kpc; the
 field model's fine regions further limit crsky's steps, and CRPropa's everywhere, see
 `crsky.backtrack.crpropa_engine`). CRPropa runs its C++ candidate loop (`ModuleList.run` on a
 `CandidateVector`, OMP_NUM_THREADS=1, candidates built outside the timing). Where `import crpropa`
-fails, the CRPropa columns are absent and `crpropa` says so. `field_evaluation_ns` is the cost of
-one field evaluation per model (crsky: one thread over 200,000 points; CRPropa: its C++
-`fromMagneticField` filling a 64³ grid).
+fails, the CRPropa columns and ratios are absent and `details.anchor` says so.
+`throughput.field_evaluation_ns` is the cost of one field evaluation per model (crsky: one thread
+over 200,000 points; CRPropa: its C++ `fromMagneticField` filling a 64³ grid; their ratio is in
+`ratios` too).
 
     python benchmarks/backtrack.py [--particles 2000] [--fields jf12 uf23 kst24]
         [--energies-eev 1 10 100] [--tolerances 1e-4 ... 1e-9] [--bs3-tolerances 1e-3 ... 1e-8]
@@ -31,14 +33,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 import argparse
+import contextlib
 import json
-import platform
+import sys
 import time
 
 import numba
 import numpy as np
+import record
 
-import crsky
 from crsky.backtrack import EARTH_POSITION_KPC, Accuracy, backtrack, propagate
 from crsky.backtrack.crpropa_engine import crpropa_field
 from crsky.fields import _evaluate, get_field
@@ -69,6 +72,20 @@ def run_crsky(directions, rigidity_V, field, **accuracy):
     return result, time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """File descriptor 1 onto 2 for the block: CRPropa's C++ ``ModuleList.run`` prints its
+    thread count on stdout, which carries only the benchmark's JSON object."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def run_crpropa(crpropa, directions, rigidity_V, field, tolerance, min_step_kpc, max_step_kpc):
     """Edge directions and seconds of CRPropa's PropagationCK (C++ loop, one thread)."""
     kpc = crpropa.kpc
@@ -94,9 +111,10 @@ def run_crpropa(crpropa, directions, rigidity_V, field, tolerance, min_step_kpc,
         state.setPosition(crpropa.Vector3d(*EARTH_POSITION_KPC) * kpc)
         state.setDirection(crpropa.Vector3d(*d))
         candidates.push_back(crpropa.CandidateRefPtr(crpropa.Candidate(state)))
-    start = time.perf_counter()
-    modules.run(candidates)
-    seconds = time.perf_counter() - start
+    with stdout_to_stderr():
+        start = time.perf_counter()
+        modules.run(candidates)
+        seconds = time.perf_counter() - start
     edge = np.array(
         [
             [u.x, u.y, u.z]
@@ -162,6 +180,57 @@ def matched(crsky_rows, crpropa_rows) -> list[dict]:
     return out
 
 
+def ratios(cases: list[dict], anchor: str, steps: dict) -> list[dict]:
+    """Every matched point of every case as a crsky-vs-CRPropa ratio of particles/s (points that
+    no crsky setting matches stay in the case's ``matched`` with ``speedup`` None)."""
+    out = []
+    for case in cases:
+        where = f"{case['field']}, {case['energy_EeV']:g} EeV"
+        theirs = {row["tolerance"]: row for row in case.get("crpropa", [])}
+        ours = {(row["integrator"], row["tolerance"]): row for row in case["crsky"]}
+        for point in case.get("matched", []):
+            if point["speedup"] is None:
+                continue
+            mine = ours[(point["crsky_integrator"], point["crsky_tolerance"])]
+            other = theirs[point["crpropa_tolerance"]]
+            what = f"{where}, CRPropa tolerance {other['tolerance']:g}"
+            out.append(
+                record.ratio(
+                    f"backtracking particles/s at matched accuracy, {what}",
+                    point["crsky_particles_per_s"],
+                    anchor,
+                    point["crpropa_particles_per_s"],
+                    record.MEASURED,
+                    {**_accuracy(mine), "integrator": mine["integrator"], **steps, "threads": 1},
+                    {**_accuracy(other), **steps, "omp_threads": 1},
+                )
+            )
+    return out
+
+
+def _accuracy(row: dict) -> dict:
+    keys = ("tolerance", "median_error_deg", "p99_error_deg")
+    return {key: row[key] for key in keys}
+
+
+def field_ratios(costs: dict, crpropa_version: str) -> list[dict]:
+    """crsky's field evaluation against CRPropa's, ns per point (lower is better)."""
+    return [
+        record.ratio(
+            f"field evaluation ns per point, {name}",
+            entry["crsky"],
+            f"CRPropa {crpropa_version} magnetic field model ({name})",
+            entry["crpropa"],
+            record.MEASURED,
+            {"points": "200,000 random in r < 20 kpc, |z| < 4 kpc", "threads": 1},
+            {"points": "fromMagneticField on a 64^3 grid, 40 x 40 x 8 kpc", "omp_threads": 1},
+            higher_is_better=False,
+        )
+        for name, entry in costs.items()
+        if "crpropa" in entry
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--particles", type=int, default=2000)
@@ -189,6 +258,7 @@ def main() -> None:
     except ImportError:
         crpropa = None
     steps = dict(min_step_kpc=args.min_step_kpc, max_step_kpc=args.max_step_kpc)
+    begin = time.perf_counter()
     rng = np.random.default_rng(2026)
     cases = []
     for name in args.fields:
@@ -236,27 +306,41 @@ def main() -> None:
                     **errors(edge, reference.final_direction[:k]),
                 }
             cases.append(case)
-            print(json.dumps(case), flush=True)
-    print(
-        json.dumps(
-            {
-                "benchmark": "backtrack",
-                "engine": "builtin (Dormand-Prince 5(4), Bogacki-Shampine 3(2); numba) vs CRPropa "
-                "PropagationCK (Cash-Karp)",
-                "crpropa": crpropa.g_GIT_DESC if crpropa else "not importable: no CRPropa column",
-                "step_bounds_kpc": [args.min_step_kpc, args.max_step_kpc],
-                "reference": REFERENCE,
-                "field_evaluation_ns": field_costs(crpropa, args.fields),
-                "cases": cases,
-                "crsky_version": crsky.__version__,
-                "numba": numba.__version__,
-                "numpy": np.__version__,
-                "host": platform.node(),
-                "cpu": platform.processor() or platform.machine(),
-            },
-            indent=1,
-        )
+            print(json.dumps(case), file=sys.stderr, flush=True)
+    costs = field_costs(crpropa, args.fields)
+    anchor = f"CRPropa {crpropa.g_GIT_DESC} PropagationCK (Cash-Karp)" if crpropa else None
+    step_bounds = {"step_bounds_kpc": [args.min_step_kpc, args.max_step_kpc]}
+    measured = []
+    if crpropa:
+        measured = ratios(cases, anchor, step_bounds) + field_ratios(costs, crpropa.g_GIT_DESC)
+    rec = record.record(
+        "backtrack",
+        sizes={
+            "particles": args.particles,
+            "fields": {name: FIELDS[name] for name in args.fields},
+            "energies_EeV": args.energies_eev,
+            "tolerances_dopri5": args.tolerances,
+            "tolerances_bs3": args.bs3_tolerances,
+            "tolerances_crpropa": args.crpropa_tolerances,
+            **step_bounds,
+            "reference_check_particles": args.reference_check,
+        },
+        wall_s={"total": round(time.perf_counter() - begin, 1)},
+        throughput={"field_evaluation_ns": costs},
+        ratios=measured,
+        details={
+            "engine": "builtin (Dormand-Prince 5(4), Bogacki-Shampine 3(2); numba) vs CRPropa "
+            "PropagationCK (Cash-Karp)",
+            "anchor": anchor or "CRPropa not importable: no CRPropa column, no ratio",
+            "reference": REFERENCE,
+            "cases": cases,
+        },
+        modules=("numba",),
+        cpus_used=1,
     )
+    if crpropa:
+        rec["versions"]["crpropa"] = crpropa.g_GIT_DESC
+    record.emit(rec)
 
 
 if __name__ == "__main__":
