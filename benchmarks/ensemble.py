@@ -1,4 +1,5 @@
-"""Cost of a field ensemble's lenses at a config's scale (not a test; prints one JSON object).
+"""Cost of a field ensemble's lenses at a config's scale (not a test; prints one JSON object in
+the layout of benchmarks/record.py).
 
 For every lens of the merged config files (merged key by key as Snakemake merges
 ``--configfile``), the backtracking throughput of the builtin engine on one core at the config's
@@ -8,6 +9,9 @@ are the sum over all bins of particles_per_bin / rate, the rate interpolated lin
 log10(rate) against log10(R) between the sampled bins. The job counts per lens follow from the
 config (bins x shards backtrack jobs, one lens_part job per bin). Lens parts, skymaps, training
 and evaluation are not included (benchmarks/lens.py, skymaps.py, train.py, evaluate.py).
+Reported: the measured rates (``throughput.particles_per_s_one_core``, per lens and log10(R/V)),
+the seconds each lens's measurement took (``wall_s``), and the estimates derived from them
+(``details``: core-hours per lens and in total, job counts).
 
     python benchmarks/ensemble.py --configfile config/production.yaml config/ensemble.yaml \
         [--particles 100] [--every 25]
@@ -21,15 +25,13 @@ os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 import argparse
 import copy
-import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+import record
 import yaml
 
-import crsky
 from crsky.backtrack import Accuracy, backtrack
 from crsky.binning import RigidityBins, Sharding
 from crsky.ensemble import lens_fields
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25, help="sample every k-th rigidity bin")
     args = parser.parse_args()
 
+    begin = time.perf_counter()
     config = merged_config(args.configfile)
     bins = RigidityBins(**config["rigidity_bins"])
     backtrack_config = config["backtrack"]
@@ -95,45 +98,47 @@ def main() -> None:
     )
     sampled = sampled_bins(bins, args.every)
     centres = 0.5 * (bins.edges[:-1] + bins.edges[1:])
-    lenses = {}
+    rates, seconds, hours = {}, {}, {}
     for name, lens in lens_fields(config).items():
         start = time.perf_counter()
         field = get_field(lens.model, **lens.options)
-        rates = lens_rates(field, centres[sampled], args.particles, accuracy)
-        hours = core_hours(bins, sampled, rates, backtrack_config["particles_per_bin"])
-        lenses[name] = {
-            "particles_per_s_1core": {
-                f"{centres[b]:.2f}": round(r, 1) for b, r in zip(sampled, rates, strict=True)
-            },
-            "backtrack_core_hours": round(hours, 1),
-            "seconds_measured": round(time.perf_counter() - start, 1),
+        sampled_rates = lens_rates(field, centres[sampled], args.particles, accuracy)
+        hours[name] = round(
+            core_hours(bins, sampled, sampled_rates, backtrack_config["particles_per_bin"]), 1
+        )
+        rates[name] = {
+            f"{centres[b]:.2f}": round(r, 1) for b, r in zip(sampled, sampled_rates, strict=True)
         }
-    n_lenses = len(lenses)
-    print(
-        json.dumps(
-            {
-                "benchmark": "ensemble",
-                "crsky_version": crsky.__version__,
-                "machine": platform.processor() or platform.machine(),
+        seconds[name] = round(time.perf_counter() - start, 1)
+    n_lenses = len(rates)
+    record.emit(
+        record.record(
+            "ensemble",
+            sizes={
                 "configfiles": args.configfile,
-                "settings": {
-                    "particles_per_sampled_bin": args.particles,
-                    "sampled_log10_rigidity": [round(float(centres[b]), 2) for b in sampled],
-                    "accuracy": vars(accuracy),
-                    "particles_per_bin": backtrack_config["particles_per_bin"],
-                    "n_bins": bins.n_bins,
-                },
-                "lenses": lenses,
+                "particles_per_sampled_bin": args.particles,
+                "sampled_log10_rigidity": [round(float(centres[b]), 2) for b in sampled],
+                "accuracy": vars(accuracy),
+                "particles_per_bin": backtrack_config["particles_per_bin"],
+                "n_bins": bins.n_bins,
+                "lenses": list(rates),
+            },
+            wall_s={
+                **{f"lens_{name}": value for name, value in seconds.items()},
+                "total": round(time.perf_counter() - begin, 1),
+            },
+            throughput={"particles_per_s_one_core": rates},
+            details={
+                "backtrack_core_hours": hours,
+                "backtrack_core_hours_total": round(sum(hours.values()), 1),
                 "jobs": {
                     "backtrack": n_lenses * bins.n_bins * sharding.n_shards,
                     "lens_part": n_lenses * bins.n_bins,
                     "lens": n_lenses,
                 },
-                "backtrack_core_hours_total": round(
-                    sum(v["backtrack_core_hours"] for v in lenses.values()), 1
-                ),
             },
-            indent=1,
+            modules=("numba",),
+            cpus_used=1,
         )
     )
 
