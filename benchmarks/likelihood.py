@@ -1,5 +1,6 @@
 """Cost of the likelihood analyses per map, and how fine the toy profile grid must be (not a
-test; prints one JSON object).
+test; prints one JSON object in the layout of benchmarks/record.py: ms per map under
+``throughput.ms_per_map``, the grid study and the target under ``details``).
 
 Issue 11 target: ``likelihood_profiled`` in lens mode <= 20 ms per map of 1,000 CRs at nside 64
 on one core. Maps follow seed 002's set-up (1,000 CRs above 40 EeV, Auger exposure, 15 % H /
@@ -8,7 +9,7 @@ The lens is benchmarks/skymaps.py's synthetic nside-64 lens (real format, read w
 crsky.lens.Lens): ``--lens-bins`` parts over log10(R/V) 18.75 ... 20.5, ``--per-column``
 particles per extragalactic pixel turned by 2.79 rad EV/R and blurred by 1.4 rad EV/R, so a
 row (observed pixel) holds up to ~100 entries at the lowest rigidities: the cost of a map is
-proportional to the entries of its CRs' rows, reported as ``row_entries_per_cr``.
+proportional to the entries of its CRs' rows, reported as ``sizes.row_entries_per_cr``.
 
 Grid study (``--grid-maps``): Λ_max of planted toy maps (f = 0.03, i.e. 30 signal CRs, and
 all-He) profiled on grids of increasing resolution, as the mean loss against the finest grid
@@ -21,17 +22,15 @@ Everything runs on one core (affinity and numba threads 1).
 """
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numba
 import numpy as np
+import record
 
-import crsky
 from crsky.lens import Lens
 from crsky.likelihood import ProfileGrid, draw_sources, oracle_log_lr, signal_model
 from crsky.likelihood.model import ToyModel
@@ -138,17 +137,18 @@ def main() -> None:
     args = parser.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     numba.set_num_threads(1)
+    begin = time.perf_counter()
     rng = np.random.default_rng(11)
     from skymaps import synthetic_lens  # benchmarks/skymaps.py, the same synthetic lens
 
-    timings, sizes = {}, {}
+    timings, sizes, wall_s = {}, {}, {}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         lens_dir = synthetic_lens(Path(tmp) / "lens", args.lens_bins, args.per_column, rng)
         lens = Lens.load(lens_dir)
         signal = dataset("lens", 0.055)
         start = time.perf_counter()
         model = signal_model(signal, lens=lens)
-        sizes["lens_model_build_s"] = round(time.perf_counter() - start, 1)
+        wall_s["lens_model_build"] = round(time.perf_counter() - start, 1)
         sizes["ratio_entries"] = int(model.matrices.data.size)
         timings["lens"] = time_model(model, signal, lens, args.maps, rng)
         sample = SkySimulator(signal, lens).simulate(50, rng)
@@ -159,30 +159,24 @@ def main() -> None:
     signal = dataset("none", 0.055)
     timings["none"] = time_model(signal_model(signal), signal, None, args.maps, rng)
     grid = grid_study(args.grid_maps, rng) if args.grid_maps else []
-    print(
-        json.dumps(
-            {
-                "name": "likelihood",
-                "sizes": {
-                    "n_cr": N_CR,
-                    "nside": NSIDE,
-                    "maps_per_timing": args.maps,
-                    "lens_bins": args.lens_bins,
-                    "per_column": args.per_column,
-                    "default_grid": list(ProfileGrid().__dict__.values()),
-                    **sizes,
-                },
-                "ms_per_map": timings,
-                "grid_study": grid,
-                "targets_ms": TARGET_MS,
-                "versions": {
-                    "crsky": crsky.__version__,
-                    "python": platform.python_version(),
-                    "numpy": np.__version__,
-                    "numba": numba.__version__,
-                },
-                "host": {"machine": platform.machine(), "cpus_used": 1},
-            }
+    record.emit(
+        record.record(
+            "likelihood",
+            sizes={
+                "n_cr": N_CR,
+                "nside": NSIDE,
+                "maps_per_timing": args.maps,
+                "lens_bins": args.lens_bins,
+                "per_column": args.per_column,
+                "default_grid": list(ProfileGrid().__dict__.values()),
+                "grid_maps": args.grid_maps,
+                **sizes,
+            },
+            wall_s={**wall_s, "total": round(time.perf_counter() - begin, 1)},
+            throughput={"ms_per_map": timings},
+            details={"grid_study": grid, "targets_ms": TARGET_MS},
+            modules=("numba",),
+            cpus_used=1,
         )
     )
 
