@@ -1,5 +1,6 @@
 """Point-cloud family against DeepSphere: training maps/s from CR lists (not a test; prints one
-JSON object).
+JSON object in the layout of benchmarks/record.py, rows under ``throughput.models``; one line per
+row on stderr).
 
 One training step (forward + backward + Adam update) per call, both networks fed the same CR
 lists (``pixel`` RING at ``--nside``, ``--n-cr`` CRs per map, batch ``--batch``): DeepSphere
@@ -14,7 +15,6 @@ Every device TensorFlow sees is measured (the CPU here; on a GPU host also the G
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -22,9 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
+import record
 import tensorflow as tf
 
-import crsky
 from crsky.models import ModelSpec
 from crsky.train.loop import build_cr_model
 
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
+    begin = time.perf_counter()
     rng = np.random.default_rng(1)
     crs = {"pixel": rng.integers(0, 12 * args.nside**2, (args.batch, args.n_cr)).astype(np.int32)}
     devices = ["/CPU:0"] + [
@@ -81,15 +82,22 @@ def main() -> None:
                 }
             )
             print(json.dumps(rows[-1]), file=sys.stderr)
-    out = {
-        "benchmark": "pointcloud",
-        "crsky_version": crsky.__version__,
-        "tensorflow": tf.__version__,
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "rows": rows,
-    }
-    print(json.dumps(out, indent=2))
+    record.emit(
+        record.record(
+            "pointcloud",
+            sizes={
+                "nside": args.nside,
+                "n_cr": args.n_cr,
+                "batch": args.batch,
+                "seconds_per_case": args.seconds,
+            },
+            wall_s={"total": round(time.perf_counter() - begin, 1)},
+            throughput={"models": rows},
+            details={"devices": devices},
+            modules=("tensorflow", "keras"),
+            cpus_used=os.cpu_count(),
+        )
+    )
 
 
 if __name__ == "__main__":
