@@ -56,6 +56,18 @@ rule likelihood:
         " --output {output:q} --threads {threads:q} > {log:q} 2>&1"
 
 
+# the crsky evaluate command of rule evaluate and rule evaluate_robustness (robustness.smk)
+EVALUATE_COMMAND = (
+    "crsky evaluate --output {params.out_dir:q} --model {params.model_dir:q}"
+    " --test {input.test:q} --isotropy {input.isotropy:q}"
+    " --test-pair-counts {input.test_pairs:q}"
+    " --isotropy-pair-counts {input.isotropy_pairs:q}"
+    " --psi {params.psi:q} --sigma-levels {params.sigma_levels:q}"
+    " --signal-fractions {params.fractions:q} --batch-size {params.batch_size:q}"
+    " --gpus {params.gpus:q} --threads {threads:q}"
+)
+
+
 rule evaluate:
     input:
         model=model_files,
@@ -86,13 +98,7 @@ rule evaluate:
         gpus=lookup(dpath="resources/evaluate/gpus", within=config),
         likelihood=likelihood_arguments,
     shell:
-        "crsky evaluate --output {params.out_dir:q} --model {params.model_dir:q}"
-        " --test {input.test:q} --isotropy {input.isotropy:q}"
-        " --test-pair-counts {input.test_pairs:q}"
-        " --isotropy-pair-counts {input.isotropy_pairs:q} {params.likelihood:q}"
-        " --psi {params.psi:q} --sigma-levels {params.sigma_levels:q}"
-        " --signal-fractions {params.fractions:q} --batch-size {params.batch_size:q}"
-        " --gpus {params.gpus:q} --threads {threads:q} > {log:q} 2>&1"
+        EVALUATE_COMMAND + " {params.likelihood:q} > {log:q} 2>&1"
 
 
 # models evaluated on lens-mode test maps also plot the lens deflection

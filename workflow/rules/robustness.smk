@@ -31,13 +31,7 @@ rule evaluate_robustness:
         batch_size=lookup(dpath="evaluation/batch_size", within=config),
         gpus=lookup(dpath="resources/evaluate/gpus", within=config),
     shell:
-        "crsky evaluate --output {params.out_dir:q} --model {params.model_dir:q}"
-        " --test {input.test:q} --isotropy {input.isotropy:q}"
-        " --test-pair-counts {input.test_pairs:q}"
-        " --isotropy-pair-counts {input.isotropy_pairs:q}"
-        " --psi {params.psi:q} --sigma-levels {params.sigma_levels:q}"
-        " --signal-fractions {params.fractions:q} --batch-size {params.batch_size:q}"
-        " --gpus {params.gpus:q} --threads {threads:q} --no-plots > {log:q} 2>&1"
+        EVALUATE_COMMAND + " --no-plots > {log:q} 2>&1"
 
 
 rule robustness:
