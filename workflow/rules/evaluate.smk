@@ -98,7 +98,7 @@ rule evaluate:
         gpus=lookup(dpath="resources/evaluate/gpus", within=config),
         likelihood=likelihood_arguments,
     shell:
-        EVALUATE_COMMAND + " {params.likelihood:q} > {log:q} 2>&1"
+        f"{EVALUATE_COMMAND} {{params.likelihood:q}} > {{log:q}} 2>&1"
 
 
 # models evaluated on lens-mode test maps also plot the lens deflection

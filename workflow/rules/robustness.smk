@@ -31,7 +31,7 @@ rule evaluate_robustness:
         batch_size=lookup(dpath="evaluation/batch_size", within=config),
         gpus=lookup(dpath="resources/evaluate/gpus", within=config),
     shell:
-        EVALUATE_COMMAND + " --no-plots > {log:q} 2>&1"
+        f"{EVALUATE_COMMAND} --no-plots > {{log:q}} 2>&1"
 
 
 rule robustness:
