@@ -245,9 +245,6 @@ def test_tests_pass_in_a_checkout_where_make_run_finished(tmp_path):
         # the reduced science: a toy and a lens case, one network each
         (["config/science.yaml"],
          {"train": 2, "evaluate": 1, "evaluate_lens": 1, "likelihood": 10, "backtrack": 36}),
-        # shortened for a shared machine (the run in the README): 3 + 2 chunks per case
-        (["config/science.yaml", "config/science_short.yaml"],
-         {"train": 2, "evaluate": 1, "evaluate_lens": 1, "likelihood": 6, "backtrack": 36}),
     ],
 )  # fmt: skip
 def test_seed_and_science_configs_dry_run_no_pool(checkout, configs, expected):
