@@ -186,19 +186,15 @@ def _blocks(a: np.ndarray) -> tuple[np.ndarray, Callable]:
     """The 2×2 pixel blocks of patches a (batch, 12, n, n, c) as (batch, 12, n/2, n/2, 4, c),
     and the map back."""
     b, p, n, _, c = a.shape
-    swap = (
-        0,
-        1,
-        2,
-        4,
-        3,
-        5,
-        6,
-    )  # (row block, row in block, col block, ...) <-> (.., col block, ..)
-    blocks = a.reshape(b, p, n // 2, 2, n // 2, 2, c).transpose(swap)
-    return blocks.reshape(
-        b, p, n // 2, n // 2, 4, c
-    ), lambda r: r.reshape(b, p, n // 2, n // 2, 2, 2, c).transpose(swap).reshape(a.shape)
+    h = n // 2
+    # axes (batch, patch, row block, row in block, column block, column in block, channel):
+    # swapping the two middle ones puts each block's 4 pixels together
+    swap = (0, 1, 2, 4, 3, 5, 6)
+
+    def back(r: np.ndarray) -> np.ndarray:
+        return r.reshape(b, p, h, h, 2, 2, c).transpose(swap).reshape(a.shape)
+
+    return a.reshape(b, p, h, 2, h, 2, c).transpose(swap).reshape(b, p, h, h, 4, c), back
 
 
 def _pooling(layer) -> tuple[Callable, str] | None:
