@@ -156,4 +156,4 @@ def test_many_sources_config_plans_one_model_per_source_count(checkout):
     assert counts["train"] == counts["evaluate"] == counts["explain"] == 6
     for n in (10, 50, 250):
         assert f"results/skymaps/test_{n}/chunk0000.h5" in output
-        assert f"results/evaluate/pointcloud_{n}/explain/relevance.csv" in output
+        assert f"results/explain/pointcloud_{n}/relevance.csv" in output

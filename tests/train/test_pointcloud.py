@@ -181,4 +181,4 @@ def test_workflow_trains_evaluates_and_explains_a_pointcloud_model(checkout, tmp
     assert code == 0, output
     counts = job_counts(output)
     assert counts["train"] == counts["evaluate"] == counts["explain"] == 1
-    assert "results/evaluate/pc/explain/relevance.png" in output
+    assert "results/explain/pc/relevance.png" in output

@@ -181,6 +181,7 @@ def skymap_dataset_json(wildcards):
 
 
 EVALUATION = f"{RESULTS}/evaluate"
+EXPLAIN = f"{RESULTS}/explain"  # crsky explain, one folder per model (explain.smk)
 # one folder per model (train rule): model.keras, history.csv, config.json
 MODELS = f"{RESULTS}/models"
 # each model's training, validation, test and isotropy datasets (models[i].datasets or the
@@ -532,7 +533,7 @@ def search_trial_files(trial):
 def explain_outputs():
     """relevance.csv and relevance.png of every configured model (crsky explain)."""
     return expand(
-        f"{EVALUATION}/{{model}}/explain/{{name}}",
+        f"{EXPLAIN}/{{model}}/{{name}}",
         model=model_names(),
         name=["relevance.csv", "relevance.png"],
     )

@@ -9,9 +9,9 @@ rule explain:
         model=model_files,
         test=model_chunks("test"),
     output:
-        table=f"{EVALUATION}/{{model}}/explain/relevance.csv",
+        table=f"{EXPLAIN}/{{model}}/relevance.csv",
         figure=evaluation_report(
-            f"{EVALUATION}/{{model}}/explain/relevance.png",
+            f"{EXPLAIN}/{{model}}/relevance.png",
             "evaluation_relevance",
             "LRP relevance of the CRs",
         ),
