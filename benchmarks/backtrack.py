@@ -15,8 +15,8 @@ field model's fine regions further limit crsky's steps, and CRPropa's everywhere
 `CandidateVector`, OMP_NUM_THREADS=1, candidates built outside the timing). Where `import crpropa`
 fails, the CRPropa columns and ratios are absent and `details.anchor` says so.
 `throughput.field_evaluation_ns` is the cost of one field evaluation per model (crsky: one thread
-over 200,000 points; CRPropa: its C++ `fromMagneticField` filling a 64³ grid; their ratio is in
-`ratios` too).
+over 200,000 random points; CRPropa: its C++ `fromMagneticField` filling a 64³ grid); the two
+use different point sets, so no ratio of them is claimed.
 
     python benchmarks/backtrack.py [--particles 2000] [--fields jf12 uf23 kst24]
         [--energies-eev 1 10 100] [--tolerances 1e-4 ... 1e-9] [--bs3-tolerances 1e-3 ... 1e-8]
@@ -213,24 +213,6 @@ def _accuracy(row: dict) -> dict:
     return {key: row[key] for key in keys}
 
 
-def field_ratios(costs: dict, crpropa_version: str) -> list[dict]:
-    """crsky's field evaluation against CRPropa's, ns per point (lower is better)."""
-    return [
-        record.ratio(
-            f"field evaluation ns per point, {name}",
-            entry["crsky"],
-            f"CRPropa {crpropa_version} magnetic field model ({name})",
-            entry["crpropa"],
-            record.MEASURED,
-            {"points": "200,000 random in r < 20 kpc, |z| < 4 kpc", "threads": 1},
-            {"points": "fromMagneticField on a 64^3 grid, 40 x 40 x 8 kpc", "omp_threads": 1},
-            higher_is_better=False,
-        )
-        for name, entry in costs.items()
-        if "crpropa" in entry
-    ]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--particles", type=int, default=2000)
@@ -312,7 +294,7 @@ def main() -> None:
     step_bounds = {"step_bounds_kpc": [args.min_step_kpc, args.max_step_kpc]}
     measured = []
     if crpropa:
-        measured = ratios(cases, anchor, step_bounds) + field_ratios(costs, crpropa.g_GIT_DESC)
+        measured = ratios(cases, anchor, step_bounds)
     rec = record.record(
         "backtrack",
         sizes={
