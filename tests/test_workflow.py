@@ -124,9 +124,11 @@ def test_tiny_real_run_and_single_target_rerun(tiny_run):
         },
         "results/skymaps/test/chunk0000.h5": {
             "skymaps": 1, "dataset_plots": 1, "paircounts": 1, "likelihood": 2, "evaluate": 2,
-            "evaluation_summary": 1,
+            "explain": 2, "evaluation_summary": 1,
         },
-        "results/models/patches/model.keras": {"train": 1, "evaluate": 1, "evaluation_summary": 1},
+        "results/models/patches/model.keras": {
+            "train": 1, "evaluate": 1, "explain": 1, "evaluation_summary": 1,
+        },
         "evaluate": {"evaluate": 2, "evaluation_summary": 1},
     }  # fmt: skip
     for target, expected in reruns.items():

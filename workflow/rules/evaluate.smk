@@ -56,18 +56,6 @@ rule likelihood:
         " --output {output:q} --threads {threads:q} > {log:q} 2>&1"
 
 
-# the crsky evaluate command of rule evaluate and rule evaluate_robustness (robustness.smk)
-EVALUATE_COMMAND = (
-    "crsky evaluate --output {params.out_dir:q} --model {params.model_dir:q}"
-    " --test {input.test:q} --isotropy {input.isotropy:q}"
-    " --test-pair-counts {input.test_pairs:q}"
-    " --isotropy-pair-counts {input.isotropy_pairs:q}"
-    " --psi {params.psi:q} --sigma-levels {params.sigma_levels:q}"
-    " --signal-fractions {params.fractions:q} --batch-size {params.batch_size:q}"
-    " --gpus {params.gpus:q} --threads {threads:q}"
-)
-
-
 rule evaluate:
     input:
         model=model_files,
@@ -96,9 +84,15 @@ rule evaluate:
         fractions=config["evaluation"]["signal_fractions"],
         batch_size=lookup(dpath="evaluation/batch_size", within=config),
         gpus=lookup(dpath="resources/evaluate/gpus", within=config),
-        likelihood=likelihood_arguments,
+        extra=likelihood_arguments,  # evaluate_robustness (robustness.smk): --no-plots
     shell:
-        f"{EVALUATE_COMMAND} {{params.likelihood:q}} > {{log:q}} 2>&1"
+        "crsky evaluate --output {params.out_dir:q} --model {params.model_dir:q}"
+        " --test {input.test:q} --isotropy {input.isotropy:q}"
+        " --test-pair-counts {input.test_pairs:q}"
+        " --isotropy-pair-counts {input.isotropy_pairs:q}"
+        " --psi {params.psi:q} --sigma-levels {params.sigma_levels:q}"
+        " --signal-fractions {params.fractions:q} --batch-size {params.batch_size:q}"
+        " --gpus {params.gpus:q} --threads {threads:q} {params.extra:q} > {log:q} 2>&1"
 
 
 # models evaluated on lens-mode test maps also plot the lens deflection

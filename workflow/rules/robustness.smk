@@ -2,7 +2,7 @@
 # config evaluation.robustness_datasets (skies made with other field models, lens mixes), then
 # crsky robustness puts σ at each signal fraction side by side, trained-on x tested-on. On the
 # model's own test set its evaluation folder is reused.
-rule evaluate_robustness:
+use rule evaluate as evaluate_robustness with:
     input:
         model=model_files,
         test=lambda wildcards: skymap_chunks(wildcards.test),
@@ -17,21 +17,8 @@ rule evaluate_robustness:
     wildcard_constraints:
         model="|".join(model_names()) or "(?!)",
         test="|".join(ROBUSTNESS_SETS) or "(?!)",
-    conda:
-        "../../envs/train.yaml"
-    threads: rule_threads("evaluate")
-    resources:
-        **rule_resources("evaluate"),
     params:
-        model_dir=lambda wildcards, input: os.path.dirname(input.model[0]),
-        out_dir=lambda wildcards, output: os.path.dirname(output.scores),
-        psi=psi_arguments(),
-        sigma_levels=config["evaluation"]["sigma_levels"],
-        fractions=config["evaluation"]["signal_fractions"],
-        batch_size=lookup(dpath="evaluation/batch_size", within=config),
-        gpus=lookup(dpath="resources/evaluate/gpus", within=config),
-    shell:
-        f"{EVALUATE_COMMAND} --no-plots > {{log:q}} 2>&1"
+        extra=["--no-plots"],
 
 
 rule robustness:
