@@ -142,6 +142,22 @@ def test_uf23_on_the_axis_is_finite_and_the_limit_along_phi_0():
         assert np.all(_uf23_part(variant, halo=False)(axis) == 0.0)
 
 
+def test_uf23_pieces_are_the_half_spaces_and_the_field_jumps_on_the_plane():
+    # the tracer steps onto z = 0: pieces 0 (z >= 0) and 1 (z < 0), same field as the kernel
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(-12, 12, (200, 3))
+    params = U.uf23_params("base")
+    for x, y, z in pos:
+        bx, by, bz, piece = U.uf23_region_kernel(x, y, z, params)
+        assert (bx, by, bz) == U.uf23_kernel(x, y, z, params)
+        assert piece == (0 if z >= 0.0 else 1)
+    assert get_field("uf23").region_kernel is U.uf23_region_kernel
+    # the toroidal halo's B_N / B_S switch: B_phi jumps across the plane (|jump| > 1e-4 µG)
+    above = np.array(U.uf23_kernel(-8.5, 0.0, 1e-12, params))
+    below = np.array(U.uf23_kernel(-8.5, 0.0, -1e-12, params))
+    assert abs(above[1] - below[1]) > 1e-4
+
+
 # --- PT11 ----------------------------------------------------------------------------------------
 
 

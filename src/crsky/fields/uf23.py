@@ -26,7 +26,7 @@ import numpy as np
 
 from crsky._numba import njit_kernel
 
-__all__ = ["UF23_VARIANTS", "uf23_field", "uf23_kernel", "uf23_params"]
+__all__ = ["UF23_VARIANTS", "uf23_field", "uf23_kernel", "uf23_params", "uf23_region_kernel"]
 
 _DEG = math.pi / 180.0
 # Poloidal halo footpoint scale a of the models with a -> infinity (eq. 38): any a >~ 1e12 kpc
@@ -404,6 +404,16 @@ def uf23_kernel(x_kpc, y_kpc, z_kpc, params):
     )
 
 
+@njit_kernel
+def uf23_region_kernel(x_kpc, y_kpc, z_kpc, params):
+    """(bx, by, bz, piece): :func:`uf23_kernel` and the half space the point lies in (0: z >= 0,
+    1: z < 0). Every model kinks on the plane z = 0 (|z| in the disk's and the halos' vertical
+    profiles; the poloidal halo's B_r goes as sign(z) |z|^(p - 1) with p < 2 there) and the
+    toroidal halo jumps there (B_N vs B_S, a few 1e-3 µG), so the tracer steps onto the plane."""
+    bx, by, bz = uf23_kernel(x_kpc, y_kpc, z_kpc, params)
+    return bx, by, bz, 0 if z_kpc >= 0.0 else 1
+
+
 def uf23_field(variant: str = "base"):
     """UF23 model ``variant`` as a :class:`~crsky.fields.FieldModel`.
 
@@ -427,4 +437,5 @@ def uf23_field(variant: str = "base"):
             "(ApJ 970, 95, arXiv:2311.12120), as in CRPropa 3.2 UF23Field; zero beyond 30 kpc"
         ),
         options={"variant": variant},
+        region_kernel=uf23_region_kernel,
     )
