@@ -344,8 +344,8 @@ def test_outputs_get_ordinary_file_permissions(tmp_path):
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
 
 
-@pytest.mark.parametrize("integrator", ["dopri5", "bs3"])
-def test_both_integrators_follow_the_analytic_circle(integrator):
+@pytest.mark.parametrize("integrator", ["dopri5", "bs3", "dop853"])
+def test_every_integrator_follows_the_analytic_circle(integrator):
     # half a gyration in a uniform field: one diameter away, moving backwards
     radius_kpc = GYRO_KPC * 10.0 / 2.0  # 10 EV in 2 µG
     field = get_field("uniform", b_ugauss=(0.0, 0.0, 2.0))
@@ -360,6 +360,31 @@ def test_both_integrators_follow_the_analytic_circle(integrator):
         result.final_position_kpc[0], [0, -2 * radius_kpc, 0], atol=1e-6 * radius_kpc
     )
     np.testing.assert_allclose(result.final_direction[0], [-1, 0, 0], atol=1e-7)
+
+
+def test_dop853_converges_at_eighth_order():
+    # one quarter gyration in fixed steps (tolerance never binding): halving the step divides
+    # the end-point error of the direction by about 2^8 (Dormand-Prince 5(4): 2^5 ... 2^6)
+    radius_kpc = GYRO_KPC * 10.0 / 2.0
+    field = get_field("uniform", b_ugauss=(0.0, 0.0, 2.0))
+
+    def error(integrator, step_kpc):
+        accuracy = Accuracy(
+            tolerance=1.0,
+            min_step_kpc=step_kpc,
+            max_step_kpc=step_kpc,
+            max_path_length_kpc=0.5 * np.pi * radius_kpc,
+            r_galaxy_kpc=1e9,
+            integrator=integrator,
+        )
+        start = (np.zeros((1, 3)), np.array([[1.0, 0.0, 0.0]]))
+        result = propagate(*start, 1e19, +1, field, accuracy)
+        return np.linalg.norm(result.final_direction[0] - [0.0, -1.0, 0.0])
+
+    h = 0.5 * np.pi * radius_kpc / 4
+    ratio8 = error("dop853", h) / error("dop853", h / 2)
+    ratio5 = error("dopri5", h) / error("dopri5", h / 2)
+    assert 2**7.5 < ratio8 < 2**9 and 2**4 < ratio5 < 2**7
 
 
 def test_integrator_choice_and_default():

@@ -6,7 +6,7 @@ momentum direction +d, until it reaches the sphere r = ``r_galaxy_kpc`` around t
 Centre. Its momentum direction there, ``edge_direction``, is the extragalactic direction the cosmic
 ray came from (DESIGN.md section 3). Only rigidity R = E / (Z e) enters, in volts.
 
-The builtin engine is the compiled Dormand–Prince integrator of :mod:`crsky.backtrack._kernels`;
+The builtin engine is the compiled Runge–Kutta integrator of :mod:`crsky.backtrack._kernels`;
 ``engine="crpropa"`` runs CRPropa's ``PropagationCK`` where ``import crpropa`` works.
 """
 
@@ -33,7 +33,7 @@ __all__ = [
 EARTH_POSITION_KPC = np.array([-8.5, 0.0, 0.0])
 ENGINES = ("builtin", "crpropa")
 # integrator name -> order of the builtin engine's Runge-Kutta pair ("auto": the field model's)
-INTEGRATORS = {"dopri5": 5, "bs3": 3}
+INTEGRATORS = {"dopri5": 5, "bs3": 3, "dop853": 8}
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,9 @@ class Accuracy:
     min_step_kpc, max_step_kpc: step-size bounds.
     max_path_length_kpc: particles still inside the Galaxy after this path are "trapped".
     r_galaxy_kpc: radius of the sphere where backtracking stops.
-    integrator: "dopri5" (Dormand-Prince 5(4)), "bs3" (Bogacki-Shampine 3(2)) or "auto" (the
-        field model's choice: bs3 where it has jumps, dopri5 where it is smooth); builtin
-        engine only.
+    integrator: "dopri5" (Dormand-Prince 5(4)), "bs3" (Bogacki-Shampine 3(2)), "dop853"
+        (Dormand-Prince 8(5,3)) or "auto" (the field model's choice: bs3 where it has jumps,
+        dopri5 where it is smooth); builtin engine only.
     """
 
     tolerance: float = 1e-7

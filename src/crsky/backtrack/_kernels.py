@@ -11,8 +11,11 @@ so that a particle of rigidity R moving perpendicular to a field B has the curva
 GYRO_KPC * (R / EV) / (B / µG).
 
 Pairs: Dormand–Prince 5(4) (``order`` 5; Dormand & Prince 1980, J. Comp. Appl. Math. 6, 19;
-Hairer, Nørsett & Wanner, Solving ODEs I, table II.5.2) and Bogacki–Shampine 3(2) (``order`` 3;
-1989, Appl. Math. Lett. 2, 321), both FSAL. The embedded solution gives the local error of u per
+Hairer, Nørsett & Wanner, Solving ODEs I, table II.5.2), Bogacki–Shampine 3(2) (``order`` 3;
+1989, Appl. Math. Lett. 2, 321), both FSAL, and Dormand–Prince 8(5,3) (``order`` 8; Hairer,
+Nørsett & Wanner, section II.10, "DOP853": 12 stages plus the new point's derivative, reused as
+the next step's first stage; its error estimate combines the embedded 5th- and 3rd-order
+solutions). The embedded solution gives the local error of u per
 step; a step is accepted when that error is at most ``tolerance`` (absolute, like CRPropa's
 ``PropagationCK``), and the next step is scaled by 0.9 (tolerance / error)^(1/order), clipped to
 [0.2, 5] x and to [min_step, max_step]. |u| = 1 is restored after each accepted step, which removes
@@ -161,10 +164,112 @@ def _bogacki_shampine_step(kernel, params, kappa, x, u, k1, piece, h):
     return x_new, u_new, k4, _norm(e), p2 == piece and p3 == piece and p4 == piece, p4
 
 
+# Dormand–Prince 8(5,3) tableau (Hairer, Nørsett & Wanner, Solving ODEs I, section II.10, the
+# published DOP853 coefficients, rounded to float64). Row i holds the non-zero a_ij of stage i + 1
+# (0-based j listed beside it); the 5th- and 3rd-order error weights are b minus the embedded
+# pairs' weights.
+# fmt: off
+_D8_A = (
+    (0.05260015195876773,),  # j = 0
+    (0.0197250569845379, 0.0591751709536137),  # 0, 1
+    (0.02958758547680685, 0.08876275643042054),  # 0, 2
+    (0.2413651341592667, -0.8845494793282861, 0.924834003261792),  # 0, 2, 3
+    (0.037037037037037035, 0.17082860872947386, 0.12546768756682242),  # 0, 3, 4
+    (0.037109375, 0.17025221101954405, 0.06021653898045596, -0.017578125),  # 0, 3 ... 5
+    (0.03709200011850479, 0.17038392571223998, 0.10726203044637328, -0.015319437748624402,
+     0.008273789163814023),  # 0, 3 ... 6
+    (0.6241109587160757, -3.3608926294469414, -0.868219346841726, 27.59209969944671,
+     20.154067550477894, -43.48988418106996),  # 0, 3 ... 7
+    (0.47766253643826434, -2.4881146199716677, -0.590290826836843, 21.230051448181193,
+     15.279233632882423, -33.28821096898486, -0.020331201708508627),  # 0, 3 ... 8
+    (-0.9371424300859873, 5.186372428844064, 1.0914373489967295, -8.149787010746927,
+     -18.52006565999696, 22.739487099350505, 2.4936055526796523, -3.0467644718982196),  # 0, 3 ... 9
+    (2.273310147516538, -10.53449546673725, -2.0008720582248625, -17.9589318631188,
+     27.94888452941996, -2.8589982771350235, -8.87285693353063, 12.360567175794303,
+     0.6433927460157636),  # 0, 3 ... 10
+)
+# weights of stages 0, 5, 6, ..., 11
+_D8_B = (0.054293734116568765, 4.450312892752409, 1.8915178993145003, -5.801203960010585,
+         0.3111643669578199, -0.1521609496625161, 0.20136540080403034, 0.04471061572777259)
+_D8_E5 = (0.01312004499419488, -1.2251564463762044, -0.4957589496572502, 1.6643771824549864,
+          -0.35032884874997366, 0.3341791187130175, 0.08192320648511571, -0.022355307863886294)
+_D8_E3 = (-0.18980075407240762, 4.450312892752409, 1.8915178993145003, -5.801203960010585,
+          -0.4226823213237919, -0.1521609496625161, 0.20136540080403034, 0.02265179219836082)
+# fmt: on
+
+
+@njit_kernel
+def _lin(v, h, c, k):
+    """v + h * sum_j c[j] k[j] for a tuple c of coefficients and a tuple k of 3-tuples."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(len(c)):
+        s0 += c[j] * k[j][0]
+        s1 += c[j] * k[j][1]
+        s2 += c[j] * k[j][2]
+    return (v[0] + h * s0, v[1] + h * s1, v[2] + h * s2)
+
+
+@njit_taking_kernels
+def _dop853_stage(kernel, params, kappa, x, u, h, a, us, ks):
+    """Stage with coefficients a on the direction stages us (for x) and their slopes ks (for u):
+    returns (u_stage, du/ds there, piece there)."""
+    u_i = _lin(u, h, a, ks)
+    k_i, p_i = _derivative(kernel, params, kappa, _lin(x, h, a, us), u_i)
+    return u_i, k_i, p_i
+
+
+@njit_taking_kernels
+def _dop853_step(kernel, params, kappa, x, u, k1, piece, h):
+    """One Dormand–Prince 8(5,3) step of length h (kpc); returns like :func:`_dopri_step`, with
+    Hairer's combined error estimate |e5|² / sqrt(|e5|² + 0.01 |e3|²) of the direction."""
+    a = _D8_A
+    u2, k2, p2 = _dop853_stage(kernel, params, kappa, x, u, h, a[0], (u,), (k1,))
+    u3, k3, p3 = _dop853_stage(kernel, params, kappa, x, u, h, a[1], (u, u2), (k1, k2))
+    u4, k4, p4 = _dop853_stage(kernel, params, kappa, x, u, h, a[2], (u, u3), (k1, k3))
+    u5, k5, p5 = _dop853_stage(kernel, params, kappa, x, u, h, a[3], (u, u3, u4), (k1, k3, k4))
+    u6, k6, p6 = _dop853_stage(kernel, params, kappa, x, u, h, a[4], (u, u4, u5), (k1, k4, k5))
+    us = (u, u4, u5, u6)
+    ks = (k1, k4, k5, k6)
+    u7, k7, p7 = _dop853_stage(kernel, params, kappa, x, u, h, a[5], us, ks)
+    us7 = (u, u4, u5, u6, u7)
+    ks7 = (k1, k4, k5, k6, k7)
+    u8, k8, p8 = _dop853_stage(kernel, params, kappa, x, u, h, a[6], us7, ks7)
+    us8 = (u, u4, u5, u6, u7, u8)
+    ks8 = (k1, k4, k5, k6, k7, k8)
+    u9, k9, p9 = _dop853_stage(kernel, params, kappa, x, u, h, a[7], us8, ks8)
+    us9 = (u, u4, u5, u6, u7, u8, u9)
+    ks9 = (k1, k4, k5, k6, k7, k8, k9)
+    u10, k10, p10 = _dop853_stage(kernel, params, kappa, x, u, h, a[8], us9, ks9)
+    us10 = (u, u4, u5, u6, u7, u8, u9, u10)
+    ks10 = (k1, k4, k5, k6, k7, k8, k9, k10)
+    u11, k11, p11 = _dop853_stage(kernel, params, kappa, x, u, h, a[9], us10, ks10)
+    us11 = (u, u4, u5, u6, u7, u8, u9, u10, u11)
+    ks11 = (k1, k4, k5, k6, k7, k8, k9, k10, k11)
+    u12, k12, p12 = _dop853_stage(kernel, params, kappa, x, u, h, a[10], us11, ks11)
+    us_b = (u, u6, u7, u8, u9, u10, u11, u12)
+    ks_b = (k1, k6, k7, k8, k9, k10, k11, k12)
+    u_new = _lin(u, h, _D8_B, ks_b)
+    x_new = _lin(x, h, _D8_B, us_b)
+    k13, p13 = _derivative(kernel, params, kappa, x_new, u_new)
+    zero = (0.0, 0.0, 0.0)
+    e5 = _norm(_lin(zero, 1.0, _D8_E5, ks_b))
+    e3 = _norm(_lin(zero, 1.0, _D8_E3, ks_b))
+    denominator = np.sqrt(e5 * e5 + 0.01 * e3 * e3)
+    err = h * e5 * e5 / denominator if denominator > 0.0 else 0.0
+    clean = p2 == piece and p3 == piece and p4 == piece and p5 == piece and p6 == piece
+    clean = clean and p7 == piece and p8 == piece and p9 == piece and p10 == piece
+    clean = clean and p11 == piece and p12 == piece and p13 == piece
+    return x_new, u_new, k13, err, clean, p13
+
+
 @njit_taking_kernels
 def _step(kernel, params, kappa, x, u, k1, piece, h, order):
     if order == 3:
         return _bogacki_shampine_step(kernel, params, kappa, x, u, k1, piece, h)
+    if order == 8:
+        return _dop853_step(kernel, params, kappa, x, u, k1, piece, h)
     return _dopri_step(kernel, params, kappa, x, u, k1, piece, h)
 
 
@@ -271,7 +376,7 @@ def _trace_one(
 ):
     """Trace one particle from the 3-tuples x (kpc), u; h is the first trial step (kpc);
     ``kernel`` a region kernel (field and piece index); ``fine`` holds the field's fine regions
-    (M, 5); ``order`` 5 (Dormand–Prince) or 3 (Bogacki–Shampine).
+    (M, 5); ``order`` 5 (Dormand–Prince 5(4)), 3 (Bogacki–Shampine) or 8 (Dormand–Prince 8(5,3)).
 
     Returns (x, u, path_kpc, n_steps, n_evaluations) at the sphere, at max_path, or where it
     stopped; n_steps counts accepted steps and crossings, n_evaluations field evaluations.
@@ -280,7 +385,7 @@ def _trace_one(
     n_steps = 0
     n_eval = 1
     exponent = 1.0 / order
-    stages = 3 if order == 3 else 6
+    stages = 3 if order == 3 else (12 if order == 8 else 6)
     zero = (0.0, 0.0, 0.0)
     k, piece = _derivative(kernel, params, kappa, _taylor(x, u, zero, _START_NUDGE_KPC), u)
     # |dk/ds| bound from the last accepted step: how far the Taylor path can be trusted
@@ -386,7 +491,7 @@ def trace_particles(
     kernel: the field model's region kernel (:attr:`crsky.fields.FieldModel.piecewise_kernel`);
     position_kpc, direction: (N, 3) float64 start states; kappa: (N,) float64 in 1/(kpc µG);
     fine_regions: (M, 5) float64 (centre, radius, max_step in kpc) of the field model;
-    order: 5 (Dormand–Prince 5(4)) or 3 (Bogacki–Shampine 3(2)).
+    order: 5 (Dormand–Prince 5(4)), 3 (Bogacki–Shampine 3(2)) or 8 (Dormand–Prince 8(5,3)).
     """
     for i in prange(position_kpc.shape[0]):
         x0 = (position_kpc[i, 0], position_kpc[i, 1], position_kpc[i, 2])

@@ -96,7 +96,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help: str) -> None:
     p.add_argument(
         "--integrator",
         default=Accuracy.integrator,
-        choices=("auto", "dopri5", "bs3"),
+        choices=("auto", "dopri5", "bs3", "dop853"),
         help="builtin engine's Runge-Kutta pair (auto: the field model's)",
     )
     add_threads(p, "numba threads (default: all cores)")
