@@ -5,12 +5,12 @@ For protons at 1, 10 and 100 EeV from isotropic observed directions, in each fie
 edge directions of a converged run (crsky, tolerance 1e-12, steps 1e-8 to 0.02 kpc; checked
 against CRPropa's own converged run on a subset, `reference_check`), then for every tolerance of
 each engine the particles per second on one core and the median and 99th-percentile angular
-error against that reference: each engine's error-vs-cost curve (crsky: both its integrators,
-Dormand-Prince 5(4) and Bogacki-Shampine 3(2)). `matched` (in each of `details.cases`) then
-gives, for every CRPropa point, the fastest crsky point whose median AND p99 errors are at most
-CRPropa's, and the ratio of their speeds; each matched point is also one entry of `ratios`
-(measured in this run). Both engines use the same step bounds (default 0.1 pc to 1 kpc; the
-field model's fine regions further limit crsky's steps, and CRPropa's everywhere, see
+error against that reference: each engine's error-vs-cost curve (crsky: its three integrators,
+Dormand-Prince 5(4), Bogacki-Shampine 3(2) and Dormand-Prince 8(5,3)). `matched` (in each of
+`details.cases`) then gives, for every CRPropa point, the fastest crsky point whose median AND
+p99 errors are at most CRPropa's, and the ratio of their speeds; each matched point is also one
+entry of `ratios` (measured in this run). Both engines use the same step bounds (default 0.1 pc
+to 1 kpc; the field model's fine regions further limit crsky's steps, and CRPropa's everywhere, see
 `crsky.backtrack.crpropa_engine`). CRPropa runs its C++ candidate loop (`ModuleList.run` on a
 `CandidateVector`, OMP_NUM_THREADS=1, candidates built outside the timing). Where `import crpropa`
 fails, the CRPropa columns and ratios are absent and `details.anchor` says so.
@@ -20,7 +20,7 @@ use different point sets, so no ratio of them is claimed.
 
     python benchmarks/backtrack.py [--particles 2000] [--fields jf12 uf23 kst24]
         [--energies-eev 1 10 100] [--tolerances 1e-4 ... 1e-9] [--bs3-tolerances 1e-3 ... 1e-8]
-        [--crpropa-tolerances 1e-4 1e-5 1e-6 1e-7 1e-8 1e-9]
+        [--dop853-tolerances 1e-6 ... 1e-10] [--crpropa-tolerances 1e-4 1e-5 1e-6 1e-7 1e-8 1e-9]
 
 Run it on an otherwise idle machine (timings on a shared machine are meaningless).
 """
@@ -228,6 +228,13 @@ def main() -> None:
         default=[1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8],
         help="tolerances of the Bogacki-Shampine pair (--tolerances: Dormand-Prince)",
     )
+    parser.add_argument(
+        "--dop853-tolerances",
+        type=float,
+        nargs="+",
+        default=[1e-6, 1e-7, 1e-8, 1e-9, 1e-10],
+        help="tolerances of the Dormand-Prince 8(5,3) pair",
+    )
     parser.add_argument("--crpropa-tolerances", type=float, nargs="+",
                         default=[1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9])  # fmt: skip
     parser.add_argument("--min-step-kpc", type=float, default=1e-4)
@@ -254,6 +261,7 @@ def main() -> None:
             rows = []
             runs = [("dopri5", t) for t in args.tolerances]
             runs += [("bs3", t) for t in args.bs3_tolerances]
+            runs += [("dop853", t) for t in args.dop853_tolerances]
             for integrator, tolerance in runs:
                 result, seconds = run_crsky(
                     directions, rigidity, field, tolerance=tolerance, integrator=integrator, **steps
@@ -303,6 +311,7 @@ def main() -> None:
             "energies_EeV": args.energies_eev,
             "tolerances_dopri5": args.tolerances,
             "tolerances_bs3": args.bs3_tolerances,
+            "tolerances_dop853": args.dop853_tolerances,
             "tolerances_crpropa": args.crpropa_tolerances,
             **step_bounds,
             "reference_check_particles": args.reference_check,
@@ -311,7 +320,8 @@ def main() -> None:
         throughput={"field_evaluation_ns": costs},
         ratios=measured,
         details={
-            "engine": "builtin (Dormand-Prince 5(4), Bogacki-Shampine 3(2); numba) vs CRPropa "
+            "engine": "builtin (Dormand-Prince 5(4), Bogacki-Shampine 3(2), Dormand-Prince "
+            "8(5,3); numba) vs CRPropa "
             "PropagationCK (Cash-Karp)",
             "anchor": anchor or "CRPropa not importable: no CRPropa column, no ratio",
             "reference": REFERENCE,
