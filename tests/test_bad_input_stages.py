@@ -356,7 +356,7 @@ CASES = {
             [
                 "paircounts",
                 "--chunk",
-                flip_dataset_bytes(_copy(i["chunks"]["test"][0], t / "bad"), "pixel_step"),
+                flip_dataset_bytes(_copy(i["chunks"]["test"][0], t / "bad"), "pixel_step_low"),
                 "--output",
                 t / "p.h5",
             ],
@@ -434,7 +434,9 @@ CASES = {
                 i,
                 t / "e",
                 isotropy=[
-                    flip_dataset_bytes(_copy(i["chunks"]["isotropy"][0], t / "bad"), "pixel_step")
+                    flip_dataset_bytes(
+                        _copy(i["chunks"]["isotropy"][0], t / "bad"), "pixel_step_low"
+                    )
                 ],
                 pairs=False,
             ),

@@ -26,18 +26,21 @@ name                   shape, dtype            meaning
                                                an index into the attribute ``lens_names``
 =====================  ======================  ==================================================
 
-On disk (``format_version`` 2) two CR columns are stored encoded, the rest as they are read:
-``pixel_step`` (pixel dtype) holds each map's first pixel and then the differences to the
+On disk (``format_version`` 3) two CR columns are stored encoded, the rest as they are read.
+Pixels are stored as steps s (pixel dtype): each map's first pixel, then the differences to the
 previous CR's pixel (``pixel`` is their running sum; differences are small, since pixels
-ascend), ``energy_code`` (uint16) holds k = (log10_energy − ``log10_energy_origin``) /
-``log10_energy_step``. Every dataset is stored in HDF5 chunks of ``HDF5_CHUNK_MAPS`` maps with
-the byte shuffle and LZF compression (built into h5py: no filter plugin to install). Flipped
-bytes fail the read: the label datasets carry HDF5 Fletcher-32 checksums, the four CR columns
-CRC-32s of their stored bytes per block of ``HDF5_CHUNK_MAPS`` maps in the dataset ``crc32``
-(n_blocks, 4) uint32 (columns in the order pixel_step, energy_code, charge, is_signal; zlib's
-CRC-32 is ~5x faster than HDF5's Fletcher-32, which cost as much as the compression), checked by
-every read. These columns write several times faster than gzip on the plain ones (version 1) at a
-similar size (~2.8 kB per map of 1,000 CRs at nside 64; ``benchmarks/skymaps.py``).
+ascend); energies as codes k = (log10_energy − ``log10_energy_origin``) / ``log10_energy_step``
+(uint16). Each of the two is split into its low byte, ``pixel_step_low`` and
+``energy_code_low`` (uint8, stored raw), and the rest, ``pixel_step_high`` = s >> 8 (uint8, or
+uint32 if nside > 64) and ``energy_code_high`` = k >> 8 (uint8), stored with the byte shuffle
+and LZF like every other dataset (built into h5py: no filter plugin to install). The low bytes
+are close to random, so LZF cannot shrink them and spends most of the write time trying; the
+high parts are nearly constant and shrink ~10x. Datasets are stored in HDF5 chunks of
+``HDF5_CHUNK_MAPS`` maps. Flipped bytes fail the read: the label datasets carry HDF5 Fletcher-32
+checksums, the six stored CR columns CRC-32s of their stored bytes per block of
+``HDF5_CHUNK_MAPS`` maps in the dataset ``crc32`` (n_blocks, 6) uint32 (columns in the order
+of ``STORED_CR_COLUMNS``; zlib's CRC-32 is ~5x faster than HDF5's Fletcher-32), checked by every
+read. A map of 1,000 CRs at nside 64 takes ~2.8 kB (``benchmarks/skymaps.py``).
 
 Within a map CRs are sorted by (pixel, energy, charge, is_signal), so a map's bytes do not depend
 on how it was generated. Attributes: ``format`` ("crsky-skymaps"), ``format_version``, ``dataset``,
@@ -52,7 +55,7 @@ read either form.
 Writing (``crsky.sky.simulate.run_chunk``)::
 
     with write_chunk(path, n_maps, n_cr, n_sources, nside, deflection_axis=True) as writer:
-        writer.write(0, columns)        # maps 0 ... k - 1, every dataset by name, in order
+        writer.write(0, columns)        # maps 0 ... k - 1, every name of writer.columns
         writer.finish(attributes)       # last: the file is renamed into place only then
 
 Reading::
@@ -92,11 +95,13 @@ __all__ = [
     "CHUNK_ATTRS",
     "CHUNK_HASH_ATTR",
     "CR_DATASETS",
+    "ENERGY_CODE_MAX",
     "FORMAT",
     "FORMAT_VERSION",
     "LABEL_DATASETS",
     "LOG10_ENERGY_ORIGIN",
     "LOG10_ENERGY_STEP",
+    "STORED_CR_COLUMNS",
     "Batch",
     "ChunkWriter",
     "CosmicRays",
@@ -106,18 +111,19 @@ __all__ = [
     "chunk_hash",
     "decode_energies",
     "decode_pixels",
-    "encode_energies",
     "encode_pixels",
     "iter_batches",
+    "join_low_byte",
     "open_chunk",
     "pixel_dtype",
     "pixel_lookup",
     "render_counts",
+    "split_low_byte",
     "write_chunk",
 ]
 
 FORMAT = "crsky-skymaps"
-FORMAT_VERSION = 2  # 1: plain columns, gzip; 2: pixel_step, energy_code, LZF (docstring)
+FORMAT_VERSION = 3  # 1: plain, gzip; 2: steps and codes, LZF; 3: their low bytes raw (docstring)
 LOG10_ENERGY_STEP = 2.0**-9  # dex; stored energies are LOG10_ENERGY_ORIGIN + k · step
 LOG10_ENERGY_ORIGIN = 17.0
 CR_DATASETS = ("pixel", "log10_energy", "charge", "is_signal")
@@ -142,12 +148,15 @@ CHUNK_ATTRS = (
     "crsky_version",
 )
 HDF5_CHUNK_MAPS = 128  # maps per HDF5 chunk
-# the names on disk of the CR columns (what a reader gets: CR_DATASETS)
-_STORED_CR = {"pixel": "pixel_step", "log10_energy": "energy_code", "charge": "charge",
-              "is_signal": "is_signal"}  # fmt: skip
-_ENERGY_CODE_MAX = np.iinfo(np.uint16).max
+# the datasets on disk of each CR column (what a reader gets: CR_DATASETS)
+_STORED_CR = {"pixel": ("pixel_step_low", "pixel_step_high"),
+              "log10_energy": ("energy_code_low", "energy_code_high"),
+              "charge": ("charge",), "is_signal": ("is_signal",)}  # fmt: skip
+STORED_CR_COLUMNS = tuple(name for parts in _STORED_CR.values() for name in parts)  # crc32's order
+_RAW = ("pixel_step_low", "energy_code_low")  # stored without compression (module docstring)
+ENERGY_CODE_MAX = int(np.iinfo(np.uint16).max)  # the largest storable energy index
 _CRC_NAME = "crc32"
-_CR_COLUMNS = tuple(_STORED_CR.values())  # the order of crc32's columns
+_WRITTEN_CR = ("pixel", "energy_code", "charge", "is_signal")  # what ChunkWriter.write takes
 CHUNK_HASH_ATTR = "chunk_sha256"  # of files derived from a chunk: its content hash
 
 
@@ -250,12 +259,11 @@ class SkymapChunk:
                 f"{where} has format_version {f.attrs.get('format_version')}, "
                 f"this reader reads {FORMAT_VERSION}: delete it and rerun its skymaps job"
             )
-        stored = [_STORED_CR[n] for n in CR_DATASETS]
-        missing = [n for n in [*stored, *LABEL_DATASETS, _CRC_NAME] if n not in f]
+        missing = [n for n in [*STORED_CR_COLUMNS, *LABEL_DATASETS, _CRC_NAME] if n not in f]
         if missing:
             raise InputFileError(f"{where} lacks datasets {missing}")
-        shape = f["pixel_step"].shape
-        for name in stored:
+        shape = f[STORED_CR_COLUMNS[0]].shape
+        for name in STORED_CR_COLUMNS:
             if f[name].shape != shape:
                 raise InputFileError(
                     f"{where}: {name!r} has shape {f[name].shape}, expected {shape}"
@@ -270,11 +278,11 @@ class SkymapChunk:
 
     @property
     def n_maps(self) -> int:
-        return int(self._file["pixel_step"].shape[0])
+        return int(self._file[STORED_CR_COLUMNS[0]].shape[0])
 
     @property
     def n_cr(self) -> int:
-        return int(self._file["pixel_step"].shape[1])
+        return int(self._file[STORED_CR_COLUMNS[0]].shape[1])
 
     @property
     def nside(self) -> int:
@@ -333,14 +341,14 @@ class SkymapChunk:
         """Column or label ``name`` (rows ``selection``, a slice of step 1), decoded from the
         stored form; InputFileError naming the file if its bytes are corrupt (checksum or
         decompression failure) or a pixel lies outside the sky."""
-        stored = _STORED_CR.get(name, name)
         if not isinstance(selection, slice) or selection.step not in (None, 1):
             raise ConfigError(f"chunk rows must be read as a slice of step 1, got {selection}")
         try:
-            if stored in _CR_COLUMNS:
-                values = self._read_checked(stored, selection)
+            if name in _STORED_CR:
+                parts = [self._read_checked(part, selection) for part in _STORED_CR[name]]
+                values = join_low_byte(*parts) if len(parts) == 2 else parts[0]
             else:
-                values = self._file[stored][selection]
+                values = self._file[name][selection]
         except (OSError, KeyError, ValueError) as err:
             raise InputFileError(
                 f"skymap chunk {str(self.path)!r}: cannot read {name!r} ({err}); the file is "
@@ -365,7 +373,7 @@ class SkymapChunk:
         first, last = start // HDF5_CHUNK_MAPS, -(-stop // HDF5_CHUNK_MAPS)
         begin = first * HDF5_CHUNK_MAPS
         block = self._file[stored][begin : min(last * HDF5_CHUNK_MAPS, self.n_maps)]
-        column = _CR_COLUMNS.index(stored)
+        column = STORED_CR_COLUMNS.index(stored)
         expected = self._file[_CRC_NAME][first:last, column]
         for b, crc in enumerate(block_crc32(block)):
             if crc != expected[b]:
@@ -464,21 +472,26 @@ def encode_pixels(pixel: np.ndarray, dtype) -> np.ndarray:
     return step
 
 
+def split_low_byte(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(low byte (uint8), values >> 8) of unsigned integers: uint8 for uint16 input, the input
+    dtype otherwise. :func:`join_low_byte` inverts it."""
+    values = np.asarray(values)
+    high = values >> 8
+    return values.astype(np.uint8), high.astype(np.uint8) if values.dtype == np.uint16 else high
+
+
+def join_low_byte(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """The unsigned integers (uint16 for a uint8 ``high``, else high's dtype) whose low byte is
+    ``low`` and whose bits above it are ``high``."""
+    dtype = np.dtype(np.uint16) if high.dtype == np.uint8 else high.dtype
+    out = high.astype(dtype) << dtype.type(8)
+    out |= low
+    return out
+
+
 def decode_pixels(step: np.ndarray) -> np.ndarray:
     """Pixels (n_maps, n_cr) from their stored ``pixel_step`` (running sum along each map)."""
     return np.cumsum(step, axis=1, dtype=step.dtype)
-
-
-def encode_energies(log10_energy: np.ndarray) -> np.ndarray:
-    """Stored ``energy_code`` (uint16) of log10(E / eV) on the storage grid (ConfigError if a
-    value is off the grid or outside 10^17 ... 10^(17 + 65535 · 2^-9) eV)."""
-    x = (np.asarray(log10_energy, dtype=np.float64) - LOG10_ENERGY_ORIGIN) / LOG10_ENERGY_STEP
-    code = np.rint(x)
-    if x.size and (code.min() < 0 or code.max() > _ENERGY_CODE_MAX or np.any(code != x)):
-        raise ConfigError(
-            "chunk energies must be multiples of log10_energy_step within 10^17 ... 10^145 eV"
-        )
-    return code.astype(np.uint16)
 
 
 def decode_energies(code: np.ndarray) -> np.ndarray:
@@ -489,8 +502,9 @@ def decode_energies(code: np.ndarray) -> np.ndarray:
 class ChunkWriter:
     """The datasets of one chunk file, filled batch by batch in map order (format version 2:
     encoded CR columns, shuffle + LZF + Fletcher-32, HDF5 chunks of ``HDF5_CHUNK_MAPS`` maps);
-    use :func:`write_chunk`. ``columns`` are the names :meth:`write` takes (what a reader
-    gets)."""
+    use :func:`write_chunk`. ``columns`` are the names :meth:`write` takes: what a reader
+    gets, except that energies come as ``energy_code`` (uint16 indices on the storage grid, as
+    stored) instead of ``log10_energy``."""
 
     def __init__(
         self,
@@ -503,9 +517,12 @@ class ChunkWriter:
         lens_index: bool = False,
     ):
         self._pixel_dtype = pixel_dtype(nside)
+        pixel_high = np.uint8 if self._pixel_dtype == np.uint16 else self._pixel_dtype
         shapes = {
-            "pixel_step": ((n_maps, n_cr), self._pixel_dtype),
-            "energy_code": ((n_maps, n_cr), np.uint16),
+            "pixel_step_low": ((n_maps, n_cr), np.uint8),
+            "pixel_step_high": ((n_maps, n_cr), pixel_high),
+            "energy_code_low": ((n_maps, n_cr), np.uint8),
+            "energy_code_high": ((n_maps, n_cr), np.uint8),
             "charge": ((n_maps, n_cr), np.uint8),
             "is_signal": ((n_maps, n_cr), bool),
             "signal_fraction": ((n_maps,), np.float32),
@@ -517,11 +534,11 @@ class ChunkWriter:
             shapes["deflection_axis"] = ((n_maps, n_sources, 3), np.float32)
         if lens_index:
             shapes["lens_index"] = ((n_maps,), np.uint8)
-        shapes[_CRC_NAME] = ((-(-n_maps // HDF5_CHUNK_MAPS), len(_CR_COLUMNS)), np.uint32)
+        shapes[_CRC_NAME] = ((-(-n_maps // HDF5_CHUNK_MAPS), len(STORED_CR_COLUMNS)), np.uint32)
         self._file = f
         self._datasets = {name: self._create(name, *spec) for name, spec in shapes.items()}
         optional = (("deflection_axis",) if axis else ()) + (("lens_index",) if lens_index else ())
-        self.columns = CR_DATASETS + LABEL_DATASETS + optional
+        self.columns = _WRITTEN_CR + LABEL_DATASETS + optional
         self.n_maps, self.written = n_maps, 0
 
     def _create(self, name: str, shape: tuple, dtype) -> h5py.Dataset:
@@ -530,9 +547,9 @@ class ChunkWriter:
             shape=shape,
             dtype=dtype,
             chunks=(max(1, min(HDF5_CHUNK_MAPS, shape[0])), *shape[1:]),
-            compression="lzf",
+            compression=None if name in _RAW else "lzf",
             shuffle=np.dtype(dtype).itemsize > 1,
-            fletcher32=name not in _CR_COLUMNS,  # these have block CRC-32s (module docstring)
+            fletcher32=name not in STORED_CR_COLUMNS,  # these have block CRC-32s (docstring)
             track_times=False,
         )
 
@@ -542,9 +559,16 @@ class ChunkWriter:
         if start != self.written:
             raise ConfigError(f"chunk maps must be written in order: {start} after {self.written}")
         stored = dict(columns)
-        stored["pixel_step"] = encode_pixels(stored.pop("pixel"), self._pixel_dtype)
-        stored["energy_code"] = encode_energies(stored.pop("log10_energy"))
-        stop = start + len(stored["pixel_step"])
+        step = encode_pixels(stored.pop("pixel"), self._pixel_dtype)
+        code = np.asarray(stored.pop("energy_code"))
+        if code.dtype != np.uint16:
+            raise ConfigError(
+                "chunk 'energy_code' must be uint16 energy indices k of log10(E / eV) = "
+                f"{LOG10_ENERGY_ORIGIN:g} + k · {LOG10_ENERGY_STEP:g}"
+            )
+        stored["pixel_step_low"], stored["pixel_step_high"] = split_low_byte(step)
+        stored["energy_code_low"], stored["energy_code_high"] = split_low_byte(code)
+        stop = start + len(step)
         if start % HDF5_CHUNK_MAPS or (stop % HDF5_CHUNK_MAPS and stop != self.n_maps):
             raise ConfigError(
                 f"chunk maps must be written in blocks of {HDF5_CHUNK_MAPS}: {start} ... {stop}"
@@ -556,8 +580,8 @@ class ChunkWriter:
                 continue
             values = np.asarray(stored[name]).astype(dset.dtype, copy=False)
             dset[start:stop] = values
-            if name in _CR_COLUMNS:
-                crc[blocks, _CR_COLUMNS.index(name)] = block_crc32(values)
+            if name in STORED_CR_COLUMNS:
+                crc[blocks, STORED_CR_COLUMNS.index(name)] = block_crc32(values)
         self.written = stop
 
     def finish(self, attributes: Mapping) -> None:

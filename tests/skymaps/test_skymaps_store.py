@@ -18,14 +18,19 @@ from crsky.sky.dataset import DatasetConfig, dataset_stream_id
 from crsky.sky.simulate import SkySimulator, run_chunk
 from crsky.store import (
     FORMAT_VERSION,
+    LOG10_ENERGY_ORIGIN,
+    LOG10_ENERGY_STEP,
+    STORED_CR_COLUMNS,
     decode_energies,
     decode_pixels,
-    encode_energies,
     encode_pixels,
     iter_batches,
+    join_low_byte,
     open_chunk,
     pixel_lookup,
     render_counts,
+    split_low_byte,
+    write_chunk,
 )
 
 SMALL = {"n_maps": 300, "chunk_size": 200, "n_cr": 400, "nside": 16}
@@ -118,13 +123,13 @@ def test_size_per_map_at_the_seed_scale(tmp_path):
     run_chunk(DatasetConfig.from_dict("train", {"n_maps": 1000}), 0, 1, path)
     assert os.path.getsize(path) / 1000 < 3000
     with h5py.File(path) as f:
-        assert f.attrs["format_version"] == FORMAT_VERSION == 2
-        assert all(f[name].compression == "lzf" for name in f)
-        columns = ("pixel_step", "energy_code", "charge", "is_signal")
-        assert not any(f[name].fletcher32 for name in columns)  # block CRC-32s instead
-        assert all(f[name].fletcher32 for name in f if name not in columns)
-        assert f["pixel_step"].dtype == np.uint16 and f["energy_code"].dtype == np.uint16
-        assert f["crc32"].shape == (8, 4)  # blocks of 128 maps
+        assert f.attrs["format_version"] == FORMAT_VERSION == 3
+        raw = ("pixel_step_low", "energy_code_low")  # near-random bytes: not compressed
+        assert all(f[name].compression == (None if name in raw else "lzf") for name in f)
+        assert not any(f[name].fletcher32 for name in STORED_CR_COLUMNS)  # block CRC-32s instead
+        assert all(f[name].fletcher32 for name in f if name not in STORED_CR_COLUMNS)
+        assert all(f[name].dtype == np.uint8 for name in STORED_CR_COLUMNS if name != "is_signal")
+        assert f["crc32"].shape == (8, 6)  # blocks of 128 maps
 
 
 def test_a_changed_byte_fails_the_read_of_its_block_only(tmp_path):
@@ -152,14 +157,34 @@ def test_pixel_and_energy_codes_round_trip_exactly(dtype, rng):
     pixel = np.sort(rng.integers(0, npix, (5, 1000)), axis=1).astype(dtype)
     step = encode_pixels(pixel, dtype)
     assert step.dtype == dtype and np.array_equal(decode_pixels(step), pixel)
-    energy = decode_energies(rng.integers(0, 65536, (5, 1000)).astype(np.uint16))
-    assert np.array_equal(decode_energies(encode_energies(energy)), energy)
+    low, high = split_low_byte(step)
+    assert low.dtype == np.uint8 and high.dtype == (np.uint8 if dtype == np.uint16 else dtype)
+    joined = join_low_byte(low, high)
+    assert joined.dtype == dtype and np.array_equal(joined, step)
+    code = rng.integers(0, 65536, (5, 1000)).astype(np.uint16)
+    energy = decode_energies(code)  # float32, exact: origin + k · 2^-9 needs < 24 bits
+    back = (energy.astype(np.float64) - LOG10_ENERGY_ORIGIN) / LOG10_ENERGY_STEP
+    assert energy.dtype == np.float32 and np.array_equal(back, code)
     with pytest.raises(ConfigError, match="ascend"):
         encode_pixels(pixel[:, ::-1], dtype)
-    with pytest.raises(ConfigError, match="multiples of log10_energy_step"):
-        encode_energies(energy + np.float32(1e-3))
-    with pytest.raises(ConfigError, match="multiples of log10_energy_step"):
-        encode_energies(np.array([[16.5]]))
+
+
+def test_writer_takes_energy_codes_only(tmp_path):
+    columns = {
+        "pixel": np.zeros((4, 3), np.uint16),
+        "energy_code": np.zeros((4, 3), np.int64),  # not uint16: could wrap silently
+        "charge": np.ones((4, 3), np.uint8),
+        "is_signal": np.zeros((4, 3), bool),
+        "signal_fraction": np.zeros(4, np.float32),
+        "n_signal": np.zeros(4, np.uint16),
+        "source_direction": np.zeros((4, 1, 3), np.float32),
+        "source_flux": np.ones((4, 1), np.float32),
+    }
+    with pytest.raises(ConfigError, match="'energy_code' must be uint16"):
+        with write_chunk(tmp_path / "c.h5", 4, 3, 1, 64, deflection_axis=False) as writer:
+            assert set(writer.columns) == set(columns)
+            writer.write(0, columns)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_killed_job_leaves_no_chunk(tmp_path, monkeypatch):
@@ -183,7 +208,7 @@ def test_reader_errors(tmp_path, chunk_file):
         open_chunk(bad)
     with h5py.File(bad, "a") as f:  # a chunk of format 1 (gzip, plain columns)
         f.attrs["format"], f.attrs["format_version"] = "crsky-skymaps", 1
-    with pytest.raises(InputFileError, match="format_version 1, this reader reads 2: delete it"):
+    with pytest.raises(InputFileError, match="format_version 1, this reader reads 3: delete it"):
         open_chunk(bad)
     with open_chunk(chunk_file) as chunk, pytest.raises(ConfigError, match="outside chunk"):
         chunk.labels(50, 150)

@@ -261,7 +261,7 @@ def test_corrupted_chunk_read_by_the_pipeline_is_one_line(toy_chunks, tmp_path):
     bad = tmp_path / "bad" / "chunk0001.h5"
     bad.parent.mkdir()
     bad.write_bytes(toy_chunks["train"][1].read_bytes())
-    flip_dataset_bytes(bad, "pixel_step")
+    flip_dataset_bytes(bad, "pixel_step_low")
     chunks = {**toy_chunks, "train": [toy_chunks["train"][0], bad]}
     result = run_train(tmp_path / "m", TINY_DEEPSPHERE, {**SETTINGS, "epochs": 1}, chunks)
     assert result.returncode == 2, result.stderr[-3000:]

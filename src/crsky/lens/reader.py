@@ -198,7 +198,9 @@ class Lens:
         if bins.min() == bins.max():
             out[:] = self._draw(int(bins[0]), pix, u)
             return out
-        order = np.argsort(bins, kind="stable")
+        # a stable sort of 16-bit integers is numpy's radix sort: ~4x faster than of int64
+        small = bins.astype(np.uint16) if self.n_bins <= 1 << 16 else bins
+        order = np.argsort(small, kind="stable")
         bounds = np.concatenate(([0], np.cumsum(np.bincount(bins, minlength=self.n_bins))))
         for b in np.flatnonzero(np.diff(bounds)):
             idx = order[bounds[b] : bounds[b + 1]]

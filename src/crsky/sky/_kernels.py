@@ -22,6 +22,8 @@ __all__ = [
     "unpack_keys",
 ]
 
+_TWO_TO_MINUS_53 = 2.0**-53  # a uniform in [0, 1) is the top 53 of 64 random bits times this
+
 
 @njit_kernel
 def build_alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -279,10 +281,26 @@ def _key(pixel: int, energy_code: int, charge: int, is_signal: bool) -> np.uint6
 
 
 @njit_kernel
+def _xoshiro256ss(s0, s1, s2, s3):
+    """One step of xoshiro256** (Blackman & Vigna 2018, "Scrambled linear pseudorandom number
+    generators"): (64 random bits, next state)."""
+    r = s1 * np.uint64(5)
+    r = ((r << np.uint64(7)) | (r >> np.uint64(57))) * np.uint64(9)
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+    return r, s0, s1, s2, s3
+
+
+@njit_kernel
 def background_keys(
     keys: np.ndarray,
     n_background: np.ndarray,
-    u: np.ndarray,
+    state: np.ndarray,
     alias_table: np.ndarray,
     energy_table: np.ndarray,
     cumulative: np.ndarray,
@@ -292,19 +310,25 @@ def background_keys(
 ) -> int:
     """Fill keys[m, :n_background[m]] (keys (n_maps, n_cr) uint64) with isotropic CRs: pixel by
     packed alias table, log10 energy by inverse-CDF table rounded to origin + k · step, charge by
-    cumulative fractions; u (3 · Σ n_background,) uniforms, three per CR. Returns the smallest
-    energy index (negative means an energy below the storable range)."""
-    i = 0
+    cumulative fractions, from three uniforms per CR (pixel, energy, charge; each the top 53
+    bits of a xoshiro256** output) drawn in the loop from ``state`` (4,) uint64, advanced in
+    place. Returns the smallest energy index (negative: an energy below the storable range)."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     lowest = 1 << 62
+    inverse_step = 1.0 / step
     for m in range(keys.shape[0]):
         for c in range(n_background[m]):
-            pixel = _alias_one(u[i], alias_table)
-            x = _table_one(u[i + 1], energy_table)
-            code = int(np.rint((x - origin) / step))
+            r0, s0, s1, s2, s3 = _xoshiro256ss(s0, s1, s2, s3)
+            r1, s0, s1, s2, s3 = _xoshiro256ss(s0, s1, s2, s3)
+            r2, s0, s1, s2, s3 = _xoshiro256ss(s0, s1, s2, s3)
+            pixel = _alias_one(float(r0 >> np.uint64(11)) * _TWO_TO_MINUS_53, alias_table)
+            x = _table_one(float(r1 >> np.uint64(11)) * _TWO_TO_MINUS_53, energy_table)
+            code = int(np.rint((x - origin) * inverse_step))
             lowest = min(lowest, code)
-            charge = charges[_categorical_one(u[i + 2], cumulative)]
+            u = float(r2 >> np.uint64(11)) * _TWO_TO_MINUS_53
+            charge = charges[_categorical_one(u, cumulative)]
             keys[m, c] = _key(pixel, code, charge, False)
-            i += 3
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
     return lowest
 
 
@@ -379,20 +403,24 @@ def sort_rows(keys: np.ndarray) -> None:
 
 
 @njit_kernel
-def unpack_keys(keys: np.ndarray, origin: float, step: float):
-    """Split sorted keys (n_maps, n_cr) into pixel (uint32), log10 energy (float32, origin +
-    index · step), charge (uint8) and is_signal (bool) arrays of the same shape."""
+def unpack_keys(keys: np.ndarray):
+    """Split sorted keys (n_maps, n_cr) into pixel (uint32), energy index (uint16), charge
+    (uint8) and is_signal (bool) arrays of the same shape. Returns them and the largest energy
+    index (above 65535 it did not fit: the caller must refuse the batch)."""
     n_maps, n_cr = keys.shape
     pixel = np.empty((n_maps, n_cr), dtype=np.uint32)
-    energy = np.empty((n_maps, n_cr), dtype=np.float32)
+    energy_code = np.empty((n_maps, n_cr), dtype=np.uint16)
     charge = np.empty((n_maps, n_cr), dtype=np.uint8)
     is_signal = np.empty((n_maps, n_cr), dtype=np.bool_)
     mask26 = np.uint64((1 << 26) - 1)
+    highest = np.uint64(0)
     for m in range(n_maps):
         for c in range(n_cr):
             k = keys[m, c]
             pixel[m, c] = np.uint32(k >> np.uint64(32))
-            energy[m, c] = np.float32(origin + float((k >> np.uint64(6)) & mask26) * step)
+            code = (k >> np.uint64(6)) & mask26
+            highest = max(highest, code)
+            energy_code[m, c] = np.uint16(code)
             charge[m, c] = np.uint8((k >> np.uint64(1)) & np.uint64(31))
             is_signal[m, c] = (k & np.uint64(1)) == np.uint64(1)
-    return pixel, energy, charge, is_signal
+    return pixel, energy_code, charge, is_signal, int(highest)

@@ -47,7 +47,14 @@ from crsky.sky.dataset import DatasetConfig, dataset_stream_id
 from crsky.sky.deflection import LensDeflection, LensLike, check_lens_coverage, perpendicular_axes
 from crsky.sky.isotropic import isotropic_sampler
 from crsky.sky.sources import signal_counts
-from crsky.store import LOG10_ENERGY_ORIGIN, LOG10_ENERGY_STEP, pixel_lookup, write_chunk
+from crsky.store import (
+    ENERGY_CODE_MAX,
+    LOG10_ENERGY_ORIGIN,
+    LOG10_ENERGY_STEP,
+    decode_energies,
+    pixel_lookup,
+    write_chunk,
+)
 
 __all__ = [
     "BATCH_MAPS",
@@ -86,10 +93,12 @@ def dequantise_log10_energy(code: np.ndarray) -> np.ndarray:
 
 @dataclass
 class MapBatch:
-    """Simulated maps: CR arrays (n_maps, n_cr) sorted within each map, and labels per map."""
+    """Simulated maps: CR arrays (n_maps, n_cr) sorted within each map, and labels per map.
+    ``energy_code`` (uint16) is the stored energy index k of log10(E / eV) = origin + k · step
+    (crsky.store); :attr:`log10_energy` gives the energies."""
 
     pixel: np.ndarray
-    log10_energy: np.ndarray
+    energy_code: np.ndarray
     charge: np.ndarray
     is_signal: np.ndarray
     signal_fraction: np.ndarray
@@ -99,6 +108,11 @@ class MapBatch:
     deflection_axis: np.ndarray | None
     n_source_redraws: int
     lens_index: np.ndarray | None = None
+
+    @property
+    def log10_energy(self) -> np.ndarray:
+        """log10(E / eV) (n_maps, n_cr) float32, exactly the stored values."""
+        return decode_energies(self.energy_code)
 
 
 class SkySimulator:
@@ -289,12 +303,16 @@ class SkySimulator:
             shares[where] = new_shares
 
     def _background_keys(self, keys, n_background, rng) -> None:
-        """Isotropic CRs into keys[m, :n_background[m]] (one compiled pass, 3 uniforms each)."""
+        """Isotropic CRs into keys[m, :n_background[m]]: one compiled pass drawing 3 uniforms
+        per CR from a xoshiro256** stream whose 256-bit state is drawn from ``rng`` (about 3x
+        cheaper than drawing the uniforms with ``rng``)."""
         d = self.dataset
+        state = rng.integers(0, 1 << 64, size=4, dtype=np.uint64, endpoint=False)
+        state[0] |= np.uint64(state.any() == 0)  # xoshiro's one forbidden state: all zero
         lowest = background_keys(
             keys,
             n_background,
-            rng.random(3 * int(n_background.sum())),
+            state,
             self.background.alias_table,
             d.energy_sampler.inverse_table,
             d.composition.cumulative,
@@ -368,12 +386,15 @@ class SkySimulator:
         flat = keys.reshape(-1)  # a view
         scatter_keys(flat, sig_slot, sig_pixel[order], sig_code[order], sig_charge[order], True)
         sort_rows(keys)  # = keys.sort(axis=1), faster
-        pixel, log10_energy, charge, is_signal = unpack_keys(
-            keys, LOG10_ENERGY_ORIGIN, LOG10_ENERGY_STEP
-        )
+        pixel, energy_code, charge, is_signal, highest = unpack_keys(keys)
+        if highest > ENERGY_CODE_MAX:
+            raise ConfigError(
+                f"skymaps dataset {d.name!r}: energies above the storable range "
+                f"(10^{dequantise_log10_energy(ENERGY_CODE_MAX):g} eV)"
+            )
         return MapBatch(
             pixel=pixel,
-            log10_energy=log10_energy,
+            energy_code=energy_code,
             charge=charge,
             is_signal=is_signal,
             signal_fraction=fraction,
