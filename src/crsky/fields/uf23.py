@@ -234,13 +234,13 @@ def _angle_between(phi0, phi1):
 
 
 @njit_kernel
-def _spiral_disk(r, cos_phi, sin_phi, abs_z, params):
+def _spiral_disk(r, cos_phi, sin_phi, h_z, params):
     """(B_r, B_phi) of the three-mode logarithmic spiral disk (eqs. 10-14) at r > 0.
 
     The modes cos(m (phi0 - phase_m)) come from one cos/sin of phi0 = phi - ln(r / r_ref) / tan p
-    by the multiple-angle formulas (equal to the direct form to a few ulp).
+    by the multiple-angle formulas (equal to the direct form to a few ulp). h_z: the disk's
+    vertical profile 1 - logistic(|z|) at the point.
     """
-    h_z = 1.0 - _sigmoid(abs_z, params[_DISK_H], params[_DISK_W])
     # (1 - exp(-r²/kpc²)) / r, its series near the axis
     rho = r  # r in units of 1 kpc
     radial = (1.0 - np.exp(-rho * rho)) / r if rho > 1e-8 else r * (1.0 - rho * rho / 2.0)
@@ -268,9 +268,10 @@ def _spiral_disk(r, cos_phi, sin_phi, abs_z, params):
 
 
 @njit_kernel
-def _spur_disk(r, phi, abs_z, params):
+def _spur_disk(r, phi, h_z, params):
     """(B_r, B_phi) of the single local spur (model spur, eqs. 16-18) at r > 0; zero except on
-    the turn of the spiral through the reference radius that is nearest in r."""
+    the turn of the spiral through the reference radius that is nearest in r; h_z as in
+    :func:`_spiral_disk`."""
     r_ref = params[_SPUR_R_REF]
     phi_ref = params[_DISK_PHASE]
     tan_p = params[_TAN_PITCH]
@@ -291,7 +292,6 @@ def _spur_disk(r, phi, abs_z, params):
     g_length = 1.0 - _sigmoid(
         abs(_angle_between(params[_SPUR_CENTER], phi)), params[_SPUR_LENGTH], params[_SPUR_EDGE]
     )
-    h_z = 1.0 - _sigmoid(abs_z, params[_DISK_H], params[_DISK_W])
     b = r_ref / r * b_spur * h_z * g_length
     return b * params[_SIN_PITCH], b * params[_COS_PITCH]
 
@@ -368,6 +368,8 @@ def uf23_kernel(x_kpc, y_kpc, z_kpc, params):
         return 0.0, 0.0, 0.0
     r = np.sqrt(r2)
     abs_z = abs(z_kpc)
+    # the disk's vertical transition, also the toroidal halo's inner edge (one exp for both)
+    above_disk = _sigmoid(abs_z, params[_DISK_H], params[_DISK_W])
     if r > _TINY:
         cos_phi = x_kpc / r
         sin_phi = y_kpc / r
@@ -379,9 +381,9 @@ def uf23_kernel(x_kpc, y_kpc, z_kpc, params):
     b_z = 0.0
     if r2 != 0.0:
         if params[_SPUR] != 0.0:
-            b_r, b_phi = _spur_disk(r, np.arctan2(y_kpc, x_kpc), abs_z, params)
+            b_r, b_phi = _spur_disk(r, np.arctan2(y_kpc, x_kpc), 1.0 - above_disk, params)
         else:
-            b_r, b_phi = _spiral_disk(r, cos_phi, sin_phi, abs_z, params)
+            b_r, b_phi = _spiral_disk(r, cos_phi, sin_phi, 1.0 - above_disk, params)
     pol_r, pol_z = _poloidal_halo(r, z_kpc, params)
     if r < _TINY:
         pol_r = 0.0
@@ -394,7 +396,7 @@ def uf23_kernel(x_kpc, y_kpc, z_kpc, params):
         b_phi += (
             b0
             * (1.0 - _sigmoid(r, params[_TOR_R], params[_TOR_W]))
-            * _sigmoid(abs_z, params[_DISK_H], params[_DISK_W])
+            * above_disk
             * np.exp(-abs_z / params[_TOR_Z])
         )
     return (
