@@ -307,3 +307,34 @@ def test_kst24_arms_are_planar_tubes_of_the_arm_strength(arm):
     radial = centred / np.linalg.norm(centred, axis=1)[:, None]
     sin_pitch = np.abs(np.einsum("ij,ij->i", b[inside, :2], radial)) / magnitude[inside]
     assert np.median(np.degrees(np.arcsin(sin_pitch))) == pytest.approx(pitch, abs=1.0)
+
+
+def test_piece_kernels_agree_with_the_region_kernels():
+    # the tracer bisects with the cheap piece kernel and steps with the region kernel's pieces
+    from crsky.fields.jf12 import _COT_THETA_X0, _R_XC
+
+    rng = np.random.default_rng(11)
+    pos = rng.uniform(-21, 21, (3000, 3)) * [1, 1, 0.3]
+    # points on and next to surfaces: the plane z = 0, the X-field's elbow, the 1 kpc sphere
+    r = rng.uniform(0.5, 15, 200)
+    z = rng.uniform(-3, 3, 200)
+    elbow = np.column_stack([r, 0 * r, (r - 4.8) * np.tan(np.deg2rad(49.0))])
+    pos = np.vstack([pos, elbow, pos[:200] * [1, 1, 0], pos[:200] * [1, 1, 1e-15], [[0, 0, 1.0]]])
+    for name, options in [("jf12", {}), ("jf12", {"components": ["disk"]}), ("uf23", {})]:
+        field = get_field(name, **options)
+        region, piece = field.piecewise_kernel, field.piece_index_kernel
+        assert piece is not None and field.piece_kernel is piece
+        for x, y, zz in np.vstack([pos, np.column_stack([r, 0 * r, z])]):
+            assert piece(x, y, zz, field.params) == region(x, y, zz, field.params)[3]
+    params = get_field("jf12").params
+    assert (params[_R_XC], np.rad2deg(np.arctan(1 / params[_COT_THETA_X0]))) == pytest.approx(
+        (4.8, 49.0)
+    )
+    # models without a piece kernel: the region kernel's index, or 0 for a smooth model
+    kst24 = get_field("kst24")
+    assert (
+        kst24.piece_index_kernel(-8.5, 0.0, 0.0, kst24.params)
+        == kst24.piecewise_kernel(-8.5, 0.0, 0.0, kst24.params)[3]
+    )
+    pt11 = get_field("pt11")
+    assert pt11.piece_index_kernel(-8.5, 0.0, 0.3, pt11.params) == 0

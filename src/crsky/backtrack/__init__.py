@@ -180,6 +180,7 @@ def propagate(
         with numba.parallel_chunksize(16):
             trace_particles(
                 model.piecewise_kernel,
+                model.piece_index_kernel,
                 model.params,
                 x0,
                 u0,

@@ -285,18 +285,18 @@ def _taylor(x, u, k, s):
 
 
 @njit_taking_kernels
-def _piece_at(kernel, params, p):
-    return kernel(p[0], p[1], p[2], params)[3]
+def _piece_at(piece_kernel, params, p):
+    return piece_kernel(p[0], p[1], p[2], params)
 
 
 @njit_taking_kernels
-def _bisect(kernel, params, x, u, k, piece, lo, hi, bracket):
+def _bisect(piece_kernel, params, x, u, k, piece, lo, hi, bracket):
     """Shrink [lo, hi] (path lengths on the Taylor path from x; lo in ``piece``, hi not) to at
-    most ``bracket`` long; returns (lo, hi, evaluations)."""
+    most ``bracket`` long; returns (lo, hi, piece look-ups)."""
     n = 0
     while hi - lo > bracket:
         mid = 0.5 * (lo + hi)
-        if _piece_at(kernel, params, _taylor(x, u, k, mid)) == piece:
+        if _piece_at(piece_kernel, params, _taylor(x, u, k, mid)) == piece:
             lo = mid
         else:
             hi = mid
@@ -372,14 +372,29 @@ def _bridge(kernel, params, kappa, x, u, k, piece, lo, hi):
 
 @njit_taking_kernels
 def _trace_one(
-    kernel, params, x, u, kappa, r_max, max_path, tol, min_step, max_step, h, fine, order
+    kernel,
+    piece_kernel,
+    params,
+    x,
+    u,
+    kappa,
+    r_max,
+    max_path,
+    tol,
+    min_step,
+    max_step,
+    h,
+    fine,
+    order,
 ):
     """Trace one particle from the 3-tuples x (kpc), u; h is the first trial step (kpc);
-    ``kernel`` a region kernel (field and piece index); ``fine`` holds the field's fine regions
+    ``kernel`` a region kernel (field and piece index), ``piece_kernel`` the piece index alone
+    (:attr:`crsky.fields.FieldModel.piece_index_kernel`); ``fine`` holds the field's fine regions
     (M, 5); ``order`` 5 (Dormand–Prince 5(4)), 3 (Bogacki–Shampine) or 8 (Dormand–Prince 8(5,3)).
 
     Returns (x, u, path_kpc, n_steps, n_evaluations) at the sphere, at max_path, or where it
-    stopped; n_steps counts accepted steps and crossings, n_evaluations field evaluations.
+    stopped; n_steps counts accepted steps and crossings, n_evaluations calls of the field model
+    (field evaluations and piece look-ups).
     """
     s = 0.0
     n_steps = 0
@@ -398,7 +413,7 @@ def _trace_one(
         if ahead > 0.0:
             probe = min(ahead, h_limit)
             n_eval += 1
-            if _piece_at(kernel, params, _taylor(x, u, k, probe)) == piece:
+            if _piece_at(piece_kernel, params, _taylor(x, u, k, probe)) == piece:
                 ahead = -1.0
             else:
                 n_eval += 1
@@ -409,11 +424,11 @@ def _trace_one(
                 bracket = max(_MIN_BRACKET_KPC, tol / max(jump, 1e-300))
                 bridgeable = np.sqrt(0.2 * tol / max(dk_rate, 1e-300))
                 lo, hi, n = _bisect(
-                    kernel, params, x, u, k, piece, 0.0, probe, max(bracket, 1e-3 * probe)
+                    piece_kernel, params, x, u, k, piece, 0.0, probe, max(bracket, 1e-3 * probe)
                 )
                 n_eval += n
                 if lo <= bridgeable:
-                    lo, hi, n = _bisect(kernel, params, x, u, k, piece, lo, hi, bracket)
+                    lo, hi, n = _bisect(piece_kernel, params, x, u, k, piece, lo, hi, bracket)
                     n_eval += n
                 if hi <= max(bridgeable, 2.0 * bracket):
                     x, u, k, piece = _bridge(kernel, params, kappa, x, u, k, piece, lo, hi)
@@ -436,7 +451,7 @@ def _trace_one(
             if not clean:
                 # a stage lay in another piece: locate the crossing within this step
                 n_eval += 1
-                if _piece_at(kernel, params, _taylor(x, u, k, trial)) != piece:
+                if _piece_at(piece_kernel, params, _taylor(x, u, k, trial)) != piece:
                     crossing = True
                     break
                 if trial > min_step:  # the Taylor path does not see it: shorter steps
@@ -468,6 +483,7 @@ def _trace_one(
 @njit_taking_kernels(parallel=True)
 def trace_particles(
     kernel,
+    piece_kernel,
     params,
     position_kpc,
     direction,
@@ -489,6 +505,7 @@ def trace_particles(
     (N,), (N,).
 
     kernel: the field model's region kernel (:attr:`crsky.fields.FieldModel.piecewise_kernel`);
+    piece_kernel: its piece index alone (:attr:`crsky.fields.FieldModel.piece_index_kernel`);
     position_kpc, direction: (N, 3) float64 start states; kappa: (N,) float64 in 1/(kpc µG);
     fine_regions: (M, 5) float64 (centre, radius, max_step in kpc) of the field model;
     order: 5 (Dormand–Prince 5(4)), 3 (Bogacki–Shampine 3(2)) or 8 (Dormand–Prince 8(5,3)).
@@ -499,6 +516,7 @@ def trace_particles(
         first_step = min(max_step, max(min_step, 0.01 / max(abs(kappa[i]), 1e-300)))
         x, u, path, n_steps, n_eval = _trace_one(
             kernel,
+            piece_kernel,
             params,
             x0,
             u0,

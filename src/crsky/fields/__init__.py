@@ -52,6 +52,23 @@ def _one_piece(kernel: Callable) -> Callable:
     return region_kernel
 
 
+@njit_taking_kernels
+def _piece_zero(x_kpc, y_kpc, z_kpc, params):
+    """Piece index of a smooth model: 0 everywhere."""
+    return 0
+
+
+@cache
+def _piece_of(region_kernel: Callable) -> Callable:
+    """The piece index of ``region_kernel`` alone (it still evaluates the field)."""
+
+    @njit_taking_kernels
+    def piece_kernel(x_kpc, y_kpc, z_kpc, params):
+        return region_kernel(x_kpc, y_kpc, z_kpc, params)[3]
+
+    return piece_kernel
+
+
 @dataclass(frozen=True, eq=False)
 class FieldModel:
     """A magnetic field model: a compiled point kernel plus its parameter vector.
@@ -72,6 +89,10 @@ class FieldModel:
             model the point lies in, for models that jump (or kink) on surfaces: smooth within a
             piece, so the tracer steps onto the surfaces instead of across them. None: the model
             is smooth everywhere (one piece, see :attr:`piecewise_kernel`).
+        piece_kernel: numba function ``(x_kpc, y_kpc, z_kpc, params) -> piece``: the piece index
+            of ``region_kernel`` without the field, for models where that is much cheaper (the
+            tracer's bisections onto a surface need only the index). None: the index comes from
+            ``region_kernel`` (see :attr:`piece_index_kernel`).
     """
 
     name: str
@@ -82,11 +103,19 @@ class FieldModel:
     fine_regions: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
     integrator: str = "dopri5"
     region_kernel: Callable | None = None
+    piece_kernel: Callable | None = None
 
     @property
     def piecewise_kernel(self) -> Callable:
         """``region_kernel``, or for a smooth model ``kernel`` with piece index 0 everywhere."""
         return self.region_kernel if self.region_kernel is not None else _one_piece(self.kernel)
+
+    @property
+    def piece_index_kernel(self) -> Callable:
+        """``piece_kernel``, else ``region_kernel``'s piece index, else 0 (a smooth model)."""
+        if self.piece_kernel is not None:
+            return self.piece_kernel
+        return _piece_zero if self.region_kernel is None else _piece_of(self.region_kernel)
 
     def __call__(self, pos_kpc: np.ndarray) -> np.ndarray:
         """Field B (N, 3) in microgauss at positions ``pos_kpc`` (N, 3) in kpc."""

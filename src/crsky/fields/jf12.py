@@ -27,6 +27,7 @@ __all__ = [
     "jf12_field",
     "jf12_kernel",
     "jf12_params",
+    "jf12_piece",
     "jf12_region_kernel",
 ]
 
@@ -139,6 +140,42 @@ def jf12_arm_index(x_kpc, y_kpc, r, params):
 
 
 @njit_kernel
+def _disk_piece(x_kpc, y_kpc, r, params):
+    """Disk piece at in-plane radius r (kpc): 0 none (inside r_min or disk off), 1 the molecular
+    ring, 2 + k spiral arm region k (k = 8: beyond the last arm)."""
+    if params[_ON_DISK] == 0.0 or r <= params[_R_DISK_MIN]:
+        return 0
+    if r < params[_R_RING_MAX]:
+        return 1
+    return 2 + jf12_arm_index(x_kpc, y_kpc, r, params)
+
+
+@njit_kernel
+def _inside_x_elbow(r, abs_z, params):
+    """Whether the X-field is on and (r, |z|) lies inside its elbow r_c(z) = r_xc + |z| cot."""
+    return params[_ON_X] != 0.0 and r < params[_R_XC] + abs_z * params[_COT_THETA_X0]
+
+
+@njit_kernel
+def jf12_piece(x_kpc, y_kpc, z_kpc, params):
+    """The piece index :func:`jf12_region_kernel` returns, without the field (no exponentials
+    but the arm index's): what the tracer's bisections onto a surface need."""
+    r2 = x_kpc * x_kpc + y_kpc * y_kpc
+    d2 = r2 + z_kpc * z_kpc
+    if d2 >= params[_D2_MAX]:
+        return -1
+    r = np.sqrt(r2)
+    region = _disk_piece(x_kpc, y_kpc, r, params)
+    if d2 <= params[_D2_MIN]:
+        return region + 16
+    if z_kpc >= 0.0:
+        region += 32
+    if _inside_x_elbow(r, abs(z_kpc), params):
+        region += 64
+    return region
+
+
+@njit_kernel
 def jf12_region_kernel(x_kpc, y_kpc, z_kpc, params):
     """JF12 regular field (bx, by, bz) in µG at one Galactocentric position (kpc) and the index of
     the piece of the model it lies in (int): the field is smooth within a piece and may jump
@@ -173,17 +210,15 @@ def jf12_region_kernel(x_kpc, y_kpc, z_kpc, params):
     lf_disk = 1.0 / (1.0 + e_disk)
 
     # disk: molecular ring and 8 logarithmic spiral arms, B ∝ 1/r in-plane
-    region = 0  # disk piece: 0 none, 1 ring, 2 + k arm region k
-    if params[_ON_DISK] != 0.0 and r > params[_R_DISK_MIN]:
+    region = _disk_piece(x_kpc, y_kpc, r, params)
+    if region != 0:
         scale = params[_R_REF] / r * (e_disk * lf_disk)  # (5 kpc / r) (1 - L)
-        if r < params[_R_RING_MAX]:
-            region = 1
+        if region == 1:
             b = params[_B_RING] * scale
             bx -= b * sin_phi
             by += b * cos_phi
         else:
-            k = jf12_arm_index(x_kpc, y_kpc, r, params)
-            region = 2 + k
+            k = region - 2
             b = params[_B_ARMS + k] if k < 8 else 0.0
             if b != 0.0:
                 b *= scale
@@ -217,7 +252,7 @@ def jf12_region_kernel(x_kpc, y_kpc, z_kpc, params):
         r_xc = params[_R_XC]
         cot0 = params[_COT_THETA_X0]
         r_c = r_xc + abs_z * cot0
-        if r < r_c:
+        if _inside_x_elbow(r, abs_z, params):
             region += 64
             ratio = r_xc / r_c  # r_p / r
             r_p = r * ratio
@@ -332,4 +367,5 @@ def jf12_field(components: Iterable[str] = JF12_COMPONENTS, turbulence=None, str
         options=options,
         integrator="bs3",  # field jumps at arm and region edges
         region_kernel=region_kernel,
+        piece_kernel=jf12_piece,  # the random parts add no pieces
     )

@@ -26,7 +26,14 @@ import numpy as np
 
 from crsky._numba import njit_kernel
 
-__all__ = ["UF23_VARIANTS", "uf23_field", "uf23_kernel", "uf23_params", "uf23_region_kernel"]
+__all__ = [
+    "UF23_VARIANTS",
+    "uf23_field",
+    "uf23_kernel",
+    "uf23_params",
+    "uf23_piece",
+    "uf23_region_kernel",
+]
 
 _DEG = math.pi / 180.0
 # Poloidal halo footpoint scale a of the models with a -> infinity (eq. 38): any a >~ 1e12 kpc
@@ -407,13 +414,19 @@ def uf23_kernel(x_kpc, y_kpc, z_kpc, params):
 
 
 @njit_kernel
+def uf23_piece(x_kpc, y_kpc, z_kpc, params):
+    """The half space a point lies in: 0 for z >= 0, 1 for z < 0 (:func:`uf23_region_kernel`)."""
+    return 0 if z_kpc >= 0.0 else 1
+
+
+@njit_kernel
 def uf23_region_kernel(x_kpc, y_kpc, z_kpc, params):
     """(bx, by, bz, piece): :func:`uf23_kernel` and the half space the point lies in (0: z >= 0,
     1: z < 0). Every model kinks on the plane z = 0 (|z| in the disk's and the halos' vertical
     profiles; the poloidal halo's B_r goes as sign(z) |z|^(p - 1) with p < 2 there) and the
     toroidal halo jumps there (B_N vs B_S, a few 1e-3 µG), so the tracer steps onto the plane."""
     bx, by, bz = uf23_kernel(x_kpc, y_kpc, z_kpc, params)
-    return bx, by, bz, 0 if z_kpc >= 0.0 else 1
+    return bx, by, bz, uf23_piece(x_kpc, y_kpc, z_kpc, params)
 
 
 def uf23_field(variant: str = "base"):
@@ -440,4 +453,5 @@ def uf23_field(variant: str = "base"):
         ),
         options={"variant": variant},
         region_kernel=uf23_region_kernel,
+        piece_kernel=uf23_piece,
     )
