@@ -112,28 +112,46 @@ def _norm(v):
     return np.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
 
 
+@njit_kernel
+def _left_piece(x, u, k1, piece_stage, n_evaluations):
+    """What a step returns when it stops at a stage outside its piece (the step is discarded)."""
+    return x, u, k1, 0.0, False, piece_stage, n_evaluations
+
+
 @njit_taking_kernels
-def _dopri_step(kernel, params, kappa, x, u, k1, piece, h):
+def _dopri_step(kernel, params, kappa, x, u, k1, piece, h, stop):
     """One Dormand–Prince step of length h (kpc) from (x, u) with k1 = du/ds there.
 
-    Returns (x_new, u_new, k7, error, clean, piece_new): k7 = du/ds at the new state (first stage
-    of the next step, FSAL), error = |u5 - u4| (the local error estimate of the direction), clean
-    whether every stage lay in ``piece``, piece_new the piece at x_new.
+    Returns (x_new, u_new, k7, error, clean, piece_new, evaluations): k7 = du/ds at the new state
+    (first stage of the next step, FSAL), error = |u5 - u4| (the local error estimate of the
+    direction), clean whether every stage lay in ``piece``, piece_new the piece at x_new. With
+    ``stop`` the step ends at the first stage outside ``piece`` (clean False, the other values
+    meaningless), saving the remaining evaluations of a step that will be discarded.
     """
     # dx/ds = u, so the position stages integrate the direction stages u1 ... u6
     u1 = u
     u2 = _comb(u, h, _A21, k1)
     k2, p2 = _derivative(kernel, params, kappa, _comb(x, h, _A21, u1), u2)
+    if stop and p2 != piece:
+        return _left_piece(x, u, k1, p2, 1)
     u3 = _comb(u, h, _A31, k1, _A32, k2)
     k3, p3 = _derivative(kernel, params, kappa, _comb(x, h, _A31, u1, _A32, u2), u3)
+    if stop and p3 != piece:
+        return _left_piece(x, u, k1, p3, 2)
     u4 = _comb(u, h, _A41, k1, _A42, k2, _A43, k3)
     k4, p4 = _derivative(kernel, params, kappa, _comb(x, h, _A41, u1, _A42, u2, _A43, u3), u4)
+    if stop and p4 != piece:
+        return _left_piece(x, u, k1, p4, 3)
     u5 = _comb(u, h, _A51, k1, _A52, k2, _A53, k3, _A54, k4)
     x5 = _comb(x, h, _A51, u1, _A52, u2, _A53, u3, _A54, u4)
     k5, p5 = _derivative(kernel, params, kappa, x5, u5)
+    if stop and p5 != piece:
+        return _left_piece(x, u, k1, p5, 4)
     u6 = _comb(u, h, _A61, k1, _A62, k2, _A63, k3, _A64, k4, _A65, k5)
     x6 = _comb(x, h, _A61, u1, _A62, u2, _A63, u3, _A64, u4, _A65, u5)
     k6, p6 = _derivative(kernel, params, kappa, x6, u6)
+    if stop and p6 != piece:
+        return _left_piece(x, u, k1, p6, 5)
     u_new = _comb(u, h, _B1, k1, _B3, k3, _B4, k4, _B5, k5, _B6, k6)
     x_new = _comb(x, h, _B1, u1, _B3, u3, _B4, u4, _B5, u5, _B6, u6)
     k7, p7 = _derivative(kernel, params, kappa, x_new, u_new)
@@ -141,7 +159,7 @@ def _dopri_step(kernel, params, kappa, x, u, k1, piece, h):
     e = _comb(zero, h, _E1, k1, _E3, k3, _E4, k4, _E5, k5, _E6, k6)
     e = _comb(e, h, _E7, k7)
     clean = p2 == piece and p3 == piece and p4 == piece and p5 == piece and p6 == piece
-    return x_new, u_new, k7, _norm(e), clean and p7 == piece, p7
+    return x_new, u_new, k7, _norm(e), clean and p7 == piece, p7, 6
 
 
 # Bogacki–Shampine 3(2) tableau; the error weights are 3rd- minus 2nd-order weights.
@@ -150,18 +168,23 @@ _BS_E1, _BS_E2, _BS_E3, _BS_E4 = 2 / 9 - 7 / 24, 1 / 3 - 1 / 4, 4 / 9 - 1 / 3, -
 
 
 @njit_taking_kernels
-def _bogacki_shampine_step(kernel, params, kappa, x, u, k1, piece, h):
-    """One Bogacki–Shampine step of length h (kpc); returns like :func:`_dopri_step`."""
+def _bogacki_shampine_step(kernel, params, kappa, x, u, k1, piece, h, stop):
+    """One Bogacki–Shampine step of length h (kpc); arguments and result as
+    :func:`_dopri_step`'s."""
     u2 = _comb(u, h, 0.5, k1)
     k2, p2 = _derivative(kernel, params, kappa, _comb(x, h, 0.5, u), u2)
+    if stop and p2 != piece:
+        return _left_piece(x, u, k1, p2, 1)
     u3 = _comb(u, h, 0.75, k2)
     k3, p3 = _derivative(kernel, params, kappa, _comb(x, h, 0.75, u2), u3)
+    if stop and p3 != piece:
+        return _left_piece(x, u, k1, p3, 2)
     u_new = _comb(u, h, _BS_B1, k1, _BS_B2, k2, _BS_B3, k3)
     x_new = _comb(x, h, _BS_B1, u, _BS_B2, u2, _BS_B3, u3)
     k4, p4 = _derivative(kernel, params, kappa, x_new, u_new)
     zero = (0.0, 0.0, 0.0)
     e = _comb(zero, h, _BS_E1, k1, _BS_E2, k2, _BS_E3, k3, _BS_E4, k4)
-    return x_new, u_new, k4, _norm(e), p2 == piece and p3 == piece and p4 == piece, p4
+    return x_new, u_new, k4, _norm(e), p2 == piece and p3 == piece and p4 == piece, p4, 3
 
 
 # Dormand–Prince 8(5,3) tableau (Hairer, Nørsett & Wanner, Solving ODEs I, section II.10, the
@@ -221,33 +244,56 @@ def _dop853_stage(kernel, params, kappa, x, u, h, a, us, ks):
 
 
 @njit_taking_kernels
-def _dop853_step(kernel, params, kappa, x, u, k1, piece, h):
-    """One Dormand–Prince 8(5,3) step of length h (kpc); returns like :func:`_dopri_step`, with
-    Hairer's combined error estimate |e5|² / sqrt(|e5|² + 0.01 |e3|²) of the direction."""
+def _dop853_step(kernel, params, kappa, x, u, k1, piece, h, stop):
+    """One Dormand–Prince 8(5,3) step of length h (kpc); arguments and result as
+    :func:`_dopri_step`'s, with Hairer's combined error estimate |e5|² / sqrt(|e5|² + 0.01 |e3|²)
+    of the direction."""
     a = _D8_A
     u2, k2, p2 = _dop853_stage(kernel, params, kappa, x, u, h, a[0], (u,), (k1,))
+    if stop and p2 != piece:
+        return _left_piece(x, u, k1, p2, 1)
     u3, k3, p3 = _dop853_stage(kernel, params, kappa, x, u, h, a[1], (u, u2), (k1, k2))
+    if stop and p3 != piece:
+        return _left_piece(x, u, k1, p3, 2)
     u4, k4, p4 = _dop853_stage(kernel, params, kappa, x, u, h, a[2], (u, u3), (k1, k3))
+    if stop and p4 != piece:
+        return _left_piece(x, u, k1, p4, 3)
     u5, k5, p5 = _dop853_stage(kernel, params, kappa, x, u, h, a[3], (u, u3, u4), (k1, k3, k4))
+    if stop and p5 != piece:
+        return _left_piece(x, u, k1, p5, 4)
     u6, k6, p6 = _dop853_stage(kernel, params, kappa, x, u, h, a[4], (u, u4, u5), (k1, k4, k5))
+    if stop and p6 != piece:
+        return _left_piece(x, u, k1, p6, 5)
     us = (u, u4, u5, u6)
     ks = (k1, k4, k5, k6)
     u7, k7, p7 = _dop853_stage(kernel, params, kappa, x, u, h, a[5], us, ks)
+    if stop and p7 != piece:
+        return _left_piece(x, u, k1, p7, 6)
     us7 = (u, u4, u5, u6, u7)
     ks7 = (k1, k4, k5, k6, k7)
     u8, k8, p8 = _dop853_stage(kernel, params, kappa, x, u, h, a[6], us7, ks7)
+    if stop and p8 != piece:
+        return _left_piece(x, u, k1, p8, 7)
     us8 = (u, u4, u5, u6, u7, u8)
     ks8 = (k1, k4, k5, k6, k7, k8)
     u9, k9, p9 = _dop853_stage(kernel, params, kappa, x, u, h, a[7], us8, ks8)
+    if stop and p9 != piece:
+        return _left_piece(x, u, k1, p9, 8)
     us9 = (u, u4, u5, u6, u7, u8, u9)
     ks9 = (k1, k4, k5, k6, k7, k8, k9)
     u10, k10, p10 = _dop853_stage(kernel, params, kappa, x, u, h, a[8], us9, ks9)
+    if stop and p10 != piece:
+        return _left_piece(x, u, k1, p10, 9)
     us10 = (u, u4, u5, u6, u7, u8, u9, u10)
     ks10 = (k1, k4, k5, k6, k7, k8, k9, k10)
     u11, k11, p11 = _dop853_stage(kernel, params, kappa, x, u, h, a[9], us10, ks10)
+    if stop and p11 != piece:
+        return _left_piece(x, u, k1, p11, 10)
     us11 = (u, u4, u5, u6, u7, u8, u9, u10, u11)
     ks11 = (k1, k4, k5, k6, k7, k8, k9, k10, k11)
     u12, k12, p12 = _dop853_stage(kernel, params, kappa, x, u, h, a[10], us11, ks11)
+    if stop and p12 != piece:
+        return _left_piece(x, u, k1, p12, 11)
     us_b = (u, u6, u7, u8, u9, u10, u11, u12)
     ks_b = (k1, k6, k7, k8, k9, k10, k11, k12)
     u_new = _lin(u, h, _D8_B, ks_b)
@@ -261,16 +307,16 @@ def _dop853_step(kernel, params, kappa, x, u, k1, piece, h):
     clean = p2 == piece and p3 == piece and p4 == piece and p5 == piece and p6 == piece
     clean = clean and p7 == piece and p8 == piece and p9 == piece and p10 == piece
     clean = clean and p11 == piece and p12 == piece and p13 == piece
-    return x_new, u_new, k13, err, clean, p13
+    return x_new, u_new, k13, err, clean, p13, 12
 
 
 @njit_taking_kernels
-def _step(kernel, params, kappa, x, u, k1, piece, h, order):
+def _step(kernel, params, kappa, x, u, k1, piece, h, order, stop):
     if order == 3:
-        return _bogacki_shampine_step(kernel, params, kappa, x, u, k1, piece, h)
+        return _bogacki_shampine_step(kernel, params, kappa, x, u, k1, piece, h, stop)
     if order == 8:
-        return _dop853_step(kernel, params, kappa, x, u, k1, piece, h)
-    return _dopri_step(kernel, params, kappa, x, u, k1, piece, h)
+        return _dop853_step(kernel, params, kappa, x, u, k1, piece, h, stop)
+    return _dopri_step(kernel, params, kappa, x, u, k1, piece, h, stop)
 
 
 @njit_kernel
@@ -400,7 +446,6 @@ def _trace_one(
     n_steps = 0
     n_eval = 1
     exponent = 1.0 / order
-    stages = 3 if order == 3 else (12 if order == 8 else 6)
     zero = (0.0, 0.0, 0.0)
     k, piece = _derivative(kernel, params, kappa, _taylor(x, u, zero, _START_NUDGE_KPC), u)
     # |dk/ds| bound from the last accepted step: how far the Taylor path can be trusted
@@ -444,10 +489,11 @@ def _trace_one(
         while True:
             h = min(max(h, min_step), h_limit)
             trial = min(h, target)
-            x_new, u_new, k_new, err, clean, piece_new = _step(
-                kernel, params, kappa, x, u, k, piece, trial, order
+            # a step that leaves its piece is discarded unless it is already min_step long
+            x_new, u_new, k_new, err, clean, piece_new, n = _step(
+                kernel, params, kappa, x, u, k, piece, trial, order, trial > min_step
             )
-            n_eval += stages
+            n_eval += n
             if not clean:
                 # a stage lay in another piece: locate the crossing within this step
                 n_eval += 1
