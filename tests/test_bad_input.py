@@ -94,6 +94,11 @@ CONFIG_CASES = {
         dataset(energy_min_eev=400.0),
         r"^skymaps\.datasets\.train\.energy_max_eev = 316\.0 must exceed energy_min_eev",
     ),
+    "energy-storable": (
+        dataset(energy_min_eev=0.05),
+        r"^skymaps\.datasets\.train: energies 0\.05 \.\.\. 316\.0 EeV must lie in the storable "
+        r"range 10\^-1 \.\.\. 10\^126\.998 EeV",
+    ),
     "power-law-index": (
         dataset(spectrum={"model": "power_law"}),
         r"^skymaps\.datasets\.train\.spectrum: .*spectral_index",

@@ -99,6 +99,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "LABEL_DATASETS",
+    "LOG10_ENERGY_MAX",
     "LOG10_ENERGY_ORIGIN",
     "LOG10_ENERGY_STEP",
     "STORED_CR_COLUMNS",
@@ -155,6 +156,7 @@ _STORED_CR = {"pixel": ("pixel_step_low", "pixel_step_high"),
 STORED_CR_COLUMNS = tuple(name for parts in _STORED_CR.values() for name in parts)  # crc32's order
 _RAW = ("pixel_step_low", "energy_code_low")  # stored without compression (module docstring)
 ENERGY_CODE_MAX = int(np.iinfo(np.uint16).max)  # the largest storable energy index
+LOG10_ENERGY_MAX = LOG10_ENERGY_ORIGIN + ENERGY_CODE_MAX * LOG10_ENERGY_STEP  # log10(E / eV) = 145
 _CRC_NAME = "crc32"
 _WRITTEN_CR = ("pixel", "energy_code", "charge", "is_signal")  # what ChunkWriter.write takes
 CHUNK_HASH_ATTR = "chunk_sha256"  # of files derived from a chunk: its content hash

@@ -307,14 +307,13 @@ def background_keys(
     charges: np.ndarray,
     origin: float,
     step: float,
-) -> int:
+) -> None:
     """Fill keys[m, :n_background[m]] (keys (n_maps, n_cr) uint64) with isotropic CRs: pixel by
     packed alias table, log10 energy by inverse-CDF table rounded to origin + k · step, charge by
     cumulative fractions, from three uniforms per CR (pixel, energy, charge; each the top 53
     bits of a xoshiro256** output) drawn in the loop from ``state`` (4,) uint64, advanced in
-    place. Returns the smallest energy index (negative: an energy below the storable range)."""
+    place. The dataset's energy range keeps every index within the storable 0 ... 65535."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    lowest = 1 << 62
     inverse_step = 1.0 / step
     for m in range(keys.shape[0]):
         for c in range(n_background[m]):
@@ -324,12 +323,10 @@ def background_keys(
             pixel = _alias_one(float(r0 >> np.uint64(11)) * _TWO_TO_MINUS_53, alias_table)
             x = _table_one(float(r1 >> np.uint64(11)) * _TWO_TO_MINUS_53, energy_table)
             code = int(np.rint((x - origin) * inverse_step))
-            lowest = min(lowest, code)
             u = float(r2 >> np.uint64(11)) * _TWO_TO_MINUS_53
             charge = charges[_categorical_one(u, cumulative)]
             keys[m, c] = _key(pixel, code, charge, False)
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
-    return lowest
 
 
 @njit_kernel
@@ -405,22 +402,18 @@ def sort_rows(keys: np.ndarray) -> None:
 @njit_kernel
 def unpack_keys(keys: np.ndarray):
     """Split sorted keys (n_maps, n_cr) into pixel (uint32), energy index (uint16), charge
-    (uint8) and is_signal (bool) arrays of the same shape. Returns them and the largest energy
-    index (above 65535 it did not fit: the caller must refuse the batch)."""
+    (uint8) and is_signal (bool) arrays of the same shape."""
     n_maps, n_cr = keys.shape
     pixel = np.empty((n_maps, n_cr), dtype=np.uint32)
     energy_code = np.empty((n_maps, n_cr), dtype=np.uint16)
     charge = np.empty((n_maps, n_cr), dtype=np.uint8)
     is_signal = np.empty((n_maps, n_cr), dtype=np.bool_)
     mask26 = np.uint64((1 << 26) - 1)
-    highest = np.uint64(0)
     for m in range(n_maps):
         for c in range(n_cr):
             k = keys[m, c]
             pixel[m, c] = np.uint32(k >> np.uint64(32))
-            code = (k >> np.uint64(6)) & mask26
-            highest = max(highest, code)
-            energy_code[m, c] = np.uint16(code)
+            energy_code[m, c] = np.uint16((k >> np.uint64(6)) & mask26)
             charge[m, c] = np.uint8((k >> np.uint64(1)) & np.uint64(31))
             is_signal[m, c] = (k & np.uint64(1)) == np.uint64(1)
-    return pixel, energy_code, charge, is_signal, int(highest)
+    return pixel, energy_code, charge, is_signal

@@ -23,6 +23,7 @@ from crsky.sky.exposure import Exposure
 from crsky.sky.sources import SIGNAL_COUNT_MODES, SignalFraction, Sources
 from crsky.sky.spectrum import EnergySampler, spectrum_from_config
 from crsky.sphere import check_nside
+from crsky.store import LOG10_ENERGY_MAX, LOG10_ENERGY_ORIGIN
 
 __all__ = [
     "DATASET_DEFAULTS",
@@ -141,6 +142,12 @@ class DatasetConfig:
             raise ConfigError(
                 f"{where}.energy_max_eev = {c['energy_max_eev']!r} must exceed "
                 f"energy_min_eev = {c['energy_min_eev']!r}"
+            )
+        if self.log10_energy_min < LOG10_ENERGY_ORIGIN or self.log10_energy_max > LOG10_ENERGY_MAX:
+            raise ConfigError(
+                f"{where}: energies {c['energy_min_eev']!r} ... {c['energy_max_eev']!r} EeV must "
+                f"lie in the storable range 10^{LOG10_ENERGY_ORIGIN - 18:g} ... "
+                f"10^{LOG10_ENERGY_MAX - 18:g} EeV (crsky.store)"
             )
         if c["signal_count"] not in SIGNAL_COUNT_MODES:
             raise ConfigError(
