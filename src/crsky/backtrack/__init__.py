@@ -177,7 +177,7 @@ def propagate(
     try:
         if threads is not None:
             numba.set_num_threads(threads)
-        with numba.parallel_chunksize(16):
+        with numba.parallel_chunksize(1):  # the tracer's chunks, one at a time per thread
             trace_particles(
                 model.piecewise_kernel,
                 model.piece_index_kernel,

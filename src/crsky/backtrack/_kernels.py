@@ -1,5 +1,5 @@
 """Compiled tracer: embedded Runge–Kutta pairs with step-size control that step onto the surfaces
-where the field model jumps instead of across them; one particle per ``prange`` iteration.
+where the field model jumps instead of across them; ``LANES`` particles side by side.
 
 State of one particle: position x (kpc, Galactocentric) and unit momentum direction u. Equations of
 motion in a static magnetic field, with path length s in kpc as the independent variable::
@@ -38,10 +38,23 @@ A step never goes past the sphere of radius ``r_max_kpc`` along the straight lin
 maximum path length, not a step beyond. Within the field model's fine regions (spheres where it
 has structure thinner than a step could see, ``FieldModel.fine_regions``) steps are at most the
 region's ``max_step`` long, and a step never reaches into such a sphere from outside.
+
+Lockstep. The tracer advances ``LANES`` particles together: each takes one trial step of its own
+length per round, and every Runge–Kutta stage evaluates the field at the lanes' stage points in
+one loop, into which the field model's region kernel is inlined. With the model's parameters
+as a tuple of constants and a kernel written without libm calls or unpredictable branches
+(:mod:`crsky._vectormath`), the compiler turns that loop into SIMD code (AVX-512: 8 float64 per
+instruction). The per-lane logic (accepting, retrying, bisecting onto a surface, leaving the
+sphere) stays scalar; a lane whose particle is done takes the next particle of its chunk, and
+the last lanes close up when the chunk runs out. Each particle's arithmetic is exactly that of
+tracing it alone: the same tracks bit for bit whatever the lanes, chunks and threads.
 """
 
+from functools import cache
+
 import numpy as np
-from numba import prange
+from numba import get_num_threads, prange
+from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from crsky._numba import njit_kernel, njit_taking_kernels
 
@@ -83,108 +96,13 @@ def _derivative(kernel, params, kappa, x, u):
 
 
 @njit_kernel
-def _comb(
-    v,
-    h,
-    c1,
-    k1,
-    c2=0.0,
-    k2=(0.0, 0.0, 0.0),
-    c3=0.0,
-    k3=(0.0, 0.0, 0.0),
-    c4=0.0,
-    k4=(0.0, 0.0, 0.0),
-    c5=0.0,
-    k5=(0.0, 0.0, 0.0),
-    c6=0.0,
-    k6=(0.0, 0.0, 0.0),
-):
-    """v + h * sum_j c_j k_j for 3-tuples (unused terms default to zero)."""
-    return (
-        v[0] + h * (c1 * k1[0] + c2 * k2[0] + c3 * k3[0] + c4 * k4[0] + c5 * k5[0] + c6 * k6[0]),
-        v[1] + h * (c1 * k1[1] + c2 * k2[1] + c3 * k3[1] + c4 * k4[1] + c5 * k5[1] + c6 * k6[1]),
-        v[2] + h * (c1 * k1[2] + c2 * k2[2] + c3 * k3[2] + c4 * k4[2] + c5 * k5[2] + c6 * k6[2]),
-    )
-
-
-@njit_kernel
 def _norm(v):
     return np.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
-
-
-@njit_kernel
-def _left_piece(x, u, k1, piece_stage, n_evaluations):
-    """What a step returns when it stops at a stage outside its piece (the step is discarded)."""
-    return x, u, k1, 0.0, False, piece_stage, n_evaluations
-
-
-@njit_taking_kernels
-def _dopri_step(kernel, params, kappa, x, u, k1, piece, h, stop):
-    """One Dormand–Prince step of length h (kpc) from (x, u) with k1 = du/ds there.
-
-    Returns (x_new, u_new, k7, error, clean, piece_new, evaluations): k7 = du/ds at the new state
-    (first stage of the next step, FSAL), error = |u5 - u4| (the local error estimate of the
-    direction), clean whether every stage lay in ``piece``, piece_new the piece at x_new. With
-    ``stop`` the step ends at the first stage outside ``piece`` (clean False, the other values
-    meaningless), saving the remaining evaluations of a step that will be discarded.
-    """
-    # dx/ds = u, so the position stages integrate the direction stages u1 ... u6
-    u1 = u
-    u2 = _comb(u, h, _A21, k1)
-    k2, p2 = _derivative(kernel, params, kappa, _comb(x, h, _A21, u1), u2)
-    if stop and p2 != piece:
-        return _left_piece(x, u, k1, p2, 1)
-    u3 = _comb(u, h, _A31, k1, _A32, k2)
-    k3, p3 = _derivative(kernel, params, kappa, _comb(x, h, _A31, u1, _A32, u2), u3)
-    if stop and p3 != piece:
-        return _left_piece(x, u, k1, p3, 2)
-    u4 = _comb(u, h, _A41, k1, _A42, k2, _A43, k3)
-    k4, p4 = _derivative(kernel, params, kappa, _comb(x, h, _A41, u1, _A42, u2, _A43, u3), u4)
-    if stop and p4 != piece:
-        return _left_piece(x, u, k1, p4, 3)
-    u5 = _comb(u, h, _A51, k1, _A52, k2, _A53, k3, _A54, k4)
-    x5 = _comb(x, h, _A51, u1, _A52, u2, _A53, u3, _A54, u4)
-    k5, p5 = _derivative(kernel, params, kappa, x5, u5)
-    if stop and p5 != piece:
-        return _left_piece(x, u, k1, p5, 4)
-    u6 = _comb(u, h, _A61, k1, _A62, k2, _A63, k3, _A64, k4, _A65, k5)
-    x6 = _comb(x, h, _A61, u1, _A62, u2, _A63, u3, _A64, u4, _A65, u5)
-    k6, p6 = _derivative(kernel, params, kappa, x6, u6)
-    if stop and p6 != piece:
-        return _left_piece(x, u, k1, p6, 5)
-    u_new = _comb(u, h, _B1, k1, _B3, k3, _B4, k4, _B5, k5, _B6, k6)
-    x_new = _comb(x, h, _B1, u1, _B3, u3, _B4, u4, _B5, u5, _B6, u6)
-    k7, p7 = _derivative(kernel, params, kappa, x_new, u_new)
-    zero = (0.0, 0.0, 0.0)
-    e = _comb(zero, h, _E1, k1, _E3, k3, _E4, k4, _E5, k5, _E6, k6)
-    e = _comb(e, h, _E7, k7)
-    clean = p2 == piece and p3 == piece and p4 == piece and p5 == piece and p6 == piece
-    return x_new, u_new, k7, _norm(e), clean and p7 == piece, p7, 6
 
 
 # Bogacki–Shampine 3(2) tableau; the error weights are 3rd- minus 2nd-order weights.
 _BS_B1, _BS_B2, _BS_B3 = 2 / 9, 1 / 3, 4 / 9
 _BS_E1, _BS_E2, _BS_E3, _BS_E4 = 2 / 9 - 7 / 24, 1 / 3 - 1 / 4, 4 / 9 - 1 / 3, -1 / 8
-
-
-@njit_taking_kernels
-def _bogacki_shampine_step(kernel, params, kappa, x, u, k1, piece, h, stop):
-    """One Bogacki–Shampine step of length h (kpc); arguments and result as
-    :func:`_dopri_step`'s."""
-    u2 = _comb(u, h, 0.5, k1)
-    k2, p2 = _derivative(kernel, params, kappa, _comb(x, h, 0.5, u), u2)
-    if stop and p2 != piece:
-        return _left_piece(x, u, k1, p2, 1)
-    u3 = _comb(u, h, 0.75, k2)
-    k3, p3 = _derivative(kernel, params, kappa, _comb(x, h, 0.75, u2), u3)
-    if stop and p3 != piece:
-        return _left_piece(x, u, k1, p3, 2)
-    u_new = _comb(u, h, _BS_B1, k1, _BS_B2, k2, _BS_B3, k3)
-    x_new = _comb(x, h, _BS_B1, u, _BS_B2, u2, _BS_B3, u3)
-    k4, p4 = _derivative(kernel, params, kappa, x_new, u_new)
-    zero = (0.0, 0.0, 0.0)
-    e = _comb(zero, h, _BS_E1, k1, _BS_E2, k2, _BS_E3, k3, _BS_E4, k4)
-    return x_new, u_new, k4, _norm(e), p2 == piece and p3 == piece and p4 == piece, p4, 3
 
 
 # Dormand–Prince 8(5,3) tableau (Hairer, Nørsett & Wanner, Solving ODEs I, section II.10, the
@@ -219,104 +137,6 @@ _D8_E5 = (0.01312004499419488, -1.2251564463762044, -0.4957589496572502, 1.66437
 _D8_E3 = (-0.18980075407240762, 4.450312892752409, 1.8915178993145003, -5.801203960010585,
           -0.4226823213237919, -0.1521609496625161, 0.20136540080403034, 0.02265179219836082)
 # fmt: on
-
-
-@njit_kernel
-def _lin(v, h, c, k):
-    """v + h * sum_j c[j] k[j] for a tuple c of coefficients and a tuple k of 3-tuples."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    for j in range(len(c)):
-        s0 += c[j] * k[j][0]
-        s1 += c[j] * k[j][1]
-        s2 += c[j] * k[j][2]
-    return (v[0] + h * s0, v[1] + h * s1, v[2] + h * s2)
-
-
-@njit_taking_kernels
-def _dop853_stage(kernel, params, kappa, x, u, h, a, us, ks):
-    """Stage with coefficients a on the direction stages us (for x) and their slopes ks (for u):
-    returns (u_stage, du/ds there, piece there)."""
-    u_i = _lin(u, h, a, ks)
-    k_i, p_i = _derivative(kernel, params, kappa, _lin(x, h, a, us), u_i)
-    return u_i, k_i, p_i
-
-
-@njit_taking_kernels
-def _dop853_step(kernel, params, kappa, x, u, k1, piece, h, stop):
-    """One Dormand–Prince 8(5,3) step of length h (kpc); arguments and result as
-    :func:`_dopri_step`'s, with Hairer's combined error estimate |e5|² / sqrt(|e5|² + 0.01 |e3|²)
-    of the direction."""
-    a = _D8_A
-    u2, k2, p2 = _dop853_stage(kernel, params, kappa, x, u, h, a[0], (u,), (k1,))
-    if stop and p2 != piece:
-        return _left_piece(x, u, k1, p2, 1)
-    u3, k3, p3 = _dop853_stage(kernel, params, kappa, x, u, h, a[1], (u, u2), (k1, k2))
-    if stop and p3 != piece:
-        return _left_piece(x, u, k1, p3, 2)
-    u4, k4, p4 = _dop853_stage(kernel, params, kappa, x, u, h, a[2], (u, u3), (k1, k3))
-    if stop and p4 != piece:
-        return _left_piece(x, u, k1, p4, 3)
-    u5, k5, p5 = _dop853_stage(kernel, params, kappa, x, u, h, a[3], (u, u3, u4), (k1, k3, k4))
-    if stop and p5 != piece:
-        return _left_piece(x, u, k1, p5, 4)
-    u6, k6, p6 = _dop853_stage(kernel, params, kappa, x, u, h, a[4], (u, u4, u5), (k1, k4, k5))
-    if stop and p6 != piece:
-        return _left_piece(x, u, k1, p6, 5)
-    us = (u, u4, u5, u6)
-    ks = (k1, k4, k5, k6)
-    u7, k7, p7 = _dop853_stage(kernel, params, kappa, x, u, h, a[5], us, ks)
-    if stop and p7 != piece:
-        return _left_piece(x, u, k1, p7, 6)
-    us7 = (u, u4, u5, u6, u7)
-    ks7 = (k1, k4, k5, k6, k7)
-    u8, k8, p8 = _dop853_stage(kernel, params, kappa, x, u, h, a[6], us7, ks7)
-    if stop and p8 != piece:
-        return _left_piece(x, u, k1, p8, 7)
-    us8 = (u, u4, u5, u6, u7, u8)
-    ks8 = (k1, k4, k5, k6, k7, k8)
-    u9, k9, p9 = _dop853_stage(kernel, params, kappa, x, u, h, a[7], us8, ks8)
-    if stop and p9 != piece:
-        return _left_piece(x, u, k1, p9, 8)
-    us9 = (u, u4, u5, u6, u7, u8, u9)
-    ks9 = (k1, k4, k5, k6, k7, k8, k9)
-    u10, k10, p10 = _dop853_stage(kernel, params, kappa, x, u, h, a[8], us9, ks9)
-    if stop and p10 != piece:
-        return _left_piece(x, u, k1, p10, 9)
-    us10 = (u, u4, u5, u6, u7, u8, u9, u10)
-    ks10 = (k1, k4, k5, k6, k7, k8, k9, k10)
-    u11, k11, p11 = _dop853_stage(kernel, params, kappa, x, u, h, a[9], us10, ks10)
-    if stop and p11 != piece:
-        return _left_piece(x, u, k1, p11, 10)
-    us11 = (u, u4, u5, u6, u7, u8, u9, u10, u11)
-    ks11 = (k1, k4, k5, k6, k7, k8, k9, k10, k11)
-    u12, k12, p12 = _dop853_stage(kernel, params, kappa, x, u, h, a[10], us11, ks11)
-    if stop and p12 != piece:
-        return _left_piece(x, u, k1, p12, 11)
-    us_b = (u, u6, u7, u8, u9, u10, u11, u12)
-    ks_b = (k1, k6, k7, k8, k9, k10, k11, k12)
-    u_new = _lin(u, h, _D8_B, ks_b)
-    x_new = _lin(x, h, _D8_B, us_b)
-    k13, p13 = _derivative(kernel, params, kappa, x_new, u_new)
-    zero = (0.0, 0.0, 0.0)
-    e5 = _norm(_lin(zero, 1.0, _D8_E5, ks_b))
-    e3 = _norm(_lin(zero, 1.0, _D8_E3, ks_b))
-    denominator = np.sqrt(e5 * e5 + 0.01 * e3 * e3)
-    err = h * e5 * e5 / denominator if denominator > 0.0 else 0.0
-    clean = p2 == piece and p3 == piece and p4 == piece and p5 == piece and p6 == piece
-    clean = clean and p7 == piece and p8 == piece and p9 == piece and p10 == piece
-    clean = clean and p11 == piece and p12 == piece and p13 == piece
-    return x_new, u_new, k13, err, clean, p13, 12
-
-
-@njit_taking_kernels
-def _step(kernel, params, kappa, x, u, k1, piece, h, order, stop):
-    if order == 3:
-        return _bogacki_shampine_step(kernel, params, kappa, x, u, k1, piece, h, stop)
-    if order == 8:
-        return _dop853_step(kernel, params, kappa, x, u, k1, piece, h, stop)
-    return _dopri_step(kernel, params, kappa, x, u, k1, piece, h, stop)
 
 
 @njit_kernel
@@ -416,117 +236,498 @@ def _bridge(kernel, params, kappa, x, u, k, piece, lo, hi):
     return x_far, u_far, _cross(kappa, u_far, (bx, by, bz)), piece_far
 
 
+# --- lockstep: W particles per batch, one SIMD loop per Runge–Kutta stage -----------------------
+
+# Lanes traced side by side: every Runge–Kutta stage evaluates the field for all of them in one
+# loop that the compiler vectorises (AVX-512: two registers of 8 float64).
+LANES = 32
+# Parameter vectors up to this length are handed to the field kernel as a tuple of constants.
+_MAX_TUPLE_PARAMS = 256
+
+
+def _dense(rows, columns, n):
+    """(n, n) lower-triangular tableau from per-row coefficients on the given columns."""
+    a = np.zeros((n, n))
+    for i, (row, cols) in enumerate(zip(rows, columns, strict=True)):
+        a[i + 1, list(cols)] = row
+    return a
+
+
+def _weights(values, columns, n):
+    w = np.zeros(n)
+    w[list(columns)] = values
+    return w
+
+
+# Each pair as (a, b, e, e3, error kind): stage i uses a[i, :i]; b weights the stages for the new
+# point; e (and e3) weight the stages and, last, the new point's du/ds for the error estimate.
+# Error kinds: 0 |h sum e k|; 1 Hairer's DOP853 combination; 2 as 0 with the new point's term
+# added last (the order of the sums as the scalar formulas wrote them).
+_ERR_SUM, _ERR_DOP853, _ERR_SPLIT = 0, 1, 2
+_TABLEAU_DOPRI5 = (
+    _dense(
+        (
+            (_A21,),
+            (_A31, _A32),
+            (_A41, _A42, _A43),
+            (_A51, _A52, _A53, _A54),
+            (_A61, _A62, _A63, _A64, _A65),
+        ),
+        ((0,), (0, 1), (0, 1, 2), (0, 1, 2, 3), (0, 1, 2, 3, 4)),
+        6,
+    ),
+    _weights((_B1, _B3, _B4, _B5, _B6), (0, 2, 3, 4, 5), 6),
+    _weights((_E1, _E3, _E4, _E5, _E6, _E7), (0, 2, 3, 4, 5, 6), 7),
+    np.zeros(7),
+    _ERR_SPLIT,
+)
+_TABLEAU_BS3 = (
+    _dense(((0.5,), (0.75,)), ((0,), (1,)), 3),
+    np.array([_BS_B1, _BS_B2, _BS_B3]),
+    np.array([_BS_E1, _BS_E2, _BS_E3, _BS_E4]),
+    np.zeros(4),
+    _ERR_SUM,
+)
+_D8_COLUMNS = ((0,), (0, 1), (0, 2), (0, 2, 3), *((0, *range(3, i)) for i in range(5, 12)))
+_D8_B_COLUMNS = (0, 5, 6, 7, 8, 9, 10, 11)
+_TABLEAU_DOP853 = (
+    _dense(_D8_A, _D8_COLUMNS, 12),
+    _weights(_D8_B, _D8_B_COLUMNS, 12),
+    _weights(_D8_E5, _D8_B_COLUMNS, 13),
+    _weights(_D8_E3, _D8_B_COLUMNS, 13),
+    _ERR_DOP853,
+)
+TABLEAUS = {3: _TABLEAU_BS3, 5: _TABLEAU_DOPRI5, 8: _TABLEAU_DOP853}
+
+# Rows of a batch's float state (each row holds the W lanes).
+_X, _U, _K = 0, 3, 6  # position (kpc), direction, du/ds (1/kpc): 3 rows each
+_S, _H, _DK_RATE, _AHEAD, _TARGET, _H_LIMIT, _TRIAL, _KAPPA, _ERR = range(9, 18)
+_N_FLOAT = 18
+# Rows of its integer state.
+_PIECE, _N_STEPS, _N_EVAL, _PARTICLE, _BEGIN, _PIECE_NEW, _CLEAN = range(7)
+_N_INT = 7
+
+
+@njit_kernel
+def _lane_vector(f, row, lane):
+    return (f[row, lane], f[row + 1, lane], f[row + 2, lane])
+
+
+@njit_kernel
+def _set_lane_vector(f, row, lane, v):
+    f[row, lane] = v[0]
+    f[row + 1, lane] = v[1]
+    f[row + 2, lane] = v[2]
+
+
 @njit_taking_kernels
-def _trace_one(
-    kernel,
-    piece_kernel,
-    params,
-    x,
-    u,
-    kappa,
-    r_max,
-    max_path,
-    tol,
-    min_step,
-    max_step,
-    h,
-    fine,
-    order,
-):
-    """Trace one particle from the 3-tuples x (kpc), u; h is the first trial step (kpc);
-    ``kernel`` a region kernel (field and piece index), ``piece_kernel`` the piece index alone
-    (:attr:`crsky.fields.FieldModel.piece_index_kernel`); ``fine`` holds the field's fine regions
-    (M, 5); ``order`` 5 (Dormand–Prince 5(4)), 3 (Bogacki–Shampine) or 8 (Dormand–Prince 8(5,3)).
+def _start(kernel, params, f, n, lane, particle, position, direction, kappa, min_step, max_step):
+    """Load ``particle`` into ``lane``: its state at the start (see :func:`trace_particles`)."""
+    x = (position[particle, 0], position[particle, 1], position[particle, 2])
+    u = (direction[particle, 0], direction[particle, 1], direction[particle, 2])
+    kap = kappa[particle]
+    k, piece = _derivative(kernel, params, kap, _taylor(x, u, (0.0, 0.0, 0.0), _START_NUDGE_KPC), u)
+    _set_lane_vector(f, _X, lane, x)
+    _set_lane_vector(f, _U, lane, u)
+    _set_lane_vector(f, _K, lane, k)
+    f[_S, lane] = 0.0
+    f[_H, lane] = min(max_step, max(min_step, 0.01 / max(abs(kap), 1e-300)))
+    f[_DK_RATE, lane] = k[0] * k[0] + k[1] * k[1] + k[2] * k[2]
+    f[_AHEAD, lane] = -1.0  # the path leaves the piece within this length (-1: none known)
+    f[_KAPPA, lane] = kap
+    n[_PIECE, lane] = piece
+    n[_N_STEPS, lane] = 0
+    n[_N_EVAL, lane] = 1
+    n[_PARTICLE, lane] = particle
+    n[_BEGIN, lane] = 1
 
-    Returns (x, u, path_kpc, n_steps, n_evaluations) at the sphere, at max_path, or where it
-    stopped; n_steps counts accepted steps and crossings, n_evaluations calls of the field model
-    (field evaluations and piece look-ups).
-    """
-    s = 0.0
-    n_steps = 0
-    n_eval = 1
-    exponent = 1.0 / order
-    zero = (0.0, 0.0, 0.0)
-    k, piece = _derivative(kernel, params, kappa, _taylor(x, u, zero, _START_NUDGE_KPC), u)
-    # |dk/ds| bound from the last accepted step: how far the Taylor path can be trusted
-    dk_rate = k[0] * k[0] + k[1] * k[1] + k[2] * k[2]
-    ahead = -1.0  # the path leaves the piece within this length (-1: no crossing known)
-    while x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < r_max * r_max and s < max_path:
-        h_cap = min(max_path - s, _distance_to_sphere(x, u, r_max) + BOUNDARY_OVERSHOOT_KPC)
-        h_limit = min(_local_max_step(x, max_step, fine), h_cap)
-        target = h_limit  # a step ends at most here (before a known crossing)
-        if ahead > 0.0:
-            probe = min(ahead, h_limit)
-            n_eval += 1
-            if _piece_at(piece_kernel, params, _taylor(x, u, k, probe)) == piece:
-                ahead = -1.0
-            else:
-                n_eval += 1
-                k_far = _derivative(kernel, params, kappa, _taylor(x, u, k, probe), u)[0]
-                jump = _norm((k_far[0] - k[0], k_far[1] - k[1], k_far[2] - k[2]))
-                # the crossing's error is about (hi - lo) |dk|: bracket it to tol / |dk|; the
-                # Taylor path bridges gaps where its error in u, gap² |dk/ds| / 2, is < tol / 10
-                bracket = max(_MIN_BRACKET_KPC, tol / max(jump, 1e-300))
-                bridgeable = np.sqrt(0.2 * tol / max(dk_rate, 1e-300))
-                lo, hi, n = _bisect(
-                    piece_kernel, params, x, u, k, piece, 0.0, probe, max(bracket, 1e-3 * probe)
-                )
-                n_eval += n
-                if lo <= bridgeable:
-                    lo, hi, n = _bisect(piece_kernel, params, x, u, k, piece, lo, hi, bracket)
-                    n_eval += n
-                if hi <= max(bridgeable, 2.0 * bracket):
-                    x, u, k, piece = _bridge(kernel, params, kappa, x, u, k, piece, lo, hi)
-                    n_eval += 1
-                    s += hi
-                    n_steps += 1
-                    ahead = -1.0
-                    continue
-                # stop short of the crossing by four times the Taylor path's error there
-                target = lo - min(0.5 * lo, 4.0 * lo * lo * lo * dk_rate / 6.0)
-                ahead = hi
-        crossing = False
-        while True:
-            h = min(max(h, min_step), h_limit)
-            trial = min(h, target)
-            # a step that leaves its piece is discarded unless it is already min_step long
-            x_new, u_new, k_new, err, clean, piece_new, n = _step(
-                kernel, params, kappa, x, u, k, piece, trial, order, trial > min_step
+
+@njit_taking_kernels
+def _prepare(kernel, piece_kernel, params, f, n, lane, r_max, max_path, tol, max_step, fine):
+    """Start of a step of ``lane``: its step limits and, where a crossing lies ahead, the
+    bisection onto it; a crossing close enough is bridged at once (returns False: prepare again),
+    else the lane is ready to step (returns True)."""
+    x = _lane_vector(f, _X, lane)
+    u = _lane_vector(f, _U, lane)
+    k = _lane_vector(f, _K, lane)
+    s = f[_S, lane]
+    piece = n[_PIECE, lane]
+    dk_rate = f[_DK_RATE, lane]
+    ahead = f[_AHEAD, lane]
+    kappa = f[_KAPPA, lane]
+    h_cap = min(max_path - s, _distance_to_sphere(x, u, r_max) + BOUNDARY_OVERSHOOT_KPC)
+    h_limit = min(_local_max_step(x, max_step, fine), h_cap)
+    target = h_limit  # a step ends at most here (before a known crossing)
+    if ahead > 0.0:
+        probe = min(ahead, h_limit)
+        n[_N_EVAL, lane] += 1
+        if _piece_at(piece_kernel, params, _taylor(x, u, k, probe)) == piece:
+            ahead = -1.0
+        else:
+            n[_N_EVAL, lane] += 1
+            k_far = _derivative(kernel, params, kappa, _taylor(x, u, k, probe), u)[0]
+            jump = _norm((k_far[0] - k[0], k_far[1] - k[1], k_far[2] - k[2]))
+            # the crossing's error is about (hi - lo) |dk|: bracket it to tol / |dk|; the Taylor
+            # path bridges gaps where its error in u, gap² |dk/ds| / 2, is < tol / 10
+            bracket = max(_MIN_BRACKET_KPC, tol / max(jump, 1e-300))
+            bridgeable = np.sqrt(0.2 * tol / max(dk_rate, 1e-300))
+            lo, hi, m = _bisect(
+                piece_kernel, params, x, u, k, piece, 0.0, probe, max(bracket, 1e-3 * probe)
             )
-            n_eval += n
-            if not clean:
-                # a stage lay in another piece: locate the crossing within this step
-                n_eval += 1
-                if _piece_at(piece_kernel, params, _taylor(x, u, k, trial)) != piece:
-                    crossing = True
-                    break
-                if trial > min_step:  # the Taylor path does not see it: shorter steps
-                    h = 0.5 * trial
+            n[_N_EVAL, lane] += m
+            if lo <= bridgeable:
+                lo, hi, m = _bisect(piece_kernel, params, x, u, k, piece, lo, hi, bracket)
+                n[_N_EVAL, lane] += m
+            if hi <= max(bridgeable, 2.0 * bracket):
+                x, u, k, piece = _bridge(kernel, params, kappa, x, u, k, piece, lo, hi)
+                _set_lane_vector(f, _X, lane, x)
+                _set_lane_vector(f, _U, lane, u)
+                _set_lane_vector(f, _K, lane, k)
+                n[_PIECE, lane] = piece
+                n[_N_EVAL, lane] += 1
+                n[_N_STEPS, lane] += 1
+                f[_S, lane] = s + hi
+                f[_AHEAD, lane] = -1.0
+                return False
+            # stop short of the crossing by four times the Taylor path's error there
+            target = lo - min(0.5 * lo, 4.0 * lo * lo * lo * dk_rate / 6.0)
+            ahead = hi
+    f[_AHEAD, lane] = ahead
+    f[_TARGET, lane] = target
+    f[_H_LIMIT, lane] = h_limit
+    n[_BEGIN, lane] = 0
+    return True
+
+
+@njit_taking_kernels
+def _finish_step(piece_kernel, params, f, n, x_new, u_new, k_new, lane, tol, min_step, order):
+    """After a trial step of ``lane``: accept it, retry shorter, or note a crossing ahead."""
+    trial = f[_TRIAL, lane]
+    err = f[_ERR, lane]
+    x = _lane_vector(f, _X, lane)
+    u = _lane_vector(f, _U, lane)
+    k = _lane_vector(f, _K, lane)
+    if n[_CLEAN, lane] == 0:
+        # a stage lay in another piece: locate the crossing within this step
+        n[_N_EVAL, lane] += 1
+        if _piece_at(piece_kernel, params, _taylor(x, u, k, trial)) != n[_PIECE, lane]:
+            f[_AHEAD, lane] = trial
+            n[_BEGIN, lane] = 1
+            return
+        if trial > min_step:  # the Taylor path does not see it: shorter steps
+            f[_H, lane] = 0.5 * trial
+            return
+    exponent = 1.0 / order
+    if not (err <= tol or trial <= min_step):
+        f[_H, lane] = trial * max(0.2, 0.9 * (tol / err) ** exponent)
+        return
+    kn = (k_new[0, lane], k_new[1, lane], k_new[2, lane])
+    dk = (kn[0] - k[0], kn[1] - k[1], kn[2] - k[2])
+    u_unit, norm = _unit((u_new[0, lane], u_new[1, lane], u_new[2, lane]))
+    k = (kn[0] / norm, kn[1] / norm, kn[2] / norm)  # u x B is linear in u
+    _set_lane_vector(f, _X, lane, (x_new[0, lane], x_new[1, lane], x_new[2, lane]))
+    _set_lane_vector(f, _U, lane, u_unit)
+    _set_lane_vector(f, _K, lane, k)
+    f[_DK_RATE, lane] = _norm(dk) / max(trial, 1e-300) + k[0] * k[0] + k[1] * k[1] + k[2] * k[2]
+    n[_PIECE, lane] = n[_PIECE_NEW, lane]
+    f[_S, lane] += trial
+    n[_N_STEPS, lane] += 1
+    if f[_AHEAD, lane] > 0.0:
+        f[_AHEAD, lane] -= trial
+    target = f[_TARGET, lane]
+    if trial < target or target == f[_H_LIMIT, lane]:
+        f[_H, lane] = trial * _step_factor(tol, err, exponent)
+    # else: stopped short of a crossing, the step size stays for after it
+    n[_BEGIN, lane] = 1
+
+
+@njit_kernel
+def _stage_point(f, su, sk, a_row, i, xs, us, w):
+    """Position xs and direction us (3, W) of stage i: x + h sum_j a_ij u_j, u + h sum_j a_ij k_j
+    over the stages j < i (su, sk: their directions and du/ds), for the first w lanes."""
+    for c in range(3):
+        for lane in range(w):
+            xs[c, lane] = 0.0
+            us[c, lane] = 0.0
+        for j in range(i):
+            a = a_row[j]
+            if a != 0.0:
+                for lane in range(w):
+                    xs[c, lane] += a * su[j, c, lane]
+                    us[c, lane] += a * sk[j, c, lane]
+        for lane in range(w):
+            h = f[_TRIAL, lane]
+            xs[c, lane] = f[_X + c, lane] + h * xs[c, lane]
+            us[c, lane] = f[_U + c, lane] + h * us[c, lane]
+
+
+@njit_kernel
+def _weighted(sk, weights, stop, w):
+    """sum_j weights[j] sk[j] over the stages j < stop, (3, w)."""
+    out = np.zeros((3, w))
+    for j in range(stop):
+        c_j = weights[j]
+        if c_j != 0.0:
+            for c in range(3):
+                for lane in range(w):
+                    out[c, lane] += c_j * sk[j, c, lane]
+    return out
+
+
+@njit_kernel
+def _step_error(f, sk, e, e3, kind, n_stages, w):
+    """Local error estimate of the direction per lane into f[_ERR] (see the tableaus)."""
+    if kind == _ERR_DOP853:
+        e5v = _weighted(sk, e, n_stages + 1, w)
+        e3v = _weighted(sk, e3, n_stages + 1, w)
+        for lane in range(w):
+            e5 = _norm((e5v[0, lane], e5v[1, lane], e5v[2, lane]))
+            e3n = _norm((e3v[0, lane], e3v[1, lane], e3v[2, lane]))
+            denominator = np.sqrt(e5 * e5 + 0.01 * e3n * e3n)
+            h = f[_TRIAL, lane]
+            f[_ERR, lane] = h * e5 * e5 / denominator if denominator > 0.0 else 0.0
+        return
+    last = n_stages if kind == _ERR_SPLIT else n_stages + 1
+    ev = _weighted(sk, e, last, w)
+    for lane in range(w):
+        h = f[_TRIAL, lane]
+        e0, e1, e2 = h * ev[0, lane], h * ev[1, lane], h * ev[2, lane]
+        if kind == _ERR_SPLIT:
+            c_last = e[n_stages]
+            e0 += h * (c_last * sk[n_stages, 0, lane])
+            e1 += h * (c_last * sk[n_stages, 1, lane])
+            e2 += h * (c_last * sk[n_stages, 2, lane])
+        f[_ERR, lane] = _norm((e0, e1, e2))
+
+
+@cache
+def lockstep_tracer(region_kernel, piece_kernel, n_params):
+    """Compiled :func:`trace_particles` for one field model: ``region_kernel`` (field and piece
+    index, :attr:`crsky.fields.FieldModel.piecewise_kernel`) is inlined into the loop over lanes,
+    ``piece_kernel`` answers the bisections. A parameter vector of at most
+    ``_MAX_TUPLE_PARAMS`` values (``n_params``) reaches the kernels as a tuple of constants, so
+    the loop over lanes can be vectorised; a longer one (turbulence) stays an array."""
+
+    if n_params <= _MAX_TUPLE_PARAMS:
+
+        @njit_taking_kernels
+        def lane_params(params):
+            return to_fixed_tuple(params, n_params)
+
+    else:
+
+        @njit_taking_kernels
+        def lane_params(params):
+            return params
+
+    @njit_taking_kernels
+    def scalar_kernel(x_kpc, y_kpc, z_kpc, params):
+        return region_kernel(x_kpc, y_kpc, z_kpc, params)
+
+    @njit_taking_kernels
+    def derivatives(params, f, n, xs, us, sk_i, pieces, w):
+        """du/ds at the stage points (xs, us) of the first w lanes into sk_i and their pieces
+        into ``pieces``; lanes whose point lies outside their piece are marked unclean."""
+        for lane in range(w):
+            bx, by, bz, piece = region_kernel(xs[0, lane], xs[1, lane], xs[2, lane], params)
+            kappa = f[_KAPPA, lane]
+            sk_i[0, lane] = kappa * (us[1, lane] * bz - us[2, lane] * by)
+            sk_i[1, lane] = kappa * (us[2, lane] * bx - us[0, lane] * bz)
+            sk_i[2, lane] = kappa * (us[0, lane] * by - us[1, lane] * bx)
+            pieces[lane] = piece
+        for lane in range(w):
+            if pieces[lane] != n[_PIECE, lane]:
+                n[_CLEAN, lane] = 0
+
+    @njit_taking_kernels
+    def batch_step(params, tableau, f, n, su, sk, xs, x_new, w):
+        """One trial step of length f[_TRIAL] for each of the first w lanes: the new point into
+        x_new and su[n_stages] (direction), du/ds there into sk[n_stages], the error, clean flag
+        and new piece into f and n (3, W arrays; su, sk per stage)."""
+        a, b, e, e3, kind = tableau
+        n_stages = a.shape[0]
+        for c in range(3):
+            for lane in range(w):
+                su[0, c, lane] = f[_U + c, lane]
+                sk[0, c, lane] = f[_K + c, lane]
+        for lane in range(w):
+            n[_CLEAN, lane] = 1
+        for i in range(1, n_stages):
+            _stage_point(f, su, sk, a[i], i, xs, su[i], w)
+            derivatives(params, f, n, xs, su[i], sk[i], n[_PIECE_NEW], w)
+        _stage_point(f, su, sk, b, n_stages, x_new, su[n_stages], w)
+        derivatives(params, f, n, x_new, su[n_stages], sk[n_stages], n[_PIECE_NEW], w)
+        _step_error(f, sk, e, e3, kind, n_stages, w)
+
+    @njit_taking_kernels
+    def trace_batch(
+        params,
+        tableau,
+        order,
+        position,
+        direction,
+        kappa,
+        first,
+        last,
+        r_max,
+        max_path,
+        tol,
+        min_step,
+        max_step,
+        fine,
+        out_x,
+        out_u,
+        out_s,
+        out_steps,
+        out_eval,
+    ):
+        """Trace the particles first ... last - 1 on LANES lanes; results into the out_* arrays."""
+        params = lane_params(params)
+        n_stages = tableau[0].shape[0]
+        f = np.zeros((_N_FLOAT, LANES))
+        n = np.zeros((_N_INT, LANES), dtype=np.int64)
+        su = np.zeros((n_stages + 1, 3, LANES))
+        sk = np.zeros((n_stages + 1, 3, LANES))
+        xs = np.zeros((3, LANES))
+        x_new = np.zeros((3, LANES))
+        next_particle = first
+        width = 0  # lanes 0 ... width - 1 hold particles; finished lanes are closed up
+        while width < LANES and next_particle < last:
+            _start(
+                scalar_kernel,
+                params,
+                f,
+                n,
+                width,
+                next_particle,
+                position,
+                direction,
+                kappa,
+                min_step,
+                max_step,
+            )
+            next_particle += 1
+            width += 1
+        while width > 0:
+            lane = 0
+            while lane < width:
+                if n[_BEGIN, lane] == 1:
+                    x = _lane_vector(f, _X, lane)
+                    inside = x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < r_max * r_max
+                    if inside and f[_S, lane] < max_path:
+                        _prepare(
+                            scalar_kernel,
+                            piece_kernel,
+                            params,
+                            f,
+                            n,
+                            lane,
+                            r_max,
+                            max_path,
+                            tol,
+                            max_step,
+                            fine,
+                        )
+                        continue
+                    i = n[_PARTICLE, lane]
+                    for c in range(3):
+                        out_x[i, c] = f[_X + c, lane]
+                        out_u[i, c] = f[_U + c, lane]
+                    out_s[i] = f[_S, lane]
+                    out_steps[i] = n[_N_STEPS, lane]
+                    out_eval[i] = n[_N_EVAL, lane]
+                    if next_particle < last:
+                        _start(
+                            scalar_kernel,
+                            params,
+                            f,
+                            n,
+                            lane,
+                            next_particle,
+                            position,
+                            direction,
+                            kappa,
+                            min_step,
+                            max_step,
+                        )
+                        next_particle += 1
+                    else:  # the last lane's particle moves here
+                        width -= 1
+                        f[:, lane] = f[:, width]
+                        n[:, lane] = n[:, width]
                     continue
-            if err <= tol or trial <= min_step:
+                h = min(max(f[_H, lane], min_step), f[_H_LIMIT, lane])
+                f[_H, lane] = h
+                f[_TRIAL, lane] = min(h, f[_TARGET, lane])
+                lane += 1
+            if width == 0:
                 break
-            h = trial * max(0.2, 0.9 * (tol / err) ** exponent)
-        if crossing:
-            ahead = trial
-            continue
-        dk = (k_new[0] - k[0], k_new[1] - k[1], k_new[2] - k[2])
-        u_new, norm = _unit(u_new)
-        x = x_new
-        u = u_new
-        k = (k_new[0] / norm, k_new[1] / norm, k_new[2] / norm)  # u x B is linear in u
-        dk_rate = _norm(dk) / max(trial, 1e-300) + k[0] * k[0] + k[1] * k[1] + k[2] * k[2]
-        piece = piece_new
-        s += trial
-        n_steps += 1
-        if ahead > 0.0:
-            ahead -= trial
-        if trial < target or target == h_limit:
-            h = trial * _step_factor(tol, err, exponent)
-        # else: stopped short of a crossing, the step size stays for after it
-    return x, u, s, n_steps, n_eval
+            batch_step(params, tableau, f, n, su, sk, xs, x_new, width)
+            for lane in range(width):
+                n[_N_EVAL, lane] += n_stages
+                _finish_step(
+                    piece_kernel,
+                    params,
+                    f,
+                    n,
+                    x_new,
+                    su[n_stages],
+                    sk[n_stages],
+                    lane,
+                    tol,
+                    min_step,
+                    order,
+                )
+
+    @njit_taking_kernels(parallel=True)
+    def trace(
+        params,
+        tableau,
+        order,
+        position,
+        direction,
+        kappa,
+        r_max,
+        max_path,
+        tol,
+        min_step,
+        max_step,
+        fine,
+        out_x,
+        out_u,
+        out_s,
+        out_steps,
+        out_eval,
+        chunk,
+    ):
+        n_particles = position.shape[0]
+        n_chunks = (n_particles + chunk - 1) // chunk
+        for c in prange(n_chunks):
+            trace_batch(
+                params,
+                tableau,
+                order,
+                position,
+                direction,
+                kappa,
+                c * chunk,
+                min(n_particles, (c + 1) * chunk),
+                r_max,
+                max_path,
+                tol,
+                min_step,
+                max_step,
+                fine,
+                out_x,
+                out_u,
+                out_s,
+                out_steps,
+                out_eval,
+            )
+
+    return trace
 
 
-@njit_taking_kernels(parallel=True)
 def trace_particles(
     kernel,
     piece_kernel,
@@ -547,38 +748,39 @@ def trace_particles(
     fine_regions,
     order,
 ):
-    """Trace N particles in parallel; results go to the ``out_*`` arrays (N, 3), (N, 3), (N,),
-    (N,), (N,).
+    """Trace N particles (numba's threads share them in chunks); results go to the ``out_*``
+    arrays (N, 3), (N, 3), (N,), (N,), (N,): final position (kpc), direction, path length (kpc),
+    accepted steps and crossings, field-model calls (every stage of every trial step, the
+    piece look-ups of the bisections).
 
     kernel: the field model's region kernel (:attr:`crsky.fields.FieldModel.piecewise_kernel`);
     piece_kernel: its piece index alone (:attr:`crsky.fields.FieldModel.piece_index_kernel`);
-    position_kpc, direction: (N, 3) float64 start states; kappa: (N,) float64 in 1/(kpc µG);
-    fine_regions: (M, 5) float64 (centre, radius, max_step in kpc) of the field model;
-    order: 5 (Dormand–Prince 5(4)), 3 (Bogacki–Shampine 3(2)) or 8 (Dormand–Prince 8(5,3)).
+    params: its float64 parameter vector; position_kpc, direction: (N, 3) float64 start states;
+    kappa: (N,) float64 in 1/(kpc µG); r_max, max_path, min_step, max_step in kpc; tol the local
+    error bound of the direction per step; fine_regions: (M, 5) float64 (centre, radius,
+    max_step in kpc) of the field model; order: 5 (Dormand–Prince 5(4)), 3 (Bogacki–Shampine
+    3(2)) or 8 (Dormand–Prince 8(5,3)). Each particle's track is independent of the others, of
+    the lanes and of the number of threads (same inputs, same bytes).
     """
-    for i in prange(position_kpc.shape[0]):
-        x0 = (position_kpc[i, 0], position_kpc[i, 1], position_kpc[i, 2])
-        u0 = (direction[i, 0], direction[i, 1], direction[i, 2])
-        first_step = min(max_step, max(min_step, 0.01 / max(abs(kappa[i]), 1e-300)))
-        x, u, path, n_steps, n_eval = _trace_one(
-            kernel,
-            piece_kernel,
-            params,
-            x0,
-            u0,
-            kappa[i],
-            r_max,
-            max_path,
-            tol,
-            min_step,
-            max_step,
-            first_step,
-            fine_regions,
-            order,
-        )
-        for c in range(3):
-            out_position_kpc[i, c] = x[c]
-            out_direction[i, c] = u[c]
-        out_path_kpc[i] = path
-        out_n_steps[i] = n_steps
-        out_n_evaluations[i] = n_eval
+    trace = lockstep_tracer(kernel, piece_kernel, params.size)
+    chunk = max(4 * LANES, -(-len(kappa) // (4 * get_num_threads())))
+    trace(
+        params,
+        TABLEAUS[order],
+        order,
+        position_kpc,
+        direction,
+        kappa,
+        r_max,
+        max_path,
+        tol,
+        min_step,
+        max_step,
+        fine_regions,
+        out_position_kpc,
+        out_direction,
+        out_path_kpc,
+        out_n_steps,
+        out_n_evaluations,
+        chunk,
+    )

@@ -44,7 +44,7 @@ def _evaluate(kernel, pos_kpc, params):
 def _one_piece(kernel: Callable) -> Callable:
     """``kernel`` as a region kernel of a smooth model: piece 0 everywhere."""
 
-    @njit_taking_kernels
+    @njit_taking_kernels(inline="always")
     def region_kernel(x_kpc, y_kpc, z_kpc, params):
         bx, by, bz = kernel(x_kpc, y_kpc, z_kpc, params)
         return bx, by, bz, 0
