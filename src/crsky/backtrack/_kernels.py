@@ -441,72 +441,94 @@ def _finish_step(piece_kernel, params, f, n, x_new, u_new, k_new, lane, tol, min
     n[_BEGIN, lane] = 1
 
 
-@njit_kernel
-def _stage_point(f, su, sk, a_row, i, xs, us, w):
-    """Position xs and direction us (3, W) of stage i: x + h sum_j a_ij u_j, u + h sum_j a_ij k_j
-    over the stages j < i (su, sk: their directions and du/ds), for the first w lanes."""
+def _weighted_sum(weights, stages, component, first=0, stop=None):
+    """Source of sum_j weights[j] * stages[j, component, lane] over the non-zero weights (j in
+    [first, stop)), left to right: the same rounding as accumulating from 0."""
+    stop = len(weights) if stop is None else stop
+    terms = [
+        f"{float(weights[j])!r} * {stages}[{j}, {component}, lane]"
+        for j in range(first, stop)
+        if weights[j] != 0.0
+    ]
+    return " + ".join(terms)
+
+
+def _combination_source(weights, stop, x_out, u_out):
+    """Source setting x_out, u_out to x + h sum_j w_j u_j, u + h sum_j w_j k_j over the stages
+    j < stop, for the first w lanes (one loop over lanes per component); x_out and u_out are
+    element templates with {c} for the component, e.g. "xs[{c}, lane]"."""
+    lines = []
     for c in range(3):
-        for lane in range(w):
-            xs[c, lane] = 0.0
-            us[c, lane] = 0.0
-        for j in range(i):
-            a = a_row[j]
-            if a != 0.0:
-                for lane in range(w):
-                    xs[c, lane] += a * su[j, c, lane]
-                    us[c, lane] += a * sk[j, c, lane]
-        for lane in range(w):
-            h = f[_TRIAL, lane]
-            xs[c, lane] = f[_X + c, lane] + h * xs[c, lane]
-            us[c, lane] = f[_U + c, lane] + h * us[c, lane]
+        x_sum = _weighted_sum(weights, "su", c, stop=stop)
+        u_sum = _weighted_sum(weights, "sk", c, stop=stop)
+        lines += [
+            "    for lane in range(w):",
+            f"        h = f[{_TRIAL}, lane]",
+            f"        {x_out.format(c=c)} = f[{_X + c}, lane] + h * ({x_sum})",
+            f"        {u_out.format(c=c)} = f[{_U + c}, lane] + h * ({u_sum})",
+        ]
+    return lines
 
 
-@njit_kernel
-def _weighted(sk, weights, stop, w):
-    """sum_j weights[j] sk[j] over the stages j < stop, (3, w)."""
-    out = np.zeros((3, w))
-    for j in range(stop):
-        c_j = weights[j]
-        if c_j != 0.0:
-            for c in range(3):
-                for lane in range(w):
-                    out[c, lane] += c_j * sk[j, c, lane]
-    return out
-
-
-@njit_kernel
-def _step_error(f, sk, e, e3, kind, n_stages, w):
-    """Local error estimate of the direction per lane into f[_ERR] (see the tableaus)."""
+def _error_source(e, e3, kind, n_stages):
+    """Source of the local error estimate of the direction per lane into f[_ERR]."""
+    lines = ["    for lane in range(w):", f"        h = f[{_TRIAL}, lane]"]
     if kind == _ERR_DOP853:
-        e5v = _weighted(sk, e, n_stages + 1, w)
-        e3v = _weighted(sk, e3, n_stages + 1, w)
-        for lane in range(w):
-            e5 = _norm((e5v[0, lane], e5v[1, lane], e5v[2, lane]))
-            e3n = _norm((e3v[0, lane], e3v[1, lane], e3v[2, lane]))
-            denominator = np.sqrt(e5 * e5 + 0.01 * e3n * e3n)
-            h = f[_TRIAL, lane]
-            f[_ERR, lane] = h * e5 * e5 / denominator if denominator > 0.0 else 0.0
-        return
-    last = n_stages if kind == _ERR_SPLIT else n_stages + 1
-    ev = _weighted(sk, e, last, w)
-    for lane in range(w):
-        h = f[_TRIAL, lane]
-        e0, e1, e2 = h * ev[0, lane], h * ev[1, lane], h * ev[2, lane]
+        for name, weights in (("e5", e), ("e3", e3)):
+            for c in range(3):
+                lines.append(f"        {name}{c} = {_weighted_sum(weights, 'sk', c)}")
+            squares = " + ".join(f"{name}{c} * {name}{c}" for c in range(3))
+            lines.append(f"        {name} = np.sqrt({squares})")
+        lines += [
+            "        denominator = np.sqrt(e5 * e5 + 0.01 * e3 * e3)",
+            f"        f[{_ERR}, lane] = h * e5 * e5 / denominator if denominator > 0.0 else 0.0",
+        ]
+        return lines
+    stop = n_stages if kind == _ERR_SPLIT else n_stages + 1
+    for c in range(3):
+        lines.append(f"        e{c} = h * ({_weighted_sum(e, 'sk', c, stop=stop)})")
         if kind == _ERR_SPLIT:
-            c_last = e[n_stages]
-            e0 += h * (c_last * sk[n_stages, 0, lane])
-            e1 += h * (c_last * sk[n_stages, 1, lane])
-            e2 += h * (c_last * sk[n_stages, 2, lane])
-        f[_ERR, lane] = _norm((e0, e1, e2))
+            lines.append(f"        e{c} += h * ({_weighted_sum(e, 'sk', c, first=stop)})")
+    lines.append(f"        f[{_ERR}, lane] = np.sqrt(e0 * e0 + e1 * e1 + e2 * e2)")
+    return lines
+
+
+def _step_source(tableau):
+    """Source of ``batch_step(params, f, n, su, sk, xs, x_new, w)`` for one Runge–Kutta pair: a
+    trial step of length f[_TRIAL] for each of the first w lanes, with the tableau's non-zero
+    coefficients written out (so that each stage is one vectorisable loop per component).
+    Writes the stages into su, sk (directions, du/ds), the new point into x_new and su[-1],
+    du/ds there into sk[-1], and the error, clean flag and new piece into f and n."""
+    a, b, e, e3, kind = tableau
+    n_stages = a.shape[0]
+    lines = [
+        "def batch_step(params, f, n, su, sk, xs, x_new, w):",
+        "    for c in range(3):",
+        "        for lane in range(w):",
+        f"            su[0, c, lane] = f[{_U} + c, lane]",
+        f"            sk[0, c, lane] = f[{_K} + c, lane]",
+        "    for lane in range(w):",
+        f"        n[{_CLEAN}, lane] = 1",
+    ]
+    for i in range(1, n_stages):
+        lines += _combination_source(a[i], i, "xs[{c}, lane]", f"su[{i}, {{c}}, lane]")
+        lines.append(f"    derivatives(params, f, n, xs, su[{i}], sk[{i}], n[{_PIECE_NEW}], w)")
+    lines += _combination_source(b, n_stages, "x_new[{c}, lane]", f"su[{n_stages}, {{c}}, lane]")
+    lines.append(
+        f"    derivatives(params, f, n, x_new, su[{n_stages}], sk[{n_stages}], n[{_PIECE_NEW}], w)"
+    )
+    lines += _error_source(e, e3, kind, n_stages)
+    return "\n".join(lines) + "\n"
 
 
 @cache
-def lockstep_tracer(region_kernel, piece_kernel, n_params):
-    """Compiled :func:`trace_particles` for one field model: ``region_kernel`` (field and piece
-    index, :attr:`crsky.fields.FieldModel.piecewise_kernel`) is inlined into the loop over lanes,
-    ``piece_kernel`` answers the bisections. A parameter vector of at most
-    ``_MAX_TUPLE_PARAMS`` values (``n_params``) reaches the kernels as a tuple of constants, so
-    the loop over lanes can be vectorised; a longer one (turbulence) stays an array."""
+def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
+    """Compiled :func:`trace_particles` for one field model and Runge–Kutta pair (``order``):
+    ``region_kernel`` (field and piece index, :attr:`crsky.fields.FieldModel.piecewise_kernel`)
+    is inlined into the loop over lanes, ``piece_kernel`` answers the bisections. A parameter
+    vector of at most ``_MAX_TUPLE_PARAMS`` values (``n_params``) reaches the kernels as a tuple
+    of constants, so the loop over lanes can be vectorised; a longer one (turbulence) stays an
+    array."""
 
     if n_params <= _MAX_TUPLE_PARAMS:
 
@@ -539,31 +561,14 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params):
             if pieces[lane] != n[_PIECE, lane]:
                 n[_CLEAN, lane] = 0
 
-    @njit_taking_kernels
-    def batch_step(params, tableau, f, n, su, sk, xs, x_new, w):
-        """One trial step of length f[_TRIAL] for each of the first w lanes: the new point into
-        x_new and su[n_stages] (direction), du/ds there into sk[n_stages], the error, clean flag
-        and new piece into f and n (3, W arrays; su, sk per stage)."""
-        a, b, e, e3, kind = tableau
-        n_stages = a.shape[0]
-        for c in range(3):
-            for lane in range(w):
-                su[0, c, lane] = f[_U + c, lane]
-                sk[0, c, lane] = f[_K + c, lane]
-        for lane in range(w):
-            n[_CLEAN, lane] = 1
-        for i in range(1, n_stages):
-            _stage_point(f, su, sk, a[i], i, xs, su[i], w)
-            derivatives(params, f, n, xs, su[i], sk[i], n[_PIECE_NEW], w)
-        _stage_point(f, su, sk, b, n_stages, x_new, su[n_stages], w)
-        derivatives(params, f, n, x_new, su[n_stages], sk[n_stages], n[_PIECE_NEW], w)
-        _step_error(f, sk, e, e3, kind, n_stages, w)
+    n_stages = TABLEAUS[order][0].shape[0]
+    namespace = {"np": np, "derivatives": derivatives}
+    exec(_step_source(TABLEAUS[order]), namespace)
+    batch_step = njit_taking_kernels(namespace["batch_step"])
 
     @njit_taking_kernels
     def trace_batch(
         params,
-        tableau,
-        order,
         position,
         direction,
         kappa,
@@ -583,7 +588,6 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params):
     ):
         """Trace the particles first ... last - 1 on LANES lanes; results into the out_* arrays."""
         params = lane_params(params)
-        n_stages = tableau[0].shape[0]
         f = np.zeros((_N_FLOAT, LANES))
         n = np.zeros((_N_INT, LANES), dtype=np.int64)
         su = np.zeros((n_stages + 1, 3, LANES))
@@ -662,7 +666,7 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params):
                 lane += 1
             if width == 0:
                 break
-            batch_step(params, tableau, f, n, su, sk, xs, x_new, width)
+            batch_step(params, f, n, su, sk, xs, x_new, width)
             for lane in range(width):
                 n[_N_EVAL, lane] += n_stages
                 _finish_step(
@@ -682,8 +686,6 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params):
     @njit_taking_kernels(parallel=True)
     def trace(
         params,
-        tableau,
-        order,
         position,
         direction,
         kappa,
@@ -705,8 +707,6 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params):
         for c in prange(n_chunks):
             trace_batch(
                 params,
-                tableau,
-                order,
                 position,
                 direction,
                 kappa,
@@ -762,12 +762,10 @@ def trace_particles(
     3(2)) or 8 (Dormand–Prince 8(5,3)). Each particle's track is independent of the others, of
     the lanes and of the number of threads (same inputs, same bytes).
     """
-    trace = lockstep_tracer(kernel, piece_kernel, params.size)
+    trace = lockstep_tracer(kernel, piece_kernel, params.size, order)
     chunk = max(4 * LANES, -(-len(kappa) // (4 * get_num_threads())))
     trace(
         params,
-        TABLEAUS[order],
-        order,
         position_kpc,
         direction,
         kappa,
