@@ -24,8 +24,8 @@ REFERENCE = Path(__file__).parents[1] / "data" / "uf23_field_500.npz"
 
 # The same model in float64 on both sides, crsky's written with fewer transcendental calls
 # (one cos/sin for the three spiral modes, the a -> infinity limit of the poloidal halo in closed
-# form): they differ by rounding only (observed <= 4.5e-15 µG absolute, 1e-11 relative on
-# components above 1e-6 µG). Components that are a
+# form; its own exp/log/sincos/atan2, crsky._vectormath): they differ by rounding only (observed
+# <= 6.7e-15 µG absolute, 7e-12 relative on components above 1e-6 µG). Components that are a
 # difference of nearly equal terms (1 - logistic far outside a transition) are ~1e-16 µG with
 # rounding-level absolute differences, hence ATOL. No point lies within a few pc of a branch.
 RTOL = 1e-9

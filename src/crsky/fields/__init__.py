@@ -15,7 +15,7 @@ from functools import cache
 import numpy as np
 from numba import prange
 
-from crsky._numba import njit_taking_kernels
+from crsky._numba import njit_kernel, njit_taking_kernels
 from crsky.errors import ConfigError
 
 __all__ = [
@@ -38,6 +38,16 @@ def _evaluate(kernel, pos_kpc, params):
         b_ugauss[i, 1] = by
         b_ugauss[i, 2] = bz
     return b_ugauss
+
+
+@njit_kernel(inline="always")
+def model_switch(params, index, mode):
+    """A model's 0/1 switch: on if ``mode`` is 1, off if 0, ``params[index] != 0`` if -1.
+
+    Kernels built per switch combination pass 0 or 1 (closure constants: the compiled kernel
+    holds only the code the model uses, without branches, so loops over it vectorise); the
+    generic kernels pass -1 and read the switch from the parameter vector."""
+    return params[index] != 0.0 if mode < 0 else mode == 1
 
 
 @cache

@@ -12,20 +12,25 @@ Frame (DESIGN.md section 3): Galactocentric Cartesian, kpc, x from the Sun to th
 z to Galactic North, Earth at (-8.5, 0, 0) kpc; azimuth phi = atan2(y, x). B in microgauss.
 
 All model numbers live in a float64 vector (see :func:`jf12_params`) read by the compiled
-:func:`jf12_kernel`, so variants of the model need no recompilation.
+kernels (:func:`jf12_kernels`: one per combination of components, and generic ones that read the
+component switches from the vector), so other parameter values need no recompilation.
 """
 
 from collections.abc import Iterable
+from functools import cache
 
 import numpy as np
 
+from crsky import _vectormath as vm
 from crsky._numba import njit_kernel
+from crsky.fields import model_switch
 
 __all__ = [
     "JF12_COMPONENTS",
     "jf12_arm_index",
     "jf12_field",
     "jf12_kernel",
+    "jf12_kernels",
     "jf12_params",
     "jf12_piece",
     "jf12_region_kernel",
@@ -119,174 +124,162 @@ def jf12_params(disk: bool = True, toroidal_halo: bool = True, x_field: bool = T
     return p
 
 
-@njit_kernel
+@njit_kernel(inline="always")
 def jf12_arm_index(x_kpc, y_kpc, r, params):
     """Spiral arm region 0 ... 7 of JF12 at in-plane radius r >= 5 kpc (8: beyond the last arm).
 
     The radius r_{-x} at which the logarithmic spiral through the point crosses the -x axis
     (phi = pi), brought inside the outermost arm by whole turns (each multiplies it by
-    exp(-2 pi tan i)), is compared with the 8 arm edges there.
+    exp(-2 pi tan i)), is compared with the 8 arm edges there. Branch-free (selects).
     """
-    r_negx = r * np.exp((np.pi - np.arctan2(y_kpc, x_kpc)) * params[_TAN_PITCH])
+    r_negx = r * vm.exp((np.pi - vm.atan2(y_kpc, x_kpc)) * params[_TAN_PITCH])
     r_outer = params[_R_ARMS + 7]
-    if r_negx > r_outer:
-        r_negx *= params[_EXP_M2PI_TAN]
-        if r_negx > r_outer:
-            r_negx *= params[_EXP_M2PI_TAN]
-    k = 0  # number of arm edges at or inside r_{-x} (branch-free count)
+    r_negx = r_negx * params[_EXP_M2PI_TAN] if r_negx > r_outer else r_negx
+    r_negx = r_negx * params[_EXP_M2PI_TAN] if r_negx > r_outer else r_negx
+    k = 0  # number of arm edges at or inside r_{-x}
     for i in range(8):
         k += r_negx >= params[_R_ARMS + i]
     return k
 
 
-@njit_kernel
-def _disk_piece(x_kpc, y_kpc, r, params):
-    """Disk piece at in-plane radius r (kpc): 0 none (inside r_min or disk off), 1 the molecular
-    ring, 2 + k spiral arm region k (k = 8: beyond the last arm)."""
-    if params[_ON_DISK] == 0.0 or r <= params[_R_DISK_MIN]:
-        return 0
-    if r < params[_R_RING_MAX]:
-        return 1
-    return 2 + jf12_arm_index(x_kpc, y_kpc, r, params)
+@njit_kernel(inline="always")
+def _arm_strength(k, params):
+    """B of arm region k at r = R_REF (µG); 0 for k = 8 (beyond the last arm). Selects over
+    constant indices (a loop over lanes cannot index the parameters by a per-lane k)."""
+    b = 0.0
+    for i in range(8):
+        b = params[_B_ARMS + i] if k == i else b
+    return b
 
 
-@njit_kernel
-def _inside_x_elbow(r, abs_z, params):
-    """Whether the X-field is on and (r, |z|) lies inside its elbow r_c(z) = r_xc + |z| cot."""
-    return params[_ON_X] != 0.0 and r < params[_R_XC] + abs_z * params[_COT_THETA_X0]
-
-
-@njit_kernel
-def jf12_piece(x_kpc, y_kpc, z_kpc, params):
-    """The piece index :func:`jf12_region_kernel` returns, without the field (no exponentials
-    but the arm index's): what the tracer's bisections onto a surface need."""
+@njit_kernel(inline="always")
+def _pieces(x_kpc, y_kpc, z_kpc, params, on_disk, on_x):
+    """(disk piece, inner sphere, inside the X-field's elbow, piece index) at a point; switches
+    as to :func:`crsky.fields.model_switch`. Disk piece: 0 none (r <= 3 kpc or disk off), 1 the
+    molecular ring, 2 + k spiral arm region k (k = 8: beyond the last arm). Piece index: -1 at
+    d >= 20 kpc; disk piece + 16 at d <= 1 kpc; else disk piece + 32 for z >= 0 + 64 inside
+    the elbow r < r_c(z) = r_xc + |z| cot Theta_X^0 (X-field on)."""
     r2 = x_kpc * x_kpc + y_kpc * y_kpc
     d2 = r2 + z_kpc * z_kpc
-    if d2 >= params[_D2_MAX]:
-        return -1
     r = np.sqrt(r2)
-    region = _disk_piece(x_kpc, y_kpc, r, params)
-    if d2 <= params[_D2_MIN]:
-        return region + 16
-    if z_kpc >= 0.0:
-        region += 32
-    if _inside_x_elbow(r, abs(z_kpc), params):
-        region += 64
-    return region
+    arms = 2 + jf12_arm_index(x_kpc, y_kpc, r, params)
+    disk = 1 if r < params[_R_RING_MAX] else arms
+    disk = 0 if r <= params[_R_DISK_MIN] else disk
+    disk = disk if model_switch(params, _ON_DISK, on_disk) else 0
+    inner = d2 <= params[_D2_MIN]
+    in_elbow = r < params[_R_XC] + abs(z_kpc) * params[_COT_THETA_X0]
+    in_elbow = in_elbow if model_switch(params, _ON_X, on_x) else False
+    piece = disk + (32 if z_kpc >= 0.0 else 0) + (64 if in_elbow else 0)
+    piece = disk + 16 if inner else piece
+    piece = -1 if d2 >= params[_D2_MAX] else piece
+    return disk, inner, in_elbow, piece
 
 
-@njit_kernel
-def jf12_region_kernel(x_kpc, y_kpc, z_kpc, params):
-    """JF12 regular field (bx, by, bz) in µG at one Galactocentric position (kpc) and the index of
-    the piece of the model it lies in (int): the field is smooth within a piece and may jump
-    between pieces (arm and ring edges, r = 3 kpc, the 1 and 20 kpc spheres, the X-field's elbow,
-    the plane z = 0 where the toroidal halo and the X-field change sign). The tracer steps onto
-    these surfaces instead of across them (:mod:`crsky.backtrack._kernels`).
-
-    ``params`` comes from :func:`jf12_params`. Allocation-free; callable from other numba code.
-    On the z axis (r = 0) the azimuthal unit vector is taken at phi = 0 (as atan2(0, 0) = 0 does in
-    CRPropa); in the plane z = 0 the inner X-field is vertical (CRPropa's convention).
-    """
-    z2 = z_kpc * z_kpc
-    r2 = x_kpc * x_kpc + y_kpc * y_kpc
-    d2 = r2 + z2
-    bx = 0.0
-    by = 0.0
-    bz = 0.0
-    if d2 >= params[_D2_MAX]:
-        return bx, by, bz, -1
-
-    r = np.sqrt(r2)
-    if r > 0.0:
-        cos_phi = x_kpc / r
-        sin_phi = y_kpc / r
-    else:
-        cos_phi = 1.0
-        sin_phi = 0.0
+@njit_kernel(inline="always")
+def _jf12_region(x_kpc, y_kpc, z_kpc, params, on_disk, on_halo, on_x):
+    """(bx, by, bz, piece) of the JF12 regular field with the component switches given as to
+    :func:`crsky.fields.model_switch`; see :func:`jf12_kernels`. Every branch is a select."""
+    disk, inner, in_elbow, piece = _pieces(x_kpc, y_kpc, z_kpc, params, on_disk, on_x)
+    r = np.sqrt(x_kpc * x_kpc + y_kpc * y_kpc)
+    on_axis = r == 0.0
+    r_pos = 1.0 if on_axis else r  # r where r > 0 is needed; unused on the axis
+    cos_phi = 1.0 if on_axis else x_kpc / r_pos
+    sin_phi = 0.0 if on_axis else y_kpc / r_pos
     abs_z = abs(z_kpc)
+    north = z_kpc >= 0.0
     # logistic transition L(z, h_disk, w_disk) of the paper: halo weight L, disk weight 1 - L
     # (both from one exponential, so neither loses digits to cancellation where it is small)
-    e_disk = np.exp(-(abs_z - params[_H_DISK]) * params[_TWO_OVER_W_DISK])
+    e_disk = vm.exp(-(abs_z - params[_H_DISK]) * params[_TWO_OVER_W_DISK])
     lf_disk = 1.0 / (1.0 + e_disk)
 
-    # disk: molecular ring and 8 logarithmic spiral arms, B ∝ 1/r in-plane
-    region = _disk_piece(x_kpc, y_kpc, r, params)
-    if region != 0:
-        scale = params[_R_REF] / r * (e_disk * lf_disk)  # (5 kpc / r) (1 - L)
-        if region == 1:
-            b = params[_B_RING] * scale
-            bx -= b * sin_phi
-            by += b * cos_phi
-        else:
-            k = region - 2
-            b = params[_B_ARMS + k] if k < 8 else 0.0
-            if b != 0.0:
-                b *= scale
-                sp = params[_SIN_PITCH]
-                cp = params[_COS_PITCH]
-                bx += b * (sp * cos_phi - cp * sin_phi)
-                by += b * (sp * sin_phi + cp * cos_phi)
+    # disk: molecular ring (azimuthal) and 8 logarithmic spiral arms, B ∝ 1/r in-plane
+    scale = params[_R_REF] / r_pos * (e_disk * lf_disk)  # (5 kpc / r) (1 - L)
+    b_ring = params[_B_RING] * scale if disk == 1 else 0.0
+    b_arm = _arm_strength(disk - 2, params) * scale if disk >= 2 else 0.0
+    sp = params[_SIN_PITCH]
+    cp = params[_COS_PITCH]
+    bx = b_arm * (sp * cos_phi - cp * sin_phi) - b_ring * sin_phi
+    by = b_arm * (sp * sin_phi + cp * cos_phi) + b_ring * cos_phi
 
-    if d2 <= params[_D2_MIN]:
-        return bx, by, bz, region + 16
-
-    if z_kpc >= 0.0:
-        region += 32
     # toroidal halo: azimuthal, separate north and south strengths and radii
-    if params[_ON_HALO] != 0.0:
-        if z_kpc >= 0.0:
-            b0 = params[_B_NORTH]
-            r0 = params[_R_NORTH]
-        else:
-            b0 = params[_B_SOUTH]
-            r0 = params[_R_SOUTH]
-        e_r = np.exp(-(r - r0) * params[_TWO_OVER_W_HALO])
-        b = b0 * (e_r / (1.0 + e_r)) * lf_disk * np.exp(-abs_z * params[_INV_Z0])  # 1 - L(r)
-        bx -= b * sin_phi
-        by += b * cos_phi
+    b0 = params[_B_NORTH] if north else params[_B_SOUTH]
+    r0 = params[_R_NORTH] if north else params[_R_SOUTH]
+    e_r = vm.exp(-(r - r0) * params[_TWO_OVER_W_HALO])
+    b = b0 * (e_r / (1.0 + e_r)) * lf_disk * vm.exp(-abs_z * params[_INV_Z0])  # 1 - L(r)
+    b = b if model_switch(params, _ON_HALO, on_halo) and not inner else 0.0
+    bx -= b * sin_phi
+    by += b * cos_phi
 
-    # X-field: poloidal, straight field lines in the (r, z) plane
-    # leaving the plane at footpoint r_p; fixed elevation Theta_X^0 outside the elbow r_c(z),
-    # elevation growing towards the axis inside it
-    if params[_ON_X] != 0.0:
-        r_xc = params[_R_XC]
-        cot0 = params[_COT_THETA_X0]
-        r_c = r_xc + abs_z * cot0
-        if _inside_x_elbow(r, abs_z, params):
-            region += 64
-            ratio = r_xc / r_c  # r_p / r
-            r_p = r * ratio
-            b = params[_B_X] * np.exp(-r_p * params[_INV_R_X]) * ratio * ratio
-            if z_kpc == 0.0:
-                sin_t = 1.0
-                cos_t = 0.0
-            else:
-                # tan(Theta_X) = |z| / (r - r_p) = r_c / (r cot Theta_X^0)
-                u = r * cot0
-                inv_len = 1.0 / np.sqrt(u * u + r_c * r_c)
-                sin_t = r_c * inv_len
-                cos_t = u * inv_len
-        else:
-            r_p = r - abs_z * cot0
-            b = params[_B_X] * np.exp(-r_p * params[_INV_R_X]) * (r_p / r)
-            sin_t = params[_SIN_THETA_X0]
-            cos_t = params[_COS_THETA_X0]
-        b_r = b * cos_t
-        if z_kpc < 0.0:
-            b_r = -b_r
-        bx += b_r * cos_phi
-        by += b_r * sin_phi
-        bz += b * sin_t
+    # X-field: poloidal, straight field lines in the (r, z) plane leaving the plane at footpoint
+    # r_p; fixed elevation Theta_X^0 outside the elbow r_c(z), growing towards the axis inside
+    r_xc = params[_R_XC]
+    cot0 = params[_COT_THETA_X0]
+    r_c = r_xc + abs_z * cot0
+    ratio = r_xc / r_c  # inside: r_p / r
+    r_p = r * ratio if in_elbow else r - abs_z * cot0
+    shape = ratio * ratio if in_elbow else r_p / r_pos
+    b = params[_B_X] * vm.exp(-r_p * params[_INV_R_X]) * shape
+    # inside: tan(Theta_X) = |z| / (r - r_p) = r_c / (r cot Theta_X^0); vertical at z = 0
+    u = r * cot0
+    inv_len = 1.0 / np.sqrt(u * u + r_c * r_c)
+    in_plane = z_kpc == 0.0
+    sin_t = (1.0 if in_plane else r_c * inv_len) if in_elbow else params[_SIN_THETA_X0]
+    cos_t = (0.0 if in_plane else u * inv_len) if in_elbow else params[_COS_THETA_X0]
+    b = b if model_switch(params, _ON_X, on_x) and not inner else 0.0
+    b_r = b * cos_t if north else -(b * cos_t)
+    bx += b_r * cos_phi
+    by += b_r * sin_phi
+    bz = b * sin_t
 
-    return bx, by, bz, region
+    outside = piece < 0
+    return (0.0 if outside else bx), (0.0 if outside else by), (0.0 if outside else bz), piece
 
 
-@njit_kernel
-def jf12_kernel(x_kpc, y_kpc, z_kpc, params):
-    """JF12 regular field (bx, by, bz) in µG at one Galactocentric position (kpc); see
-    :func:`jf12_region_kernel`."""
-    bx, by, bz, _ = jf12_region_kernel(x_kpc, y_kpc, z_kpc, params)
-    return bx, by, bz
+@cache
+def _build_kernels(on_disk: int, on_halo: int, on_x: int):
+    """(kernel, region_kernel, piece_kernel) of the JF12 regular field with the component
+    switches fixed at compile time (1 on, 0 off) or read from the parameter vector (-1)."""
+
+    @njit_kernel(inline="always")
+    def region_kernel(x_kpc, y_kpc, z_kpc, params):
+        return _jf12_region(x_kpc, y_kpc, z_kpc, params, on_disk, on_halo, on_x)
+
+    @njit_kernel(inline="always")
+    def kernel(x_kpc, y_kpc, z_kpc, params):
+        bx, by, bz, _ = _jf12_region(x_kpc, y_kpc, z_kpc, params, on_disk, on_halo, on_x)
+        return bx, by, bz
+
+    @njit_kernel(inline="always")
+    def piece_kernel(x_kpc, y_kpc, z_kpc, params):
+        return _pieces(x_kpc, y_kpc, z_kpc, params, on_disk, on_x)[3]
+
+    return kernel, region_kernel, piece_kernel
+
+
+def jf12_kernels(disk: bool | None = None, toroidal_halo: bool | None = None, x_field=None):
+    """(kernel, region_kernel, piece_kernel) of the JF12 regular field with the given components
+    compiled in, or for ``None`` (all three) the generic kernels that read the component switches
+    from ``params`` (:data:`jf12_kernel`, :data:`jf12_region_kernel`, :data:`jf12_piece`).
+
+    kernel: ``(x_kpc, y_kpc, z_kpc, params) -> (bx, by, bz)`` in µG at one Galactocentric
+    position, ``params`` from :func:`jf12_params` (float64 array or tuple). region_kernel: the
+    same and the index of the piece of the model the point lies in (int): the field is smooth
+    within a piece and may jump between pieces (arm and ring edges, r = 3 kpc, the 1 and 20 kpc
+    spheres, the X-field's elbow, the plane z = 0 where the toroidal halo and the X-field change
+    sign); the tracer steps onto these surfaces instead of across them. piece_kernel: the index
+    alone (no exponentials but the arm index's), for the tracer's bisections. On the z axis
+    (r = 0) the azimuthal unit vector is taken at phi = 0 (as atan2(0, 0) = 0 does in CRPropa);
+    in the plane z = 0 the inner X-field is vertical (CRPropa's convention). All three are
+    ``inline="always"`` and branch-free: a loop calling them as a global or closure variable
+    vectorises with tuple params.
+    """
+    switches = (disk, toroidal_halo, x_field)
+    if all(s is None for s in switches):
+        return _build_kernels(-1, -1, -1)
+    return _build_kernels(*(int(bool(s)) for s in switches))
+
+
+jf12_kernel, jf12_region_kernel, jf12_piece = jf12_kernels()
 
 
 def jf12_field(components: Iterable[str] = JF12_COMPONENTS, turbulence=None, striated=None):
@@ -330,8 +323,7 @@ def jf12_field(components: Iterable[str] = JF12_COMPONENTS, turbulence=None, str
         "random parts: ApJ 761, L11, arXiv:1210.7820), as in CRPropa 3.2 JF12Field; "
         f"components: {', '.join(chosen)}"
     )
-    kernel = jf12_kernel
-    region_kernel = jf12_region_kernel
+    kernel, region_kernel, piece_kernel = jf12_kernels(*(c in chosen for c in JF12_COMPONENTS))
     if turbulence not in (None, False) or striated not in (None, False):
         from dataclasses import asdict
 
@@ -367,5 +359,5 @@ def jf12_field(components: Iterable[str] = JF12_COMPONENTS, turbulence=None, str
         options=options,
         integrator="bs3",  # field jumps at arm and region edges
         region_kernel=region_kernel,
-        piece_kernel=jf12_piece,  # the random parts add no pieces
+        piece_kernel=piece_kernel,  # the random parts add no pieces
     )

@@ -15,21 +15,28 @@ The UF23 paper puts the Sun at 8.2 kpc; like CRPropa, crsky keeps the model's co
 are (the spur's reference radius stays 8.2 kpc) and places the observer at (-8.5, 0, 0) kpc.
 B in microgauss.
 
-Every model is one float64 parameter vector (:func:`uf23_params`) read by one compiled kernel
-(:func:`uf23_kernel`); switches in the vector select the disk (spiral / spur), the halo
-(toroidal + poloidal / twisted) and the poloidal radial profile (logistic / exponential, ``expX``).
+Every model is one float64 parameter vector (:func:`uf23_params`); switches in the vector select
+the disk (spiral / spur), the halo (toroidal + poloidal / twisted) and the poloidal radial profile
+(logistic / exponential, ``expX``). :func:`uf23_kernels` compiles one branch-free kernel per
+switch combination (the switches as compile-time constants, elementary functions from
+:mod:`crsky._vectormath`), so a loop over many points vectorises; :data:`uf23_kernel` reads the
+switches from the vector (any combination, one compilation).
 """
 
 import math
+from functools import cache
 
 import numpy as np
 
+from crsky import _vectormath as vm
 from crsky._numba import njit_kernel
+from crsky.fields import model_switch
 
 __all__ = [
     "UF23_VARIANTS",
     "uf23_field",
     "uf23_kernel",
+    "uf23_kernels",
     "uf23_params",
     "uf23_piece",
     "uf23_region_kernel",
@@ -171,7 +178,6 @@ _MODE_COS = 43  # cos(m phase_m), m = 1, 2, 3
 _MODE_SIN = 46  # sin(m phase_m)
 _N_PARAMS = 49
 
-_TINY = np.finfo(np.float64).tiny  # smallest normal float64: the reference code's r > 0 test
 _MAX_EXP_ARG = math.log(np.finfo(np.float64).max)  # exp() overflows beyond this
 
 
@@ -228,19 +234,23 @@ def uf23_params(variant: str = "base") -> np.ndarray:
     return p
 
 
-@njit_kernel
+@njit_kernel(inline="always")
 def _sigmoid(x, x0, w):
     """Logistic function 1 / (1 + exp(-(x - x0) / w))."""
-    return 1.0 / (1.0 + np.exp(-(x - x0) / w))
+    return 1.0 / (1.0 + vm.exp(-(x - x0) / w))
 
 
-@njit_kernel
+@njit_kernel(inline="always")
 def _angle_between(phi0, phi1):
-    """Angle in [0, pi] between the directions phi0 and phi1 (rad), as the UF23 code forms it."""
-    return np.arccos(np.cos(phi1) * np.cos(phi0) + np.sin(phi1) * np.sin(phi0))
+    """Angle in [0, pi] between the directions phi0 and phi1 (rad): |phi1 - phi0| wrapped to
+    [-pi, pi]. The reference code forms arccos(cos phi1 cos phi0 + sin phi1 sin phi0), the same
+    angle with an error up to 1e-8 rad near 0 (arccos's slope), which the spur's Gaussian in the
+    angle does not feel (its first derivative vanishes there)."""
+    turns, _ = vm.round_half_even((phi1 - phi0) * (0.5 / np.pi))
+    return abs((phi1 - phi0) - turns * (2.0 * np.pi))
 
 
-@njit_kernel
+@njit_kernel(inline="always")
 def _spiral_disk(r, cos_phi, sin_phi, h_z, params):
     """(B_r, B_phi) of the three-mode logarithmic spiral disk (eqs. 10-14) at r > 0.
 
@@ -248,18 +258,15 @@ def _spiral_disk(r, cos_phi, sin_phi, h_z, params):
     by the multiple-angle formulas (equal to the direct form to a few ulp). h_z: the disk's
     vertical profile 1 - logistic(|z|) at the point.
     """
-    # (1 - exp(-r²/kpc²)) / r, its series near the axis
-    rho = r  # r in units of 1 kpc
-    radial = (1.0 - np.exp(-rho * rho)) / r if rho > 1e-8 else r * (1.0 - rho * rho / 2.0)
+    # (1 - exp(-r²/kpc²)) / r, its series near the axis (r in units of 1 kpc)
+    radial = (1.0 - vm.exp(-r * r)) / r if r > 1e-8 else r * (1.0 - r * r / 2.0)
     g = (
         params[_R_REF]
         * radial
         * (1.0 - _sigmoid(r, params[_R_OUTER], params[_W_OUTER]))
         * _sigmoid(r, params[_R_INNER], params[_W_INNER])
     )
-    turn = np.log(r / params[_R_REF]) / params[_TAN_PITCH]
-    ct = np.cos(turn)
-    st = np.sin(turn)
+    st, ct = vm.sincos(vm.log(r / params[_R_REF]) / params[_TAN_PITCH])
     c1 = cos_phi * ct + sin_phi * st  # cos(phi0), phi0 = phi - turn
     s1 = sin_phi * ct - cos_phi * st
     c2 = 2.0 * c1 * c1 - 1.0
@@ -274,159 +281,192 @@ def _spiral_disk(r, cos_phi, sin_phi, h_z, params):
     return b * params[_SIN_PITCH], b * params[_COS_PITCH]
 
 
-@njit_kernel
+@njit_kernel(inline="always")
 def _spur_disk(r, phi, h_z, params):
-    """(B_r, B_phi) of the single local spur (model spur, eqs. 16-18) at r > 0; zero except on
-    the turn of the spiral through the reference radius that is nearest in r; h_z as in
-    :func:`_spiral_disk`."""
+    """(B_r, B_phi) of the single local spur (model spur, eqs. 16-18) at r > 0 and azimuth phi
+    (rad); zero except on the turn of the spiral through the reference radius that is nearest in
+    r (of the turns -1, 0, 1: the first one on a tie); h_z as in :func:`_spiral_disk`."""
     r_ref = params[_SPUR_R_REF]
     phi_ref = params[_DISK_PHASE]
     tan_p = params[_TAN_PITCH]
-    if phi < 0.0:
-        phi += 2.0 * np.pi
-    best = -2
-    best_distance = -1.0
-    for turn in range(-1, 2):
-        r_turn = r_ref * np.exp((phi - phi_ref + turn * 2.0 * np.pi) * tan_p)
-        if best_distance < 0.0 or abs(r - r_turn) < best_distance:
-            best_distance = abs(r - r_turn)
-            best = turn
-    if best != 0:
-        return 0.0, 0.0
-    phi0 = phi - np.log(r / r_ref) / tan_p
-    delta = _angle_between(phi_ref, phi0) / params[_SPUR_WIDTH]
-    b_spur = params[_DISK_B] * np.exp(-0.5 * delta * delta)
-    g_length = 1.0 - _sigmoid(
-        abs(_angle_between(params[_SPUR_CENTER], phi)), params[_SPUR_LENGTH], params[_SPUR_EDGE]
+    phi = phi + 2.0 * np.pi if phi < 0.0 else phi
+    r_turn = r_ref * vm.exp((phi - phi_ref) * tan_p)  # turn 0; turns -1 and 1 by exp(-+2 pi tan p)
+    distance = abs(r - r_turn)
+    nearest = (distance < abs(r - r_turn * vm.exp(-2.0 * np.pi * tan_p))) & (
+        abs(r - r_turn * vm.exp(2.0 * np.pi * tan_p)) >= distance
     )
-    b = r_ref / r * b_spur * h_z * g_length
+    phi0 = phi - vm.log(r / r_ref) / tan_p
+    delta = _angle_between(phi_ref, phi0) / params[_SPUR_WIDTH]
+    b_spur = params[_DISK_B] * vm.exp(-0.5 * delta * delta)
+    g_length = 1.0 - _sigmoid(
+        _angle_between(params[_SPUR_CENTER], phi), params[_SPUR_LENGTH], params[_SPUR_EDGE]
+    )
+    b = r_ref / r * b_spur * h_z * g_length if nearest else 0.0
     return b * params[_SIN_PITCH], b * params[_COS_PITCH]
 
 
-@njit_kernel
-def _poloidal_halo(r, z, params):
-    """(B_r, B_z) of the coasting poloidal halo (eqs. 28-38 for p = n).
+@njit_kernel(inline="always")
+def _poloidal_halo_infinite_a(r, z, params):
+    """(B_r, B_z) of the coasting poloidal halo for a -> infinity (eq. 38; every model but expX).
 
-    Field lines are labelled by their footpoint a in the plane. For a finite asymptote (expX) the
-    paper's rearrangement without the cancellation of sqrt(t0² + b) - t0 is used; for a -> infinity
-    (all other models) its limit: with q = (|z| / z_p)^p and D = 1 + q, a = r D^(-1/p),
-    B_z = B(a) D^(-2/p) and B_r = B(a) D^(-2/p) sign(z) r q / (|z| D).
+    Field lines are labelled by their footpoint a in the plane; with q = (|z| / z_p)^p and
+    D = 1 + q: a = r D^(-1/p), B_z = B(a) D^(-2/p) and B_r = B(a) D^(-2/p) sign(z) r q / (|z| D).
     """
+    abs_z = abs(z)
+    in_plane = abs_z == 0.0
+    abs_z_or_1 = 1.0 if in_plane else abs_z  # keeps the unused lane finite
+    q = vm.exp(params[_POL_P] * (vm.log(abs_z_or_1) - params[_POL_LOG_ZP]))
+    q = 0.0 if in_plane else q
+    d = 1.0 + q
+    shrink = vm.exp(-vm.log(d) * params[_POL_INV_P])  # D^(-1/p)
+    a = r * shrink
+    b_z = params[_POL_B] * (1.0 - _sigmoid(a, params[_POL_R], params[_POL_W])) * shrink * shrink
+    sign_z = -1.0 if z < 0.0 else 1.0
+    b_r = b_z * sign_z * r * q / (abs_z_or_1 * d)
+    return (0.0 if in_plane else b_r), b_z
+
+
+@njit_kernel(inline="always")
+def _pow(x, y):
+    """x^y for x >= 0 as exp(y ln x) (0^y = 0 for y > 0, nan for y = 0); relative error
+    ~ (1 + |y ln x|) 1e-16."""
+    return vm.exp(y * vm.log(x))
+
+
+@njit_kernel(inline="always")
+def _poloidal_halo_finite_a(r, z, params, exp_radial):
+    """(B_r, B_z) of the coasting poloidal halo for a finite asymptote a (eqs. 28-37, p = n): the
+    paper's rearrangement without the cancellation of sqrt(t0² + b) - t0. ``exp_radial``: the
+    radial profile exp(-a / r_p) (model expX) instead of 1 - logistic(a; r_p, w)."""
     power = params[_POL_P]
+    inv_p = params[_POL_INV_P]
     abs_z = abs(z)
     sign_z = -1.0 if z < 0.0 else 1.0
-    if params[_POL_FINITE_A] == 0.0:
-        q = np.exp(power * (np.log(abs_z) - params[_POL_LOG_ZP])) if abs_z > 0.0 else 0.0
-        d = 1.0 + q
-        shrink = np.exp(-np.log(d) * params[_POL_INV_P])  # D^(-1/p)
-        a = r * shrink
-        b_zz = params[_POL_B] * (1.0 - _sigmoid(a, params[_POL_R], params[_POL_W]))
-        b_z = b_zz * shrink * shrink
-        b_r = b_z * sign_z * r * q / (abs_z * d) if abs_z > 0.0 else 0.0
-        return b_r, b_z
     c = params[_POL_C]
     a0p = params[_POL_A0P]
-    rp = r**power
-    t0 = a0p + c * abs_z**power - rp
+    rp = _pow(r, power)
+    t0 = a0p + c * _pow(abs_z, power) - rp
     t1 = np.sqrt(t0 * t0 + 4.0 * a0p * rp)
     ap = 2.0 * a0p * rp / (t1 + t0)
-    a = ap ** params[_POL_INV_P] if ap > 0.0 else 0.0
-    if params[_EXP_RADIAL] != 0.0:
-        radial = np.exp(-a / params[_POL_R])
+    a = _pow(ap, inv_p)
+    if exp_radial:
+        radial = vm.exp(-a / params[_POL_R])
     else:
         radial = 1.0 - _sigmoid(a, params[_POL_R], params[_POL_W])
     b_zz = params[_POL_B] * radial
-    r_over_a = 1.0 / (2.0 * a0p / (t1 + t0)) ** params[_POL_INV_P]
-    b_r = b_zz * c * a / r_over_a * sign_z * abs_z ** (power - 1.0) / t1
-    b_z = b_zz * r_over_a ** (power - 2.0) * (ap + a0p) / t1
+    a_over_r = _pow(2.0 * a0p / (t1 + t0), inv_p)
+    b_r = b_zz * c * a * a_over_r * sign_z * _pow(abs_z, power - 1.0) / t1
+    b_z = b_zz * _pow(a_over_r, 2.0 - power) * (ap + a0p) / t1
     return b_r, b_z
 
 
-@njit_kernel
+@njit_kernel(inline="always")
 def _twist_azimuthal(r, z, b_r, b_z, params):
-    """B_phi of the poloidal halo twisted by differential rotation (model twistX, eqs. 43-47)."""
-    if params[_TWIST_T] == 0.0 or r == 0.0:
-        return 0.0
+    """B_phi of the poloidal halo twisted by differential rotation (model twistX, eqs. 43-47) at
+    r > 0."""
     v0 = params[_TWIST_V0]
     r0 = params[_TWIST_R0]
     z0 = params[_TWIST_Z0]
-    f_r = 1.0 - np.exp(-r / r0)
+    f_r = 1.0 - vm.exp(-r / r0)
     arg = 2.0 * abs(z) / z0
-    if arg > _MAX_EXP_ARG:
-        return 0.0
-    t0 = np.exp(arg)
+    t0 = vm.exp(arg)
     g_z = 2.0 / (1.0 + t0)
     sign_z = -1.0 if z < 0.0 else 1.0
     shear_z = -sign_z * v0 * f_r / z0 * t0 * g_z * g_z
     shear_r = v0 * ((1.0 - f_r) / r0 - f_r / r) * g_z
-    return (b_z * shear_z + b_r * shear_r) * params[_TWIST_T]
+    b_phi = (b_z * shear_z + b_r * shear_r) * params[_TWIST_T]
+    return 0.0 if arg > _MAX_EXP_ARG else b_phi  # t0 g_z² -> 0 (inf * 0 above)
 
 
-@njit_kernel
-def uf23_kernel(x_kpc, y_kpc, z_kpc, params):
-    """UF23 field (bx, by, bz) in µG at one Galactocentric position (kpc); see module docstring.
-
-    ``params`` comes from :func:`uf23_params`. Allocation-free; callable from other numba code.
-    On the z axis (r = 0) the disk field is zero and the azimuthal unit vector is taken at
-    phi = 0, as in the reference code (the toroidal halo is discontinuous there).
-    """
+@njit_kernel(inline="always")
+def _uf23_field(x_kpc, y_kpc, z_kpc, params, spur, twist, exp_radial, finite_a):
+    """UF23 (bx, by, bz) in µG with the model switches given as to
+    :func:`crsky.fields.model_switch` (see :func:`_build_kernels`)."""
     r2 = x_kpc * x_kpc + y_kpc * y_kpc
-    if r2 + z_kpc * z_kpc > params[_D2_MAX]:
-        return 0.0, 0.0, 0.0
+    outside = r2 + z_kpc * z_kpc > params[_D2_MAX]
+    on_axis = r2 == 0.0  # else r > 2e-162 (the reference code's r > 0 tests)
     r = np.sqrt(r2)
+    r_pos = 1.0 if on_axis else r  # r where r > 0 is needed; the result is replaced
+    cos_phi = 1.0 if on_axis else x_kpc / r_pos
+    sin_phi = 0.0 if on_axis else y_kpc / r_pos
     abs_z = abs(z_kpc)
     # the disk's vertical transition, also the toroidal halo's inner edge (one exp for both)
     above_disk = _sigmoid(abs_z, params[_DISK_H], params[_DISK_W])
-    if r > _TINY:
-        cos_phi = x_kpc / r
-        sin_phi = y_kpc / r
+    if model_switch(params, _SPUR, spur):
+        phi = vm.atan2(y_kpc, x_kpc)
+        b_r, b_phi = _spur_disk(r_pos, phi, 1.0 - above_disk, params)
     else:
-        cos_phi = 1.0
-        sin_phi = 0.0
-    b_r = 0.0
-    b_phi = 0.0
-    b_z = 0.0
-    if r2 != 0.0:
-        if params[_SPUR] != 0.0:
-            b_r, b_phi = _spur_disk(r, np.arctan2(y_kpc, x_kpc), 1.0 - above_disk, params)
-        else:
-            b_r, b_phi = _spiral_disk(r, cos_phi, sin_phi, 1.0 - above_disk, params)
-    pol_r, pol_z = _poloidal_halo(r, z_kpc, params)
-    if r < _TINY:
-        pol_r = 0.0
-    b_r += pol_r
-    b_z += pol_z
-    if params[_TWIST] != 0.0:
-        b_phi += _twist_azimuthal(r, z_kpc, pol_r, pol_z, params)
+        b_r, b_phi = _spiral_disk(r_pos, cos_phi, sin_phi, 1.0 - above_disk, params)
+    if model_switch(params, _POL_FINITE_A, finite_a):
+        exp_profile = model_switch(params, _EXP_RADIAL, exp_radial)
+        pol_r, pol_z = _poloidal_halo_finite_a(r, z_kpc, params, exp_profile)
+    else:
+        pol_r, pol_z = _poloidal_halo_infinite_a(r, z_kpc, params)
+    pol_r = 0.0 if on_axis else pol_r
+    b_r = pol_r if on_axis else b_r + pol_r
+    b_phi = 0.0 if on_axis else b_phi
+    if model_switch(params, _TWIST, twist):
+        twisted = _twist_azimuthal(r_pos, z_kpc, pol_r, pol_z, params)
+        b_phi += 0.0 if on_axis else twisted
     else:
         b0 = params[_TOR_BN] if z_kpc >= 0.0 else params[_TOR_BS]
         b_phi += (
             b0
             * (1.0 - _sigmoid(r, params[_TOR_R], params[_TOR_W]))
             * above_disk
-            * np.exp(-abs_z / params[_TOR_Z])
+            * vm.exp(-abs_z / params[_TOR_Z])
         )
-    return (
-        b_r * cos_phi - b_phi * sin_phi,
-        b_r * sin_phi + b_phi * cos_phi,
-        b_z,
-    )
+    bx = b_r * cos_phi - b_phi * sin_phi
+    by = b_r * sin_phi + b_phi * cos_phi
+    return (0.0 if outside else bx), (0.0 if outside else by), (0.0 if outside else pol_z)
 
 
-@njit_kernel
+@cache
+def _build_kernels(spur: int, twist: int, exp_radial: int, finite_a: int):
+    """(kernel, region_kernel) of UF23 with the model switches fixed at compile time (1 on, 0 off)
+    or read from the parameter vector (-1). A loop over points calling a fixed kernel holds only
+    that model's code, every branch a select: LLVM vectorises it (tuple or array params)."""
+
+    @njit_kernel(inline="always")
+    def kernel(x_kpc, y_kpc, z_kpc, params):
+        return _uf23_field(x_kpc, y_kpc, z_kpc, params, spur, twist, exp_radial, finite_a)
+
+    @njit_kernel(inline="always")
+    def region_kernel(x_kpc, y_kpc, z_kpc, params):
+        bx, by, bz = _uf23_field(x_kpc, y_kpc, z_kpc, params, spur, twist, exp_radial, finite_a)
+        return bx, by, bz, uf23_piece(x_kpc, y_kpc, z_kpc, params)
+
+    return kernel, region_kernel
+
+
+def uf23_kernels(variant: str | None = None):
+    """(kernel, region_kernel) for UF23 model ``variant`` (its switches compiled in; the kernels
+    read every other parameter from ``params``), or for ``None`` the generic pair that reads the
+    switches from ``params`` too (:data:`uf23_kernel`, :data:`uf23_region_kernel`).
+
+    kernel: ``(x_kpc, y_kpc, z_kpc, params) -> (bx, by, bz)`` in µG at one Galactocentric
+    position; ``params`` from :func:`uf23_params` as a float64 array or tuple. On the z axis
+    (r = 0) the disk field is zero and the azimuthal unit vector is taken at phi = 0, as in the
+    reference code (the toroidal halo is discontinuous there). region_kernel: ``(bx, by, bz,
+    piece)`` with the half space the point lies in (0: z >= 0, 1: z < 0): every model kinks on
+    the plane z = 0 (|z| in the disk's and the halos' vertical profiles; the poloidal halo's B_r
+    goes as sign(z) |z|^(p - 1) with p < 2 there) and the toroidal halo jumps there (B_N vs B_S,
+    a few 1e-3 µG), so the tracer steps onto the plane. Both are ``inline="always"``: a loop
+    calling them as a global or closure variable vectorises with tuple params.
+    """
+    if variant is None:
+        return _build_kernels(-1, -1, -1, -1)
+    p = uf23_params(variant)
+    return _build_kernels(*(int(p[i]) for i in (_SPUR, _TWIST, _EXP_RADIAL, _POL_FINITE_A)))
+
+
+@njit_kernel(inline="always")
 def uf23_piece(x_kpc, y_kpc, z_kpc, params):
-    """The half space a point lies in: 0 for z >= 0, 1 for z < 0 (:func:`uf23_region_kernel`)."""
+    """The half space a point lies in: 0 for z >= 0, 1 for z < 0 (:func:`uf23_kernels`)."""
     return 0 if z_kpc >= 0.0 else 1
 
 
-@njit_kernel
-def uf23_region_kernel(x_kpc, y_kpc, z_kpc, params):
-    """(bx, by, bz, piece): :func:`uf23_kernel` and the half space the point lies in (0: z >= 0,
-    1: z < 0). Every model kinks on the plane z = 0 (|z| in the disk's and the halos' vertical
-    profiles; the poloidal halo's B_r goes as sign(z) |z|^(p - 1) with p < 2 there) and the
-    toroidal halo jumps there (B_N vs B_S, a few 1e-3 µG), so the tracer steps onto the plane."""
-    bx, by, bz = uf23_kernel(x_kpc, y_kpc, z_kpc, params)
-    return bx, by, bz, uf23_piece(x_kpc, y_kpc, z_kpc, params)
+uf23_kernel, uf23_region_kernel = uf23_kernels()
 
 
 def uf23_field(variant: str = "base"):
@@ -443,15 +483,16 @@ def uf23_field(variant: str = "base"):
             f"field.options.variant: unknown UF23 model {variant!r}; "
             f"expected one of {list(UF23_VARIANTS)}"
         )
+    kernel, region_kernel = uf23_kernels(variant)
     return FieldModel(
         name="uf23",
-        kernel=uf23_kernel,
+        kernel=kernel,
         params=uf23_params(variant),
         description=(
             f"Unger & Farrar 2024 coherent Galactic magnetic field, model {variant} "
             "(ApJ 970, 95, arXiv:2311.12120), as in CRPropa 3.2 UF23Field; zero beyond 30 kpc"
         ),
         options={"variant": variant},
-        region_kernel=uf23_region_kernel,
+        region_kernel=region_kernel,
         piece_kernel=uf23_piece,
     )
