@@ -16,43 +16,40 @@ spiral's direction is undefined, the disk field is taken as zero (the halo field
 """
 
 import math
+from functools import cache
 
 import numpy as np
 
+from crsky import _vectormath as vm
 from crsky._numba import njit_kernel
 
-__all__ = ["PT11_DISKS", "pt11_field", "pt11_kernel", "pt11_params"]
+__all__ = ["PT11_DISKS", "pt11_field", "pt11_kernel", "pt11_kernel_for", "pt11_params"]
 
 PT11_DISKS = ("ass", "bss")
 
-_ON_DISK = 0  # 1 if the disk contributes
-_BISYMMETRIC = 1  # 1: BSS (field sign follows the cosine), 0: ASS (its absolute value)
-_ON_HALO = 2
-_R_SUN = 3  # kpc
-_R_C = 4  # disk strength constant inside this radius (kpc)
-_INV_Z0_DISK = 5  # 1 / disk scale height (1/kpc)
-_B0_DISK = 6  # µG
-_SIN_PITCH = 7
-_COS_PITCH = 8
-_COT_PITCH = 9
-_PHASE = 10  # Phi = cot(p) ln(1 + d / R_sun) - pi / 2 (rad)
-_COS_PHASE = 11
-_Z0_HALO = 12  # kpc
-_R0_HALO = 13
-_B_NORTH = 14  # µG
-_B_SOUTH = 15
-_Z1_INNER = 16  # halo half-width for |z| < z0 and beyond (kpc)
-_Z1_OUTER = 17
-_N_PARAMS = 18
+_R_SUN = 0  # kpc
+_R_C = 1  # disk strength constant inside this radius (kpc)
+_INV_Z0_DISK = 2  # 1 / disk scale height (1/kpc)
+_B0_DISK = 3  # µG
+_SIN_PITCH = 4
+_COS_PITCH = 5
+_COT_PITCH = 6
+_PHASE = 7  # Phi = cot(p) ln(1 + d / R_sun) - pi / 2 (rad)
+_COS_PHASE = 8
+_Z0_HALO = 9  # kpc
+_R0_HALO = 10
+_B_NORTH = 11  # µG
+_B_SOUTH = 12
+_Z1_INNER = 13  # halo half-width for |z| < z0 and beyond (kpc)
+_Z1_OUTER = 14
+_N_PARAMS = 15
 
 
-def pt11_params(disk: str = "ass", halo: bool = True) -> np.ndarray:
-    """Parameter vector of PT11 with the ``"ass"`` or ``"bss"`` disk (or ``None``: no disk) and,
-    if ``halo``, the halo field. Lengths in kpc, fields in µG, angles in radians."""
+def pt11_params(disk: str | None = "ass") -> np.ndarray:
+    """Parameter vector of PT11 with the ``"ass"`` or ``"bss"`` disk (pitch and southern halo
+    strength differ; ``None``: no disk, read as ASS). Which components contribute is compiled into
+    the kernel (:func:`pt11_kernel_for`). Lengths in kpc, fields in µG, angles in radians."""
     p = np.zeros(_N_PARAMS, dtype=np.float64)
-    p[_ON_DISK] = float(disk is not None)
-    p[_BISYMMETRIC] = float(disk == "bss")
-    p[_ON_HALO] = float(bool(halo))
     p[_R_SUN] = 8.5
     p[_R_C] = 5.0
     p[_INV_Z0_DISK] = 1.0 / 1.0
@@ -73,47 +70,68 @@ def pt11_params(disk: str = "ass", halo: bool = True) -> np.ndarray:
     return p
 
 
-@njit_kernel
-def pt11_kernel(x_kpc, y_kpc, z_kpc, params):
-    """PT11 field (bx, by, bz) in µG at one Galactocentric position (kpc).
-
-    ``params`` comes from :func:`pt11_params`. Allocation-free; callable from other numba code.
-    """
+@njit_kernel(inline="always")
+def _pt11_field(x_kpc, y_kpc, z_kpc, params, disk, bisymmetric, halo):
+    """PT11 (bx, by, bz) in µG with the model switches fixed at compile time (see
+    :func:`pt11_kernel_for`); every branch in the field is a select."""
     r = np.sqrt(x_kpc * x_kpc + y_kpc * y_kpc)
+    on_axis = r == 0.0
+    r_pos = 1.0 if on_axis else r  # keeps the unused lane finite; its result is replaced
     abs_z = abs(z_kpc)
+    # the paper's clockwise azimuth theta = pi - phi, with the Sun on its +x axis
+    cos_theta = -x_kpc / r_pos
+    sin_theta = y_kpc / r_pos
     bx = 0.0
     by = 0.0
-    if r == 0.0:
-        return bx, by, 0.0
-    if params[_ON_DISK] != 0.0:
-        # the paper's clockwise azimuth theta = pi - phi, with the Sun on its +x axis
-        theta = np.pi - np.arctan2(y_kpc, x_kpc)
-        cos_theta = -x_kpc / r
-        sin_theta = y_kpc / r
-        sp = params[_SIN_PITCH]
-        cp = params[_COS_PITCH]
-        b = np.cos(theta - params[_COT_PITCH] * np.log(r / params[_R_SUN]) + params[_PHASE])
-        if params[_BISYMMETRIC] == 0.0:
-            b = abs(b)
+    if disk:
+        # cos(theta - cot(p) ln(r / R_sun) + Phi) by the angle-difference formula
+        sin_a, cos_a = vm.sincos(
+            params[_COT_PITCH] * vm.log(r_pos / params[_R_SUN]) - params[_PHASE]
+        )
+        b = cos_theta * cos_a + sin_theta * sin_a
+        b = b if bisymmetric else abs(b)
         b *= (
             params[_B0_DISK]
             * params[_R_SUN]
-            / max(r, params[_R_C])
+            / max(r_pos, params[_R_C])
             / params[_COS_PHASE]
-            * np.exp(-abs_z * params[_INV_Z0_DISK])
+            * vm.exp(-abs_z * params[_INV_Z0_DISK])
         )
         # (B_r, B_theta) = b (sin p, cos p) in the clockwise frame, turned into crsky's axes
+        sp = params[_SIN_PITCH]
+        cp = params[_COS_PITCH]
         bx -= b * (sp * cos_theta - cp * sin_theta)
         by -= b * (-sp * sin_theta - cp * cos_theta)
-    if params[_ON_HALO] != 0.0:
+    if halo:
         b0 = params[_B_NORTH] if z_kpc > 0.0 else -params[_B_SOUTH]
         z1 = params[_Z1_INNER] if abs_z < params[_Z0_HALO] else params[_Z1_OUTER]
         u = (abs_z - params[_Z0_HALO]) / z1
-        r_ratio = r / params[_R0_HALO]
-        b = b0 * r_ratio * np.exp(1.0 - r_ratio) / (1.0 + u * u)
-        bx -= b * y_kpc / r
-        by += b * x_kpc / r
-    return bx, by, 0.0
+        r_ratio = r_pos / params[_R0_HALO]
+        b = b0 * r_ratio * vm.exp(1.0 - r_ratio) / (1.0 + u * u)
+        bx -= b * sin_theta
+        by -= b * cos_theta
+    return (0.0 if on_axis else bx), (0.0 if on_axis else by), 0.0
+
+
+@cache
+def pt11_kernel_for(disk: str | None = "ass", halo: bool = True):
+    """The PT11 kernel ``(x_kpc, y_kpc, z_kpc, params) -> (bx, by, bz)`` in µG at one
+    Galactocentric position (kpc) with ``disk`` (``"ass"``, ``"bss"`` or ``None``) and ``halo``
+    compiled in; ``params`` from :func:`pt11_params` with the same options (a float64 array or
+    tuple). ``inline="always"`` and branch-free: a loop over points calling it as a global or
+    closure variable vectorises. Allocation-free; callable from other numba code."""
+    with_disk = disk is not None
+    bisymmetric = disk == "bss"
+    with_halo = bool(halo)
+
+    @njit_kernel(inline="always")
+    def kernel(x_kpc, y_kpc, z_kpc, params):
+        return _pt11_field(x_kpc, y_kpc, z_kpc, params, with_disk, bisymmetric, with_halo)
+
+    return kernel
+
+
+pt11_kernel = pt11_kernel_for()  # the default model: ASS disk and halo (CRPropa's PT11Field())
 
 
 def pt11_field(disk: str | None = "ass", halo: bool = True):
@@ -138,8 +156,8 @@ def pt11_field(disk: str | None = "ass", halo: bool = True):
     parts = ([f"{disk.upper()} disk"] if disk else []) + (["halo"] if halo else [])
     return FieldModel(
         name="pt11",
-        kernel=pt11_kernel,
-        params=pt11_params(disk, halo),
+        kernel=pt11_kernel_for(disk, halo),
+        params=pt11_params(disk),
         description=(
             "Pshirkov et al. 2011 Galactic magnetic field (ApJ 738, 192, arXiv:1103.0814), as in "
             f"CRPropa 3.2 PT11Field; {' + '.join(parts)}"
