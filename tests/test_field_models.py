@@ -1,14 +1,10 @@
 """UF23, PT11 and KST24: options, and invariants derived from the models' definitions
 (components, symmetries, zero-field regions, divergence where the model is solenoidal)."""
 
-import platform
-import re
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from crsky._numba import njit_kernel
 from crsky.errors import ConfigError
 from crsky.fields import FieldModel, available_fields, field_options, get_field
 from crsky.fields import kst24 as K
@@ -342,32 +338,3 @@ def test_piece_kernels_agree_with_the_region_kernels():
     )
     pt11 = get_field("pt11")
     assert pt11.piece_index_kernel(-8.5, 0.0, 0.3, pt11.params) == 0
-
-
-def _lockstep_batch(region_kernel):
-    """The tracer's lockstep field loop: ``region_kernel`` (a closure variable, so numba inlines
-    it) over the lanes of one batch, parameters as a tuple. Not cached: numba shows no assembly
-    of code loaded from its cache."""
-
-    @njit_kernel(cache=False)
-    def batch(xs, ys, zs, params, bx, by, bz, piece):
-        for i in range(xs.shape[0]):
-            bx[i], by[i], bz[i], piece[i] = region_kernel(xs[i], ys[i], zs[i], params)
-
-    return batch
-
-
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 assembly")
-@pytest.mark.parametrize("name, options", [("uf23", {"variant": "base"}), ("jf12", {})])
-def test_lockstep_batch_vectorises_and_matches_the_field(name, options):
-    field = get_field(name, **options)
-    pos = np.vstack([_points(61, seed=12), [[0.0, 0.0, 1.0], [-8.5, 0.0, 0.0], [25.0, 0.0, 0.0]]])
-    xs, ys, zs = (np.ascontiguousarray(pos[:, j]) for j in range(3))
-    b = np.empty((3, len(pos)))
-    piece = np.empty(len(pos), dtype=np.int64)
-    batch = _lockstep_batch(field.piecewise_kernel)
-    batch(xs, ys, zs, tuple(float(v) for v in field.params), b[0], b[1], b[2], piece)
-    assert np.array_equal(b.T, field(pos))  # bit for bit: the same operations, packed
-    assert list(piece) == [field.piece_index_kernel(*p, field.params) for p in pos]
-    asm = batch.inspect_asm(batch.signatures[0])
-    assert len(re.findall(r"\bv\w+pd\s+[^\n]*%[yz]mm", asm)) > 200, "the lane loop is scalar"

@@ -15,6 +15,8 @@ from crsky.fields import get_field
 CASES = [
     ("pt11", {}),
     ("pt11", {"disk": "bss"}),
+    ("uf23", {"variant": "base"}),
+    ("jf12", {}),
 ]
 
 
