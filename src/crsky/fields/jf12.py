@@ -22,7 +22,7 @@ from functools import cache
 import numpy as np
 
 from crsky import _vectormath as vm
-from crsky._numba import njit_kernel
+from crsky._numba import njit_kernel, njit_specialised
 from crsky.fields import model_switch
 
 __all__ = [
@@ -240,16 +240,18 @@ def _build_kernels(on_disk: int, on_halo: int, on_x: int):
     """(kernel, region_kernel, piece_kernel) of the JF12 regular field with the component
     switches fixed at compile time (1 on, 0 off) or read from the parameter vector (-1)."""
 
-    @njit_kernel(inline="always")
+    name = f"disk{on_disk}_halo{on_halo}_x{on_x}".replace("-1", "P")
+
+    @njit_specialised(f"region_kernel_{name}", inline="always")
     def region_kernel(x_kpc, y_kpc, z_kpc, params):
         return _jf12_region(x_kpc, y_kpc, z_kpc, params, on_disk, on_halo, on_x)
 
-    @njit_kernel(inline="always")
+    @njit_specialised(f"kernel_{name}", inline="always")
     def kernel(x_kpc, y_kpc, z_kpc, params):
         bx, by, bz, _ = _jf12_region(x_kpc, y_kpc, z_kpc, params, on_disk, on_halo, on_x)
         return bx, by, bz
 
-    @njit_kernel(inline="always")
+    @njit_specialised(f"piece_kernel_{name}", inline="always")
     def piece_kernel(x_kpc, y_kpc, z_kpc, params):
         return _pieces(x_kpc, y_kpc, z_kpc, params, on_disk, on_x)[3]
 

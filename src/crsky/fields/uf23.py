@@ -29,7 +29,7 @@ from functools import cache
 import numpy as np
 
 from crsky import _vectormath as vm
-from crsky._numba import njit_kernel
+from crsky._numba import njit_kernel, njit_specialised
 from crsky.fields import model_switch
 
 __all__ = [
@@ -427,11 +427,13 @@ def _build_kernels(spur: int, twist: int, exp_radial: int, finite_a: int):
     or read from the parameter vector (-1). A loop over points calling a fixed kernel holds only
     that model's code, every branch a select: LLVM vectorises it (tuple or array params)."""
 
-    @njit_kernel(inline="always")
+    name = f"spur{spur}_twist{twist}_exp{exp_radial}_finite{finite_a}".replace("-1", "P")
+
+    @njit_specialised(f"kernel_{name}", inline="always")
     def kernel(x_kpc, y_kpc, z_kpc, params):
         return _uf23_field(x_kpc, y_kpc, z_kpc, params, spur, twist, exp_radial, finite_a)
 
-    @njit_kernel(inline="always")
+    @njit_specialised(f"region_kernel_{name}", inline="always")
     def region_kernel(x_kpc, y_kpc, z_kpc, params):
         bx, by, bz = _uf23_field(x_kpc, y_kpc, z_kpc, params, spur, twist, exp_radial, finite_a)
         return bx, by, bz, uf23_piece(x_kpc, y_kpc, z_kpc, params)
