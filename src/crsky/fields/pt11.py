@@ -21,7 +21,7 @@ from functools import cache
 import numpy as np
 
 from crsky import _vectormath as vm
-from crsky._numba import njit_kernel
+from crsky._numba import njit_kernel, njit_specialised
 
 __all__ = ["PT11_DISKS", "pt11_field", "pt11_kernel", "pt11_kernel_for", "pt11_params"]
 
@@ -124,7 +124,8 @@ def pt11_kernel_for(disk: str | None = "ass", halo: bool = True):
     bisymmetric = disk == "bss"
     with_halo = bool(halo)
 
-    @njit_kernel(inline="always")
+    # its own cache files per combination (see crsky._numba.njit_specialised)
+    @njit_specialised(f"kernel_{disk}_halo{int(with_halo)}", inline="always")
     def kernel(x_kpc, y_kpc, z_kpc, params):
         return _pt11_field(x_kpc, y_kpc, z_kpc, params, with_disk, bisymmetric, with_halo)
 
