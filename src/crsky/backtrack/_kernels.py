@@ -308,12 +308,12 @@ _PIECE, _N_STEPS, _N_EVAL, _PARTICLE, _BEGIN, _PIECE_NEW, _CLEAN = range(7)
 _N_INT = 7
 
 
-@njit_kernel
+@njit_kernel(inline="always")
 def _lane_vector(f, row, lane):
     return (f[row, lane], f[row + 1, lane], f[row + 2, lane])
 
 
-@njit_kernel
+@njit_kernel(inline="always")
 def _set_lane_vector(f, row, lane, v):
     f[row, lane] = v[0]
     f[row + 1, lane] = v[1]
@@ -399,7 +399,7 @@ def _prepare(kernel, piece_kernel, params, f, n, lane, r_max, max_path, tol, max
     return True
 
 
-@njit_taking_kernels
+@njit_taking_kernels(inline="always")
 def _finish_step(piece_kernel, params, f, n, x_new, u_new, k_new, lane, tol, min_step, order):
     """After a trial step of ``lane``: accept it, retry shorter, or note a crossing ahead."""
     trial = f[_TRIAL, lane]
