@@ -266,7 +266,9 @@ def main() -> None:
     cases = []
     for name in args.fields:
         field = get_field(name, **FIELDS[name])
-        backtrack(isotropic(rng, 4), 1e19, field, threads=1)  # compile
+        warm_up = isotropic(rng, 4)
+        for integrator in ("dopri5", "bs3", "dop853"):  # the tracer compiles once per pair
+            backtrack(warm_up, 1e19, field, threads=1, integrator=integrator)
         for energy in args.energies_eev:
             rigidity = energy * 1e18
             directions = isotropic(rng, args.particles)

@@ -763,7 +763,10 @@ def trace_particles(
     the lanes and of the number of threads (same inputs, same bytes).
     """
     trace = lockstep_tracer(kernel, piece_kernel, params.size, order)
-    chunk = max(4 * LANES, -(-len(kappa) // (4 * get_num_threads())))
+    # one chunk per thread alone (each chunk ends with lanes idling for its slowest particles),
+    # four per thread where threads share the work
+    threads = get_num_threads()
+    chunk = max(4 * LANES, -(-len(kappa) // (1 if threads == 1 else 4 * threads)))
     trace(
         params,
         position_kpc,
