@@ -75,18 +75,24 @@ _LB_AMPL = 26  # 1 + R² / (2 R dR + dR²)
 _ARM_A = 27  # spiral scale a (kpc)
 _ARM_R_SCALE = 28  # arm length L = r / sin(p) is measured from r = 5 kpc for the widening
 _ARM_MAX_HALF = 29  # widened half-sizes are capped at 1.2 kpc
-_N_ARMS = 30
-_ARMS = 31  # per arm, _ARM_STRIDE values:
+_ARMS = 30  # _N_ARM_SLOTS arm slots of _ARM_STRIDE values each:
 _A_B, _A_TANP, _A_COSP, _A_SINP, _A_PHI0, _A_XSHIFT, _A_YSHIFT = range(7)
 _A_HALF_Z, _A_HALF_D, _A_EPS, _A_WIDEN, _A_RMIN, _A_RMAX, _A_ZMIN, _A_ZMAX = range(7, 15)
 _ARM_STRIDE = 15
+_N_ARM_SLOTS = 5  # the kernel evaluates every slot (written out in _arms); unused ones are empty
 
 
 def kst24_params(arms=tuple(KST24_ARMS)) -> np.ndarray:
     """Parameter vector of KST24 with the named spiral ``arms`` (default all five of
-    :data:`KST24_ARMS`). Lengths in kpc, fields in µG, angles in radians."""
+    :data:`KST24_ARMS`) in its first arm slots; an unused slot has zero strength and an empty z
+    range (no point lies in its tube). Lengths in kpc, fields in µG, angles in radians."""
+    if len(arms) > _N_ARM_SLOTS:
+        raise ValueError(f"KST24 has {_N_ARM_SLOTS} arm slots, got {len(arms)} arms")
     deg = math.pi / 180.0
-    p = np.zeros(_ARMS + _ARM_STRIDE * len(arms), dtype=np.float64)
+    p = np.zeros(_ARMS + _ARM_STRIDE * _N_ARM_SLOTS, dtype=np.float64)
+    for i in range(len(arms), _N_ARM_SLOTS):
+        p[_ARMS + i * _ARM_STRIDE + _A_ZMIN] = 1.0
+        p[_ARMS + i * _ARM_STRIDE + _A_ZMAX] = -1.0
     p[_N_TOR : _N_TOR + 5] = (-3.2, 1.185, 2.1, 1.0, 9.1)
     p[_S_TOR : _S_TOR + 5] = (3.2, -2.5, -1.22, 1.0, 14.0)
     tilt = 28.0 * deg
@@ -103,7 +109,6 @@ def kst24_params(arms=tuple(KST24_ARMS)) -> np.ndarray:
     )
     p[_LB_AMPL] = 1.0 + radius**2 / (2.0 * radius * shell + shell * shell)
     p[_ARM_A], p[_ARM_R_SCALE], p[_ARM_MAX_HALF] = 3.0, 5.0, 1.2
-    p[_N_ARMS] = len(arms)
     for i, name in enumerate(arms):
         b, pitch, phi0, xs, ys, half_z, half_d, eps, widen, rmin, rmax, zmin, zmax = KST24_ARMS[
             name
@@ -182,7 +187,7 @@ def _spiral_axis_point(r1, cos_phi, sin_phi, tan_p):
     return xi, yi, tx / norm, ty / norm
 
 
-@njit_kernel
+@njit_kernel(inline="always")
 def _arm(x, y, z, params, q):
     """(bx, by) of the spiral arm whose parameters start at params[q], and whether (x, y, z)
     lies in its tube."""
@@ -226,7 +231,23 @@ def _arm(x, y, z, params, q):
     return b * tx, b * ty, True
 
 
-@njit_kernel
+@njit_kernel(inline="always")
+def _arms(x, y, z, params):
+    """(bx, by, piece_bits): the summed field of the :data:`_N_ARM_SLOTS` arm slots (µG; an
+    unused slot contributes nothing) and bit 6 + i set where the point lies in slot i's tube.
+    Written out, not a loop over the slots, and :func:`_arm` inlined (numba IR), so that every
+    parameter index is a constant: a tuple of parameters (the tracer's lockstep loop) indexed by
+    a loop variable costs a switch per access."""
+    b0x, b0y, in0 = _arm(x, y, z, params, _ARMS)
+    b1x, b1y, in1 = _arm(x, y, z, params, _ARMS + _ARM_STRIDE)
+    b2x, b2y, in2 = _arm(x, y, z, params, _ARMS + 2 * _ARM_STRIDE)
+    b3x, b3y, in3 = _arm(x, y, z, params, _ARMS + 3 * _ARM_STRIDE)
+    b4x, b4y, in4 = _arm(x, y, z, params, _ARMS + 4 * _ARM_STRIDE)
+    bits = (in0 << 6) | (in1 << 7) | (in2 << 8) | (in3 << 9) | (in4 << 10)
+    return 0.0 + b0x + b1x + b2x + b3x + b4x, 0.0 + b0y + b1y + b2y + b3y + b4y, bits
+
+
+@njit_kernel(inline="always")
 def kst24_region_kernel(x_kpc, y_kpc, z_kpc, params):
     """KST24 field (bx, by, bz) in µG at one Galactocentric position (kpc) and the index of the
     piece of the model it lies in (int; bits: halo zone, z >= 0, toroidal slab, X-field, Local
@@ -245,15 +266,9 @@ def kst24_region_kernel(x_kpc, y_kpc, z_kpc, params):
     if distance < params[_LB_R] + params[_LB_DR]:
         bx, by, bz = _bubble_shell(distance, dx, dy, dz, params)
         return bx, by, bz, 16 + 32 * (distance >= params[_LB_R])
-    bx = 0.0
-    by = 0.0
-    for i in range(int(params[_N_ARMS])):
-        ax, ay, in_arm = _arm(x_kpc, y_kpc, z_kpc, params, _ARMS + i * _ARM_STRIDE)
-        bx += ax
-        by += ay
-        piece += in_arm << (6 + i)
+    bx, by, arm_bits = _arms(x_kpc, y_kpc, z_kpc, params)
     xx, xy, xz, in_x = _x_field(x_kpc, y_kpc, z_kpc, r, params)
-    return bx + xx, by + xy, xz, piece + 8 * in_x
+    return bx + xx, by + xy, xz, piece + arm_bits + 8 * in_x
 
 
 @njit_kernel
