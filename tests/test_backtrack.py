@@ -126,6 +126,20 @@ def test_deflection_shrinks_as_one_over_rigidity(rng):
     assert 0.5 < np.median(deflection[0]) < 10.0
 
 
+def test_each_track_is_independent_of_lanes_chunks_and_threads(rng):
+    # The tracer runs 32 particles side by side in chunks shared by threads: a particle's track
+    # must not depend on which particles share its lanes, nor on the number of threads.
+    d = random_unit_vectors(rng, 80)
+    full = backtrack(d, 3e18, field="jf12", threads=1)
+    order = rng.permutation(len(d))
+    shuffled = backtrack(d[order], 3e18, field="jf12", threads=2)
+    alone = backtrack(d[:3], 3e18, field="jf12", threads=1)
+    for got, expected in ((shuffled, order), (alone, np.arange(3))):
+        np.testing.assert_array_equal(got.edge_direction, full.edge_direction[expected])
+        np.testing.assert_array_equal(got.path_length_kpc, full.path_length_kpc[expected])
+        np.testing.assert_array_equal(got.n_steps, full.n_steps[expected])
+
+
 def test_trapped_particles_are_not_escaped():
     # 10^15 V in 10 µG: gyroradius 0.1 pc, it cannot leave a 1 kpc path budget
     field = get_field("uniform", b_ugauss=(0.0, 0.0, 10.0))
