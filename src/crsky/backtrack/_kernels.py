@@ -56,7 +56,7 @@ import numpy as np
 from numba import get_num_threads, prange
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
-from crsky._numba import njit_kernel, njit_taking_kernels
+from crsky._numba import njit_cached_by_content, njit_closure, njit_kernel
 
 __all__ = ["BOUNDARY_OVERSHOOT_KPC", "GYRO_KPC", "trace_particles"]
 
@@ -81,18 +81,6 @@ _B1, _B3, _B4, _B5, _B6 = 35 / 384, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84
 # error weights: 5th-order minus embedded 4th-order weights
 _E1, _E3, _E4 = 71 / 57600, -71 / 16695, 71 / 1920
 _E5, _E6, _E7 = -17253 / 339200, 22 / 525, -1 / 40
-
-
-@njit_taking_kernels
-def _derivative(kernel, params, kappa, x, u):
-    """(kappa * u x B(x), piece): derivative of the unit direction u (3-tuple) at x (3-tuple) in
-    1/kpc, and the field model's piece index at x."""
-    bx, by, bz, piece = kernel(x[0], x[1], x[2], params)
-    return (
-        kappa * (u[1] * bz - u[2] * by),
-        kappa * (u[2] * bx - u[0] * bz),
-        kappa * (u[0] * by - u[1] * bx),
-    ), piece
 
 
 @njit_kernel
@@ -150,26 +138,6 @@ def _taylor(x, u, k, s):
     )
 
 
-@njit_taking_kernels
-def _piece_at(piece_kernel, params, p):
-    return piece_kernel(p[0], p[1], p[2], params)
-
-
-@njit_taking_kernels
-def _bisect(piece_kernel, params, x, u, k, piece, lo, hi, bracket):
-    """Shrink [lo, hi] (path lengths on the Taylor path from x; lo in ``piece``, hi not) to at
-    most ``bracket`` long; returns (lo, hi, piece look-ups)."""
-    n = 0
-    while hi - lo > bracket:
-        mid = 0.5 * (lo + hi)
-        if _piece_at(piece_kernel, params, _taylor(x, u, k, mid)) == piece:
-            lo = mid
-        else:
-            hi = mid
-        n += 1
-    return lo, hi, n
-
-
 @njit_kernel
 def _distance_to_sphere(x, u, r_max):
     """Straight-line path (kpc) from x along u to the sphere |x| = r_max (0 if outside)."""
@@ -217,23 +185,6 @@ def _cross(kappa, u, b):
         kappa * (u[2] * b[0] - u[0] * b[2]),
         kappa * (u[0] * b[1] - u[1] * b[0]),
     )
-
-
-@njit_taking_kernels
-def _bridge(kernel, params, kappa, x, u, k, piece, lo, hi):
-    """Cross from x to the Taylor point at hi (kpc), where the path has left ``piece`` (it is still
-    in it at lo): du/ds is k up to lo and the far side's beyond. Returns (x, u, k, piece) there."""
-    x_far = _taylor(x, u, k, hi)
-    bx, by, bz, piece_far = kernel(x_far[0], x_far[1], x_far[2], params)
-    k_far = _cross(kappa, u, (bx, by, bz))
-    u_far, _ = _unit(
-        (
-            u[0] + lo * k[0] + (hi - lo) * k_far[0],
-            u[1] + lo * k[1] + (hi - lo) * k_far[1],
-            u[2] + lo * k[2] + (hi - lo) * k_far[2],
-        )
-    )
-    return x_far, u_far, _cross(kappa, u_far, (bx, by, bz)), piece_far
 
 
 # --- lockstep: W particles per batch, one SIMD loop per Runge–Kutta stage -----------------------
@@ -320,125 +271,180 @@ def _set_lane_vector(f, row, lane, v):
     f[row + 2, lane] = v[2]
 
 
-@njit_taking_kernels
-def _start(kernel, params, f, n, lane, particle, position, direction, kappa, min_step, max_step):
-    """Load ``particle`` into ``lane``: its state at the start (see :func:`trace_particles`)."""
-    x = (position[particle, 0], position[particle, 1], position[particle, 2])
-    u = (direction[particle, 0], direction[particle, 1], direction[particle, 2])
-    kap = kappa[particle]
-    k, piece = _derivative(kernel, params, kap, _taylor(x, u, (0.0, 0.0, 0.0), _START_NUDGE_KPC), u)
-    _set_lane_vector(f, _X, lane, x)
-    _set_lane_vector(f, _U, lane, u)
-    _set_lane_vector(f, _K, lane, k)
-    f[_S, lane] = 0.0
-    f[_H, lane] = min(max_step, max(min_step, 0.01 / max(abs(kap), 1e-300)))
-    f[_DK_RATE, lane] = k[0] * k[0] + k[1] * k[1] + k[2] * k[2]
-    f[_AHEAD, lane] = -1.0  # the path leaves the piece within this length (-1: none known)
-    f[_KAPPA, lane] = kap
-    n[_PIECE, lane] = piece
-    n[_N_STEPS, lane] = 0
-    n[_N_EVAL, lane] = 1
-    n[_PARTICLE, lane] = particle
-    n[_BEGIN, lane] = 1
+@cache
+def _lane_steps(region_kernel, piece_kernel):
+    """The per-lane steps of the tracer (start, prepare, finish_step) with the field model's
+    kernels built in: closures, not arguments, because a kernel handed to a compiled function
+    that is not inlined becomes a pointer to its Python object in the machine code, and numba
+    cannot cache such code on disk."""
 
+    @njit_closure()
+    def field_at(x_kpc, y_kpc, z_kpc, params):
+        return region_kernel(x_kpc, y_kpc, z_kpc, params)
 
-@njit_taking_kernels
-def _prepare(kernel, piece_kernel, params, f, n, lane, r_max, max_path, tol, max_step, fine):
-    """Start of a step of ``lane``: its step limits and, where a crossing lies ahead, the
-    bisection onto it; a crossing close enough is bridged at once (returns False: prepare again),
-    else the lane is ready to step (returns True)."""
-    x = _lane_vector(f, _X, lane)
-    u = _lane_vector(f, _U, lane)
-    k = _lane_vector(f, _K, lane)
-    s = f[_S, lane]
-    piece = n[_PIECE, lane]
-    dk_rate = f[_DK_RATE, lane]
-    ahead = f[_AHEAD, lane]
-    kappa = f[_KAPPA, lane]
-    h_cap = min(max_path - s, _distance_to_sphere(x, u, r_max) + BOUNDARY_OVERSHOOT_KPC)
-    h_limit = min(_local_max_step(x, max_step, fine), h_cap)
-    target = h_limit  # a step ends at most here (before a known crossing)
-    if ahead > 0.0:
-        probe = min(ahead, h_limit)
-        n[_N_EVAL, lane] += 1
-        if _piece_at(piece_kernel, params, _taylor(x, u, k, probe)) == piece:
-            ahead = -1.0
-        else:
-            n[_N_EVAL, lane] += 1
-            k_far = _derivative(kernel, params, kappa, _taylor(x, u, k, probe), u)[0]
-            jump = _norm((k_far[0] - k[0], k_far[1] - k[1], k_far[2] - k[2]))
-            # the crossing's error is about (hi - lo) |dk|: bracket it to tol / |dk|; the Taylor
-            # path bridges gaps where its error in u, gap² |dk/ds| / 2, is < tol / 10
-            bracket = max(_MIN_BRACKET_KPC, tol / max(jump, 1e-300))
-            bridgeable = np.sqrt(0.2 * tol / max(dk_rate, 1e-300))
-            lo, hi, m = _bisect(
-                piece_kernel, params, x, u, k, piece, 0.0, probe, max(bracket, 1e-3 * probe)
+    @njit_closure()
+    def derivative(params, kappa, x, u):
+        """(kappa * u x B(x), piece): derivative of the unit direction u (3-tuple) at x (3-tuple) in
+        1/kpc, and the field model's piece index at x."""
+        bx, by, bz, piece = field_at(x[0], x[1], x[2], params)
+        return (
+            kappa * (u[1] * bz - u[2] * by),
+            kappa * (u[2] * bx - u[0] * bz),
+            kappa * (u[0] * by - u[1] * bx),
+        ), piece
+
+    @njit_closure()
+    def piece_at(params, p):
+        return piece_kernel(p[0], p[1], p[2], params)
+
+    @njit_closure()
+    def bisect(params, x, u, k, piece, lo, hi, bracket):
+        """Shrink [lo, hi] (path lengths on the Taylor path from x; lo in ``piece``, hi not) to at
+        most ``bracket`` long; returns (lo, hi, piece look-ups)."""
+        n = 0
+        while hi - lo > bracket:
+            mid = 0.5 * (lo + hi)
+            if piece_at(params, _taylor(x, u, k, mid)) == piece:
+                lo = mid
+            else:
+                hi = mid
+            n += 1
+        return lo, hi, n
+
+    @njit_closure()
+    def bridge(params, kappa, x, u, k, piece, lo, hi):
+        """Cross from x to the Taylor point at hi (kpc), where the path has left ``piece`` (it is
+        still in it at lo): du/ds is k up to lo and the far side's beyond. Returns (x, u, k,
+        piece) there."""
+        x_far = _taylor(x, u, k, hi)
+        bx, by, bz, piece_far = field_at(x_far[0], x_far[1], x_far[2], params)
+        k_far = _cross(kappa, u, (bx, by, bz))
+        u_far, _ = _unit(
+            (
+                u[0] + lo * k[0] + (hi - lo) * k_far[0],
+                u[1] + lo * k[1] + (hi - lo) * k_far[1],
+                u[2] + lo * k[2] + (hi - lo) * k_far[2],
             )
-            n[_N_EVAL, lane] += m
-            if lo <= bridgeable:
-                lo, hi, m = _bisect(piece_kernel, params, x, u, k, piece, lo, hi, bracket)
-                n[_N_EVAL, lane] += m
-            if hi <= max(bridgeable, 2.0 * bracket):
-                x, u, k, piece = _bridge(kernel, params, kappa, x, u, k, piece, lo, hi)
-                _set_lane_vector(f, _X, lane, x)
-                _set_lane_vector(f, _U, lane, u)
-                _set_lane_vector(f, _K, lane, k)
-                n[_PIECE, lane] = piece
+        )
+        return x_far, u_far, _cross(kappa, u_far, (bx, by, bz)), piece_far
+
+    @njit_closure()
+    def start(params, f, n, lane, particle, position, direction, kappa, min_step, max_step):
+        """Load ``particle`` into ``lane``: its state at the start (see :func:`trace_particles`)."""
+        x = (position[particle, 0], position[particle, 1], position[particle, 2])
+        u = (direction[particle, 0], direction[particle, 1], direction[particle, 2])
+        kap = kappa[particle]
+        k, piece = derivative(params, kap, _taylor(x, u, (0.0, 0.0, 0.0), _START_NUDGE_KPC), u)
+        _set_lane_vector(f, _X, lane, x)
+        _set_lane_vector(f, _U, lane, u)
+        _set_lane_vector(f, _K, lane, k)
+        f[_S, lane] = 0.0
+        f[_H, lane] = min(max_step, max(min_step, 0.01 / max(abs(kap), 1e-300)))
+        f[_DK_RATE, lane] = k[0] * k[0] + k[1] * k[1] + k[2] * k[2]
+        f[_AHEAD, lane] = -1.0  # the path leaves the piece within this length (-1: none known)
+        f[_KAPPA, lane] = kap
+        n[_PIECE, lane] = piece
+        n[_N_STEPS, lane] = 0
+        n[_N_EVAL, lane] = 1
+        n[_PARTICLE, lane] = particle
+        n[_BEGIN, lane] = 1
+
+    @njit_closure()
+    def prepare(params, f, n, lane, r_max, max_path, tol, max_step, fine):
+        """Start of a step of ``lane``: its step limits and, where a crossing lies ahead, the
+        bisection onto it; a crossing close enough is bridged at once (returns False: prepare
+        again), else the lane is ready to step (returns True)."""
+        x = _lane_vector(f, _X, lane)
+        u = _lane_vector(f, _U, lane)
+        k = _lane_vector(f, _K, lane)
+        s = f[_S, lane]
+        piece = n[_PIECE, lane]
+        dk_rate = f[_DK_RATE, lane]
+        ahead = f[_AHEAD, lane]
+        kappa = f[_KAPPA, lane]
+        h_cap = min(max_path - s, _distance_to_sphere(x, u, r_max) + BOUNDARY_OVERSHOOT_KPC)
+        h_limit = min(_local_max_step(x, max_step, fine), h_cap)
+        target = h_limit  # a step ends at most here (before a known crossing)
+        if ahead > 0.0:
+            probe = min(ahead, h_limit)
+            n[_N_EVAL, lane] += 1
+            if piece_at(params, _taylor(x, u, k, probe)) == piece:
+                ahead = -1.0
+            else:
                 n[_N_EVAL, lane] += 1
-                n[_N_STEPS, lane] += 1
-                f[_S, lane] = s + hi
-                f[_AHEAD, lane] = -1.0
-                return False
-            # stop short of the crossing by four times the Taylor path's error there
-            target = lo - min(0.5 * lo, 4.0 * lo * lo * lo * dk_rate / 6.0)
-            ahead = hi
-    f[_AHEAD, lane] = ahead
-    f[_TARGET, lane] = target
-    f[_H_LIMIT, lane] = h_limit
-    n[_BEGIN, lane] = 0
-    return True
+                k_far = derivative(params, kappa, _taylor(x, u, k, probe), u)[0]
+                jump = _norm((k_far[0] - k[0], k_far[1] - k[1], k_far[2] - k[2]))
+                # the crossing's error is about (hi - lo) |dk|: bracket it to tol / |dk|; the Taylor
+                # path bridges gaps where its error in u, gap² |dk/ds| / 2, is < tol / 10
+                bracket = max(_MIN_BRACKET_KPC, tol / max(jump, 1e-300))
+                bridgeable = np.sqrt(0.2 * tol / max(dk_rate, 1e-300))
+                lo, hi, m = bisect(params, x, u, k, piece, 0.0, probe, max(bracket, 1e-3 * probe))
+                n[_N_EVAL, lane] += m
+                if lo <= bridgeable:
+                    lo, hi, m = bisect(params, x, u, k, piece, lo, hi, bracket)
+                    n[_N_EVAL, lane] += m
+                if hi <= max(bridgeable, 2.0 * bracket):
+                    x, u, k, piece = bridge(params, kappa, x, u, k, piece, lo, hi)
+                    _set_lane_vector(f, _X, lane, x)
+                    _set_lane_vector(f, _U, lane, u)
+                    _set_lane_vector(f, _K, lane, k)
+                    n[_PIECE, lane] = piece
+                    n[_N_EVAL, lane] += 1
+                    n[_N_STEPS, lane] += 1
+                    f[_S, lane] = s + hi
+                    f[_AHEAD, lane] = -1.0
+                    return False
+                # stop short of the crossing by four times the Taylor path's error there
+                target = lo - min(0.5 * lo, 4.0 * lo * lo * lo * dk_rate / 6.0)
+                ahead = hi
+        f[_AHEAD, lane] = ahead
+        f[_TARGET, lane] = target
+        f[_H_LIMIT, lane] = h_limit
+        n[_BEGIN, lane] = 0
+        return True
 
+    @njit_closure(inline="always")
+    def finish_step(params, f, n, x_new, u_new, k_new, lane, tol, min_step, order):
+        """After a trial step of ``lane``: accept it, retry shorter, or note a crossing ahead."""
+        trial = f[_TRIAL, lane]
+        err = f[_ERR, lane]
+        x = _lane_vector(f, _X, lane)
+        u = _lane_vector(f, _U, lane)
+        k = _lane_vector(f, _K, lane)
+        if n[_CLEAN, lane] == 0:
+            # a stage lay in another piece: locate the crossing within this step
+            n[_N_EVAL, lane] += 1
+            if piece_at(params, _taylor(x, u, k, trial)) != n[_PIECE, lane]:
+                f[_AHEAD, lane] = trial
+                n[_BEGIN, lane] = 1
+                return
+            if trial > min_step:  # the Taylor path does not see it: shorter steps
+                f[_H, lane] = 0.5 * trial
+                return
+        exponent = 1.0 / order
+        if not (err <= tol or trial <= min_step):
+            f[_H, lane] = trial * max(0.2, 0.9 * (tol / err) ** exponent)
+            return
+        kn = (k_new[0, lane], k_new[1, lane], k_new[2, lane])
+        dk = (kn[0] - k[0], kn[1] - k[1], kn[2] - k[2])
+        u_unit, norm = _unit((u_new[0, lane], u_new[1, lane], u_new[2, lane]))
+        k = (kn[0] / norm, kn[1] / norm, kn[2] / norm)  # u x B is linear in u
+        _set_lane_vector(f, _X, lane, (x_new[0, lane], x_new[1, lane], x_new[2, lane]))
+        _set_lane_vector(f, _U, lane, u_unit)
+        _set_lane_vector(f, _K, lane, k)
+        f[_DK_RATE, lane] = _norm(dk) / max(trial, 1e-300) + k[0] * k[0] + k[1] * k[1] + k[2] * k[2]
+        n[_PIECE, lane] = n[_PIECE_NEW, lane]
+        f[_S, lane] += trial
+        n[_N_STEPS, lane] += 1
+        if f[_AHEAD, lane] > 0.0:
+            f[_AHEAD, lane] -= trial
+        target = f[_TARGET, lane]
+        if trial < target or target == f[_H_LIMIT, lane]:
+            f[_H, lane] = trial * _step_factor(tol, err, exponent)
+        # else: stopped short of a crossing, the step size stays for after it
+        n[_BEGIN, lane] = 1
 
-@njit_taking_kernels(inline="always")
-def _finish_step(piece_kernel, params, f, n, x_new, u_new, k_new, lane, tol, min_step, order):
-    """After a trial step of ``lane``: accept it, retry shorter, or note a crossing ahead."""
-    trial = f[_TRIAL, lane]
-    err = f[_ERR, lane]
-    x = _lane_vector(f, _X, lane)
-    u = _lane_vector(f, _U, lane)
-    k = _lane_vector(f, _K, lane)
-    if n[_CLEAN, lane] == 0:
-        # a stage lay in another piece: locate the crossing within this step
-        n[_N_EVAL, lane] += 1
-        if _piece_at(piece_kernel, params, _taylor(x, u, k, trial)) != n[_PIECE, lane]:
-            f[_AHEAD, lane] = trial
-            n[_BEGIN, lane] = 1
-            return
-        if trial > min_step:  # the Taylor path does not see it: shorter steps
-            f[_H, lane] = 0.5 * trial
-            return
-    exponent = 1.0 / order
-    if not (err <= tol or trial <= min_step):
-        f[_H, lane] = trial * max(0.2, 0.9 * (tol / err) ** exponent)
-        return
-    kn = (k_new[0, lane], k_new[1, lane], k_new[2, lane])
-    dk = (kn[0] - k[0], kn[1] - k[1], kn[2] - k[2])
-    u_unit, norm = _unit((u_new[0, lane], u_new[1, lane], u_new[2, lane]))
-    k = (kn[0] / norm, kn[1] / norm, kn[2] / norm)  # u x B is linear in u
-    _set_lane_vector(f, _X, lane, (x_new[0, lane], x_new[1, lane], x_new[2, lane]))
-    _set_lane_vector(f, _U, lane, u_unit)
-    _set_lane_vector(f, _K, lane, k)
-    f[_DK_RATE, lane] = _norm(dk) / max(trial, 1e-300) + k[0] * k[0] + k[1] * k[1] + k[2] * k[2]
-    n[_PIECE, lane] = n[_PIECE_NEW, lane]
-    f[_S, lane] += trial
-    n[_N_STEPS, lane] += 1
-    if f[_AHEAD, lane] > 0.0:
-        f[_AHEAD, lane] -= trial
-    target = f[_TARGET, lane]
-    if trial < target or target == f[_H_LIMIT, lane]:
-        f[_H, lane] = trial * _step_factor(tol, err, exponent)
-    # else: stopped short of a crossing, the step size stays for after it
-    n[_BEGIN, lane] = 1
+    return start, prepare, finish_step
 
 
 def _weighted_sum(weights, stages, component, first=0, stop=None):
@@ -532,21 +538,19 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
 
     if n_params <= _MAX_TUPLE_PARAMS:
 
-        @njit_taking_kernels
+        @njit_closure()
         def lane_params(params):
             return to_fixed_tuple(params, n_params)
 
     else:
 
-        @njit_taking_kernels
+        @njit_closure()
         def lane_params(params):
             return params
 
-    @njit_taking_kernels
-    def scalar_kernel(x_kpc, y_kpc, z_kpc, params):
-        return region_kernel(x_kpc, y_kpc, z_kpc, params)
+    start, prepare, finish_step = _lane_steps(region_kernel, piece_kernel)
 
-    @njit_taking_kernels
+    @njit_closure()
     def derivatives(params, f, n, xs, us, sk_i, pieces, w):
         """du/ds at the stage points (xs, us) of the first w lanes into sk_i and their pieces
         into ``pieces``; lanes whose point lies outside their piece are marked unclean."""
@@ -564,9 +568,9 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
     n_stages = TABLEAUS[order][0].shape[0]
     namespace = {"np": np, "derivatives": derivatives}
     exec(_step_source(TABLEAUS[order]), namespace)
-    batch_step = njit_taking_kernels(namespace["batch_step"])
+    batch_step = njit_closure()(namespace["batch_step"])
 
-    @njit_taking_kernels
+    @njit_closure()
     def trace_batch(
         params,
         position,
@@ -597,8 +601,7 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
         next_particle = first
         width = 0  # lanes 0 ... width - 1 hold particles; finished lanes are closed up
         while width < LANES and next_particle < last:
-            _start(
-                scalar_kernel,
+            start(
                 params,
                 f,
                 n,
@@ -619,9 +622,7 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
                     x = _lane_vector(f, _X, lane)
                     inside = x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < r_max * r_max
                     if inside and f[_S, lane] < max_path:
-                        _prepare(
-                            scalar_kernel,
-                            piece_kernel,
+                        prepare(
                             params,
                             f,
                             n,
@@ -641,8 +642,7 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
                     out_steps[i] = n[_N_STEPS, lane]
                     out_eval[i] = n[_N_EVAL, lane]
                     if next_particle < last:
-                        _start(
-                            scalar_kernel,
+                        start(
                             params,
                             f,
                             n,
@@ -669,8 +669,7 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
             batch_step(params, f, n, su, sk, xs, x_new, width)
             for lane in range(width):
                 n[_N_EVAL, lane] += n_stages
-                _finish_step(
-                    piece_kernel,
+                finish_step(
                     params,
                     f,
                     n,
@@ -683,7 +682,9 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
                     order,
                 )
 
-    @njit_taking_kernels(parallel=True)
+    # the one function of the tracer compiled to machine code on disk: a later process (each
+    # job of a workflow) loads it instead of compiling the tracer again (tens of seconds)
+    @njit_cached_by_content(parallel=True)
     def trace(
         params,
         position,

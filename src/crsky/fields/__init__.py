@@ -15,7 +15,7 @@ from functools import cache
 import numpy as np
 from numba import prange
 
-from crsky._numba import njit_kernel, njit_taking_kernels
+from crsky._numba import njit_closure, njit_kernel, njit_taking_kernels
 from crsky.errors import ConfigError
 
 __all__ = [
@@ -54,7 +54,7 @@ def model_switch(params, index, mode):
 def _one_piece(kernel: Callable) -> Callable:
     """``kernel`` as a region kernel of a smooth model: piece 0 everywhere."""
 
-    @njit_taking_kernels(inline="always")
+    @njit_closure(inline="always")
     def region_kernel(x_kpc, y_kpc, z_kpc, params):
         bx, by, bz = kernel(x_kpc, y_kpc, z_kpc, params)
         return bx, by, bz, 0
@@ -72,7 +72,7 @@ def _piece_zero(x_kpc, y_kpc, z_kpc, params):
 def _piece_of(region_kernel: Callable) -> Callable:
     """The piece index of ``region_kernel`` alone (it still evaluates the field)."""
 
-    @njit_taking_kernels
+    @njit_closure()
     def piece_kernel(x_kpc, y_kpc, z_kpc, params):
         return region_kernel(x_kpc, y_kpc, z_kpc, params)[3]
 
