@@ -338,3 +338,37 @@ def test_piece_kernels_agree_with_the_region_kernels():
     )
     pt11 = get_field("pt11")
     assert pt11.piece_index_kernel(-8.5, 0.0, 0.3, pt11.params) == 0
+
+
+def test_jf12_jump_bound_holds_across_the_disk_edges():
+    # the tracer steps unlocated across jumps that jf12_jump_kernel bounds: across an arm, ring
+    # or r = 3 kpc edge (found by bisecting segments whose ends differ only in the disk bits of
+    # the piece) the disk field jumps by no more than the bound; any other surface: inf
+    from crsky.fields.jf12 import jf12_jump_kernel
+
+    field = get_field("jf12", components=["disk"])
+    region = field.piecewise_kernel
+    rng = np.random.default_rng(12)
+    ends = _points(400, 12, r_max=16.0, z_max=2.5, r_min=2.5)
+    step = rng.normal(size=ends.shape)
+    step *= 0.7 / np.linalg.norm(step, axis=1)[:, None]
+    ratios = []
+    for a, b in zip(ends, ends + step, strict=True):
+        piece_a = region(*a, field.params)[3]
+        changed = piece_a ^ region(*b, field.params)[3]
+        if changed == 0 or changed & ~15:
+            continue
+        while np.linalg.norm(b - a) > 1e-10:  # onto the first surface from a
+            mid = 0.5 * (a + b)
+            a, b = (mid, b) if region(*mid, field.params)[3] == piece_a else (a, mid)
+        *ba, piece_a = region(*a, field.params)
+        *bb, piece_b = region(*b, field.params)
+        jump = np.linalg.norm(np.subtract(ba, bb))
+        ratios.append(jump / jf12_jump_kernel(piece_a ^ piece_b, *a, *b, field.params))
+    assert len(ratios) > 50 and max(ratios) <= 1.0 and max(ratios) > 0.2
+    full = get_field("jf12").params
+    assert jf12_jump_kernel(64, 5.0, 0.0, 1.0, 5.1, 0.0, 1.0, full) == np.inf  # the elbow
+    assert jf12_jump_kernel(32 + 3, 9.0, 0.0, -0.1, 9.1, 0.0, 0.1, full) == np.inf  # z = 0
+    # 2 kpc above the plane the arm edges are jumps of < 1e-4 µG, in the plane of up to 8.4 µG
+    assert jf12_jump_kernel(3, 9.0, 0.0, 2.0, 9.1, 0.0, 2.1, full) < 1e-4
+    assert jf12_jump_kernel(3, 9.0, 0.0, 0.0, 9.1, 0.0, 0.1, full) == pytest.approx(8.4)

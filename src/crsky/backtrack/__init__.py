@@ -181,6 +181,7 @@ def propagate(
             trace_particles(
                 model.piecewise_kernel,
                 model.piece_index_kernel,
+                model.jump_bound_kernel,
                 model.params,
                 x0,
                 u0,

@@ -32,6 +32,13 @@ the step control, so it may be shorter than ``min_step``, like the last step ont
 bridges the remaining gap of at most ``tolerance / |dk|`` (dk: the jump of du/ds) by the same
 Taylor path, evaluating du/ds on the far side for the next step (so no stage straddles the jump).
 The error per crossing is then about ``tolerance``, and the step size need not rebuild after it.
+Many of these jumps are tiny (JF12's arm edges high above the disk, where the disk field's weight
+is below 1e-5): a model may bound them (:attr:`crsky.fields.FieldModel.jump_kernel`, from the
+bits in which the pieces a step visits differ from its first one, and the step's end points).
+A step of length h across jumps of at most dB has an error of at most h |kappa| dB (1 + sum |b_i|)
+in u beyond its smooth one (the stages past a jump weigh it by a partial sum of the weights b_i,
+the exact path by at most h); where that is at most ``tolerance`` the step is judged like any
+other, and the crossing is neither located nor bridged.
 
 A step never goes past the sphere of radius ``r_max_kpc`` along the straight line by more than
 ``BOUNDARY_OVERSHOOT_KPC``, nor past ``max_path_kpc``, so the particle stops on the sphere or at the
@@ -253,10 +260,12 @@ TABLEAUS = {3: _TABLEAU_BS3, 5: _TABLEAU_DOPRI5, 8: _TABLEAU_DOP853}
 # Rows of a batch's float state (each row holds the W lanes).
 _X, _U, _K = 0, 3, 6  # position (kpc), direction, du/ds (1/kpc): 3 rows each
 _S, _H, _DK_RATE, _AHEAD, _TARGET, _H_LIMIT, _TRIAL, _KAPPA, _ERR = range(9, 18)
-_N_FLOAT = 18
-# Rows of its integer state.
-_PIECE, _N_STEPS, _N_EVAL, _PARTICLE, _BEGIN, _PIECE_NEW, _CLEAN = range(7)
-_N_INT = 7
+_K_FAR = 18  # du/ds on the far side of a crossing, at the Taylor point ``ahead`` (3 rows)
+_N_FLOAT = 21
+# Rows of its integer state (_CHANGED: the OR of (stage piece XOR the lane's piece) over a trial
+# step's stages; _FAR_KNOWN: 1 where _K_FAR holds du/ds at ``ahead``).
+_PIECE, _N_STEPS, _N_EVAL, _PARTICLE, _BEGIN, _PIECE_NEW, _CHANGED, _FAR_KNOWN = range(8)
+_N_INT = 8
 
 
 @njit_kernel(inline="always")
@@ -272,7 +281,7 @@ def _set_lane_vector(f, row, lane, v):
 
 
 @cache
-def _lane_steps(region_kernel, piece_kernel):
+def _lane_steps(region_kernel, piece_kernel, jump_kernel):
     """The per-lane steps of the tracer (start, prepare, finish_step) with the field model's
     kernels built in: closures, not arguments, because a kernel handed to a compiled function
     that is not inlined becomes a pointer to its Python object in the machine code, and numba
@@ -348,6 +357,7 @@ def _lane_steps(region_kernel, piece_kernel):
         n[_N_EVAL, lane] = 1
         n[_PARTICLE, lane] = particle
         n[_BEGIN, lane] = 1
+        n[_FAR_KNOWN, lane] = 0
 
     @njit_closure()
     def prepare(params, f, n, lane, r_max, max_path, tol, max_step, fine):
@@ -367,12 +377,17 @@ def _lane_steps(region_kernel, piece_kernel):
         target = h_limit  # a step ends at most here (before a known crossing)
         if ahead > 0.0:
             probe = min(ahead, h_limit)
-            n[_N_EVAL, lane] += 1
-            if piece_at(params, _taylor(x, u, k, probe)) == piece:
+            # the trial step that found the crossing evaluated du/ds beyond it, at ahead
+            k_far = _lane_vector(f, _K_FAR, lane)
+            crossed = n[_FAR_KNOWN, lane] == 1 and probe == ahead
+            if not crossed:
+                n[_N_EVAL, lane] += 1
+                k_far, piece_far = derivative(params, kappa, _taylor(x, u, k, probe), u)
+                crossed = piece_far != piece
+            n[_FAR_KNOWN, lane] = 0
+            if not crossed:
                 ahead = -1.0
             else:
-                n[_N_EVAL, lane] += 1
-                k_far = derivative(params, kappa, _taylor(x, u, k, probe), u)[0]
                 jump = _norm((k_far[0] - k[0], k_far[1] - k[1], k_far[2] - k[2]))
                 # the crossing's error is about (hi - lo) |dk|: bracket it to tol / |dk|; the Taylor
                 # path bridges gaps where its error in u, gap² |dk/ds| / 2, is < tol / 10
@@ -404,18 +419,31 @@ def _lane_steps(region_kernel, piece_kernel):
         return True
 
     @njit_closure(inline="always")
-    def finish_step(params, f, n, x_new, u_new, k_new, lane, tol, min_step, order):
-        """After a trial step of ``lane``: accept it, retry shorter, or note a crossing ahead."""
+    def finish_step(params, f, n, x_new, u_new, k_new, lane, tol, min_step, order, jump_gain):
+        """After a trial step of ``lane``: accept it, retry shorter, or note a crossing ahead
+        (and du/ds beyond it, for ``prepare``). A step whose stages left its piece only across
+        jumps that the model bounds (``jump_kernel``) to at most tol / (|kappa| trial
+        jump_gain) µG is judged like any other step: its error from them is at most tol."""
         trial = f[_TRIAL, lane]
         err = f[_ERR, lane]
         x = _lane_vector(f, _X, lane)
         u = _lane_vector(f, _U, lane)
         k = _lane_vector(f, _K, lane)
-        if n[_CLEAN, lane] == 0:
+        kappa = f[_KAPPA, lane]
+        changed = n[_CHANGED, lane]
+        if changed != 0:
+            end = (x_new[0, lane], x_new[1, lane], x_new[2, lane])
+            bound = jump_kernel(changed, x[0], x[1], x[2], end[0], end[1], end[2], params)
+            if abs(kappa) * trial * jump_gain * bound <= tol:
+                changed = 0
+        if changed != 0:
             # a stage lay in another piece: locate the crossing within this step
             n[_N_EVAL, lane] += 1
-            if piece_at(params, _taylor(x, u, k, trial)) != n[_PIECE, lane]:
+            k_far, piece_far = derivative(params, kappa, _taylor(x, u, k, trial), u)
+            if piece_far != n[_PIECE, lane]:
                 f[_AHEAD, lane] = trial
+                _set_lane_vector(f, _K_FAR, lane, k_far)
+                n[_FAR_KNOWN, lane] = 1
                 n[_BEGIN, lane] = 1
                 return
             if trial > min_step:  # the Taylor path does not see it: shorter steps
@@ -514,7 +542,7 @@ def _step_source(tableau):
         f"            su[0, c, lane] = f[{_U} + c, lane]",
         f"            sk[0, c, lane] = f[{_K} + c, lane]",
         "    for lane in range(w):",
-        f"        n[{_CLEAN}, lane] = 1",
+        f"        n[{_CHANGED}, lane] = 0",
     ]
     for i in range(1, n_stages):
         lines += _combination_source(a[i], i, "xs[{c}, lane]", f"su[{i}, {{c}}, lane]")
@@ -528,10 +556,11 @@ def _step_source(tableau):
 
 
 @cache
-def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
+def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
     """Compiled :func:`trace_particles` for one field model and Runge–Kutta pair (``order``):
     ``region_kernel`` (field and piece index, :attr:`crsky.fields.FieldModel.piecewise_kernel`)
-    is inlined into the loop over lanes, ``piece_kernel`` answers the bisections. A parameter
+    is inlined into the loop over lanes, ``piece_kernel`` answers the bisections and
+    ``jump_kernel`` bounds the jumps a step may cross without locating them. A parameter
     vector of at most ``_MAX_TUPLE_PARAMS`` values (``n_params``) reaches the kernels as a tuple
     of constants, so the loop over lanes can be vectorised; a longer one (turbulence) stays an
     array."""
@@ -548,12 +577,12 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
         def lane_params(params):
             return params
 
-    start, prepare, finish_step = _lane_steps(region_kernel, piece_kernel)
+    start, prepare, finish_step = _lane_steps(region_kernel, piece_kernel, jump_kernel)
 
     @njit_closure()
     def derivatives(params, f, n, xs, us, sk_i, pieces, w):
         """du/ds at the stage points (xs, us) of the first w lanes into sk_i and their pieces
-        into ``pieces``; lanes whose point lies outside their piece are marked unclean."""
+        into ``pieces``; a lane whose point lies outside its piece notes the bits that differ."""
         for lane in range(w):
             bx, by, bz, piece = region_kernel(xs[0, lane], xs[1, lane], xs[2, lane], params)
             kappa = f[_KAPPA, lane]
@@ -562,10 +591,12 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
             sk_i[2, lane] = kappa * (us[0, lane] * by - us[1, lane] * bx)
             pieces[lane] = piece
         for lane in range(w):
-            if pieces[lane] != n[_PIECE, lane]:
-                n[_CLEAN, lane] = 0
+            n[_CHANGED, lane] |= pieces[lane] ^ n[_PIECE, lane]
 
     n_stages = TABLEAUS[order][0].shape[0]
+    # |error of u| of a step of length h across a jump dk of du/ds <= h |dk| jump_gain: the
+    # stages past the jump weigh dk by a partial sum of the weights b, the exact path by <= h
+    jump_gain = 1.0 + float(np.sum(np.abs(TABLEAUS[order][1])))
     namespace = {"np": np, "derivatives": derivatives}
     exec(_step_source(TABLEAUS[order]), namespace)
     batch_step = njit_closure()(namespace["batch_step"])
@@ -680,6 +711,7 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
                     tol,
                     min_step,
                     order,
+                    jump_gain,
                 )
 
     # the one function of the tracer compiled to machine code on disk: a later process (each
@@ -732,6 +764,7 @@ def lockstep_tracer(region_kernel, piece_kernel, n_params, order):
 def trace_particles(
     kernel,
     piece_kernel,
+    jump_kernel,
     params,
     position_kpc,
     direction,
@@ -756,6 +789,7 @@ def trace_particles(
 
     kernel: the field model's region kernel (:attr:`crsky.fields.FieldModel.piecewise_kernel`);
     piece_kernel: its piece index alone (:attr:`crsky.fields.FieldModel.piece_index_kernel`);
+    jump_kernel: its bound of the jumps (:attr:`crsky.fields.FieldModel.jump_bound_kernel`);
     params: its float64 parameter vector; position_kpc, direction: (N, 3) float64 start states;
     kappa: (N,) float64 in 1/(kpc µG); r_max, max_path, min_step, max_step in kpc; tol the local
     error bound of the direction per step; fine_regions: (M, 5) float64 (centre, radius,
@@ -763,7 +797,7 @@ def trace_particles(
     3(2)) or 8 (Dormand–Prince 8(5,3)). Each particle's track is independent of the others, of
     the lanes and of the number of threads (same inputs, same bytes).
     """
-    trace = lockstep_tracer(kernel, piece_kernel, params.size, order)
+    trace = lockstep_tracer(kernel, piece_kernel, jump_kernel, params.size, order)
     # one chunk per thread alone (each chunk ends with lanes idling for its slowest particles),
     # four per thread where threads share the work
     threads = get_num_threads()

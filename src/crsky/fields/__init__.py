@@ -68,6 +68,12 @@ def _piece_zero(x_kpc, y_kpc, z_kpc, params):
     return 0
 
 
+@njit_kernel
+def _jump_unknown(changed, x0_kpc, y0_kpc, z0_kpc, x1_kpc, y1_kpc, z1_kpc, params):
+    """Jump bound of a model that gives none: every crossing is located."""
+    return np.inf
+
+
 @cache
 def _piece_of(region_kernel: Callable) -> Callable:
     """The piece index of ``region_kernel`` alone (it still evaluates the field)."""
@@ -103,6 +109,13 @@ class FieldModel:
             of ``region_kernel`` without the field, for models where that is much cheaper (the
             tracer's bisections onto a surface need only the index). None: the index comes from
             ``region_kernel`` (see :attr:`piece_index_kernel`).
+        jump_kernel: numba function ``(changed, x0_kpc, y0_kpc, z0_kpc, x1_kpc, y1_kpc, z1_kpc,
+            params) -> µG``: an upper bound of the jumps of B on the surfaces that a path from
+            point 0 to point 1 (a tracer step, nearly straight) can cross when the pieces it
+            visits differ from its first piece only in the bits ``changed`` (the OR of the XOR of
+            their indices with the first one), ``inf`` where the model cannot bound them. The
+            tracer steps across a jump that bound makes harmless at its tolerance instead of
+            locating it. None: every crossing is located.
     """
 
     name: str
@@ -114,6 +127,7 @@ class FieldModel:
     integrator: str = "dopri5"
     region_kernel: Callable | None = None
     piece_kernel: Callable | None = None
+    jump_kernel: Callable | None = None
 
     @property
     def piecewise_kernel(self) -> Callable:
@@ -126,6 +140,11 @@ class FieldModel:
         if self.piece_kernel is not None:
             return self.piece_kernel
         return _piece_zero if self.region_kernel is None else _piece_of(self.region_kernel)
+
+    @property
+    def jump_bound_kernel(self) -> Callable:
+        """``jump_kernel``, or one that bounds nothing (``inf``: every crossing is located)."""
+        return self.jump_kernel if self.jump_kernel is not None else _jump_unknown
 
     def __call__(self, pos_kpc: np.ndarray) -> np.ndarray:
         """Field B (N, 3) in microgauss at positions ``pos_kpc`` (N, 3) in kpc."""
