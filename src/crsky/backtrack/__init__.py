@@ -156,7 +156,8 @@ def propagate(
         charge_sign: +1 or -1 (scalar or (N,)); the sign of the particle's charge.
         field: model name for :func:`crsky.fields.get_field`, or a :class:`FieldModel`.
         accuracy: integrator settings.
-        threads: numba threads (default: numba's current setting).
+        threads: threads tracing chunks of particles side by side (default: numba's thread
+            count, NUMBA_NUM_THREADS or all cores).
     """
     x0 = np.ascontiguousarray(position_kpc, dtype=np.float64)
     u0 = _as_unit_vectors(direction, "direction")
@@ -173,34 +174,28 @@ def propagate(
     out_s = np.empty(n)
     out_steps = np.empty(n, dtype=np.int64)
     out_evaluations = np.empty(n, dtype=np.int64)
-    previous_threads = numba.get_num_threads()
-    try:
-        if threads is not None:
-            numba.set_num_threads(threads)
-        with numba.parallel_chunksize(1):  # the tracer's chunks, one at a time per thread
-            trace_particles(
-                model.piecewise_kernel,
-                model.piece_index_kernel,
-                model.jump_bound_kernel,
-                model.params,
-                x0,
-                u0,
-                kappa,
-                accuracy.r_galaxy_kpc,
-                accuracy.max_path_length_kpc,
-                accuracy.tolerance,
-                accuracy.min_step_kpc,
-                accuracy.max_step_kpc,
-                out_x,
-                out_u,
-                out_s,
-                out_steps,
-                out_evaluations,
-                np.ascontiguousarray(model.fine_regions, dtype=np.float64).reshape(-1, 5),
-                INTEGRATORS[resolved_integrator(accuracy, model)],
-            )
-    finally:
-        numba.set_num_threads(previous_threads)
+    trace_particles(
+        model.piecewise_kernel,
+        model.piece_index_kernel,
+        model.jump_bound_kernel,
+        model.params,
+        x0,
+        u0,
+        kappa,
+        accuracy.r_galaxy_kpc,
+        accuracy.max_path_length_kpc,
+        accuracy.tolerance,
+        accuracy.min_step_kpc,
+        accuracy.max_step_kpc,
+        out_x,
+        out_u,
+        out_s,
+        out_steps,
+        out_evaluations,
+        np.ascontiguousarray(model.fine_regions, dtype=np.float64).reshape(-1, 5),
+        INTEGRATORS[resolved_integrator(accuracy, model)],
+        numba.get_num_threads() if threads is None else threads,
+    )
     escaped = np.einsum("ij,ij->i", out_x, out_x) >= accuracy.r_galaxy_kpc**2
     return TraceResult(out_x, out_u, out_s, out_steps, escaped, out_evaluations)
 
@@ -221,7 +216,7 @@ def backtrack(
         rigidity_V: (N,) or scalar rigidity in volts.
         field: model name or :class:`~crsky.fields.FieldModel`.
         engine: ``"builtin"`` or ``"crpropa"``.
-        threads: numba threads for the builtin engine.
+        threads: threads of the builtin engine (default: numba's thread count).
         **accuracy: fields of :class:`Accuracy` (tolerance, min_step_kpc, ...).
     """
     settings = Accuracy(**accuracy)

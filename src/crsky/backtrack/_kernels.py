@@ -57,10 +57,10 @@ the last lanes close up when the chunk runs out. Each particle's arithmetic is e
 tracing it alone: the same tracks bit for bit whatever the lanes, chunks and threads.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import numpy as np
-from numba import get_num_threads, prange
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
 from crsky._numba import njit_cached_by_content, njit_closure, njit_kernel
@@ -557,7 +557,8 @@ def _step_source(tableau):
 
 @cache
 def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
-    """Compiled :func:`trace_particles` for one field model and Runge–Kutta pair (``order``):
+    """Compiled tracer of the particles first ... last - 1 (see :func:`trace_particles`) for one
+    field model and Runge–Kutta pair (``order``):
     ``region_kernel`` (field and piece index, :attr:`crsky.fields.FieldModel.piecewise_kernel`)
     is inlined into the loop over lanes, ``piece_kernel`` answers the bisections and
     ``jump_kernel`` bounds the jumps a step may cross without locating them. A parameter
@@ -601,7 +602,10 @@ def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
     exec(_step_source(TABLEAUS[order]), namespace)
     batch_step = njit_closure()(namespace["batch_step"])
 
-    @njit_closure()
+    # the one function of the tracer compiled to machine code on disk: a later process (each
+    # job of a workflow) loads it instead of compiling the tracer again (seconds to a minute);
+    # it releases the GIL, so threads trace chunks side by side (see trace_particles)
+    @njit_cached_by_content()
     def trace_batch(
         params,
         position,
@@ -688,8 +692,10 @@ def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
                         next_particle += 1
                     else:  # the last lane's particle moves here
                         width -= 1
-                        f[:, lane] = f[:, width]
-                        n[:, lane] = n[:, width]
+                        for row in range(_N_FLOAT):  # (loops: a slice assignment costs
+                            f[row, lane] = f[row, width]  # seconds of compilation)
+                        for row in range(_N_INT):
+                            n[row, lane] = n[row, width]
                     continue
                 h = min(max(f[_H, lane], min_step), f[_H_LIMIT, lane])
                 f[_H, lane] = h
@@ -714,51 +720,7 @@ def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
                     jump_gain,
                 )
 
-    # the one function of the tracer compiled to machine code on disk: a later process (each
-    # job of a workflow) loads it instead of compiling the tracer again (tens of seconds)
-    @njit_cached_by_content(parallel=True)
-    def trace(
-        params,
-        position,
-        direction,
-        kappa,
-        r_max,
-        max_path,
-        tol,
-        min_step,
-        max_step,
-        fine,
-        out_x,
-        out_u,
-        out_s,
-        out_steps,
-        out_eval,
-        chunk,
-    ):
-        n_particles = position.shape[0]
-        n_chunks = (n_particles + chunk - 1) // chunk
-        for c in prange(n_chunks):
-            trace_batch(
-                params,
-                position,
-                direction,
-                kappa,
-                c * chunk,
-                min(n_particles, (c + 1) * chunk),
-                r_max,
-                max_path,
-                tol,
-                min_step,
-                max_step,
-                fine,
-                out_x,
-                out_u,
-                out_s,
-                out_steps,
-                out_eval,
-            )
-
-    return trace
+    return trace_batch
 
 
 def trace_particles(
@@ -781,8 +743,9 @@ def trace_particles(
     out_n_evaluations,
     fine_regions,
     order,
+    threads,
 ):
-    """Trace N particles (numba's threads share them in chunks); results go to the ``out_*``
+    """Trace N particles (``threads`` threads share them in chunks); results go to the ``out_*``
     arrays (N, 3), (N, 3), (N,), (N,), (N,): final position (kpc), direction, path length (kpc),
     accepted steps and crossings, field-model calls (every stage of every trial step, the
     piece look-ups of the bisections).
@@ -794,29 +757,26 @@ def trace_particles(
     kappa: (N,) float64 in 1/(kpc µG); r_max, max_path, min_step, max_step in kpc; tol the local
     error bound of the direction per step; fine_regions: (M, 5) float64 (centre, radius,
     max_step in kpc) of the field model; order: 5 (Dormand–Prince 5(4)), 3 (Bogacki–Shampine
-    3(2)) or 8 (Dormand–Prince 8(5,3)). Each particle's track is independent of the others, of
-    the lanes and of the number of threads (same inputs, same bytes).
+    3(2)) or 8 (Dormand–Prince 8(5,3)); threads >= 1. Each particle's track is independent of
+    the others, of the lanes and of the number of threads (same inputs, same bytes).
     """
-    trace = lockstep_tracer(kernel, piece_kernel, jump_kernel, params.size, order)
+    trace_batch = lockstep_tracer(kernel, piece_kernel, jump_kernel, params.size, order)
+    arrays = (params, position_kpc, direction, kappa)
+    limits = (r_max, max_path, tol, min_step, max_step, fine_regions)
+    outputs = (out_position_kpc, out_direction, out_path_kpc, out_n_steps, out_n_evaluations)
+    n_particles = len(kappa)
     # one chunk per thread alone (each chunk ends with lanes idling for its slowest particles),
-    # four per thread where threads share the work
-    threads = get_num_threads()
-    chunk = max(4 * LANES, -(-len(kappa) // (1 if threads == 1 else 4 * threads)))
-    trace(
-        params,
-        position_kpc,
-        direction,
-        kappa,
-        r_max,
-        max_path,
-        tol,
-        min_step,
-        max_step,
-        fine_regions,
-        out_position_kpc,
-        out_direction,
-        out_path_kpc,
-        out_n_steps,
-        out_n_evaluations,
-        chunk,
-    )
+    # four per thread where threads share the work, taken in turn from a queue
+    chunk = max(4 * LANES, -(-n_particles // (1 if threads == 1 else 4 * threads)))
+    starts = range(0, n_particles, chunk)
+
+    def trace_chunk(first: int) -> None:
+        trace_batch(*arrays, first, min(n_particles, first + chunk), *limits, *outputs)
+
+    if threads == 1 or len(starts) == 1:
+        for first in starts:
+            trace_chunk(first)
+        return
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(trace_chunk, starts):
+            pass  # re-raises a chunk's error
