@@ -344,7 +344,7 @@ def test_jf12_jump_bound_holds_across_the_disk_edges():
     # the tracer steps unlocated across jumps that jf12_jump_kernel bounds: across an arm, ring
     # or r = 3 kpc edge (found by bisecting segments whose ends differ only in the disk bits of
     # the piece) the disk field jumps by no more than the bound; any other surface: inf
-    from crsky.fields.jf12 import jf12_jump_kernel
+    from crsky.fields.jf12 import _DISK_PIECE_BITS, jf12_jump_kernel
 
     field = get_field("jf12", components=["disk"])
     region = field.piecewise_kernel
@@ -356,7 +356,7 @@ def test_jf12_jump_bound_holds_across_the_disk_edges():
     for a, b in zip(ends, ends + step, strict=True):
         piece_a = region(*a, field.params)[3]
         changed = piece_a ^ region(*b, field.params)[3]
-        if changed == 0 or changed & ~15:
+        if changed == 0 or changed & ~_DISK_PIECE_BITS:
             continue
         while np.linalg.norm(b - a) > 1e-10:  # onto the first surface from a
             mid = 0.5 * (a + b)
