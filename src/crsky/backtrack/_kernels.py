@@ -51,9 +51,11 @@ length per round, and every Runge–Kutta stage evaluates the field at the lanes
 one loop, into which the field model's region kernel is inlined. With the model's parameters
 as a tuple of constants and a kernel written without libm calls or unpredictable branches
 (:mod:`crsky._vectormath`), the compiler turns that loop into SIMD code (AVX-512: 8 float64 per
-instruction). The per-lane logic (accepting, retrying, bisecting onto a surface, leaving the
-sphere) stays scalar; a lane whose particle is done takes the next particle of its chunk, and
-the last lanes close up when the chunk runs out. Each particle's arithmetic is exactly that of
+instruction). Judging the trial steps (accept, or retry shorter; the step-size factor from
+:mod:`crsky._vectormath`'s exp and log, not libm's pow) is one such loop too; the rest of the
+per-lane logic (a step that left its piece, bisecting onto a surface, leaving the sphere) stays
+scalar. A lane whose particle is done takes the next particle of its chunk, and the last lanes
+close up when the chunk runs out. Each particle's arithmetic is exactly that of
 tracing it alone: the same tracks bit for bit whatever the lanes, chunks and threads.
 """
 
@@ -63,6 +65,7 @@ from functools import cache
 import numpy as np
 from numba.np.unsafe.ndarray import to_fixed_tuple
 
+from crsky import _vectormath as vm
 from crsky._numba import njit_cached_by_content, njit_closure, njit_kernel
 
 __all__ = ["BOUNDARY_OVERSHOOT_KPC", "GYRO_KPC", "trace_particles"]
@@ -156,12 +159,14 @@ def _distance_to_sphere(x, u, r_max):
     return max(0.0, -xu + np.sqrt(disc))
 
 
-@njit_kernel
+@njit_kernel(inline="always")
 def _step_factor(tol, err, exponent):
-    """Step-size factor 0.9 (tol / err)^exponent, clipped to [0.2, 5]."""
-    if err <= 0.0:
-        return 5.0
-    return min(5.0, max(0.2, 0.9 * (tol / err) ** exponent))
+    """Step-size factor 0.9 (tol / err)^exponent, clipped to [0.2, 5]; the power from
+    :mod:`crsky._vectormath`'s exp and log (no libm call, so a loop over lanes stays SIMD)."""
+    vanishing = err <= 0.0
+    ratio = 1.0 if vanishing else tol / err
+    factor = min(5.0, max(0.2, 0.9 * vm.exp(exponent * vm.log(ratio))))
+    return 5.0 if vanishing else factor
 
 
 @njit_kernel
@@ -261,7 +266,8 @@ TABLEAUS = {3: _TABLEAU_BS3, 5: _TABLEAU_DOPRI5, 8: _TABLEAU_DOP853}
 _X, _U, _K = 0, 3, 6  # position (kpc), direction, du/ds (1/kpc): 3 rows each
 _S, _H, _DK_RATE, _AHEAD, _TARGET, _H_LIMIT, _TRIAL, _KAPPA, _ERR = range(9, 18)
 _K_FAR = 18  # du/ds on the far side of a crossing, at the Taylor point ``ahead`` (3 rows)
-_N_FLOAT = 21
+_ACCEPT, _NORM = 21, 22  # per trial step: 1.0 where accepted, 0.0 not; |u| at its new point
+_N_FLOAT = 23
 # Rows of its integer state (_CHANGED: the OR of (stage piece XOR the lane's piece) over a trial
 # step's stages; _FAR_KNOWN: 1 where _K_FAR holds du/ds at ``ahead``).
 _PIECE, _N_STEPS, _N_EVAL, _PARTICLE, _BEGIN, _PIECE_NEW, _CHANGED, _FAR_KNOWN = range(8)
@@ -282,7 +288,7 @@ def _set_lane_vector(f, row, lane, v):
 
 @cache
 def _lane_steps(region_kernel, piece_kernel, jump_kernel):
-    """The per-lane steps of the tracer (start, prepare, finish_step) with the field model's
+    """The per-lane steps of the tracer (start, prepare, check_crossing) with the field model's
     kernels built in: closures, not arguments, because a kernel handed to a compiled function
     that is not inlined becomes a pointer to its Python object in the machine code, and numba
     cannot cache such code on disk."""
@@ -359,7 +365,7 @@ def _lane_steps(region_kernel, piece_kernel, jump_kernel):
         n[_BEGIN, lane] = 1
         n[_FAR_KNOWN, lane] = 0
 
-    @njit_closure()
+    @njit_closure(inline="always")
     def prepare(params, f, n, lane, r_max, max_path, tol, max_step, fine):
         """Start of a step of ``lane``: its step limits and, where a crossing lies ahead, the
         bisection onto it; a crossing close enough is bridged at once (returns False: prepare
@@ -419,60 +425,100 @@ def _lane_steps(region_kernel, piece_kernel, jump_kernel):
         return True
 
     @njit_closure(inline="always")
-    def finish_step(params, f, n, x_new, u_new, k_new, lane, tol, min_step, order, jump_gain):
-        """After a trial step of ``lane``: accept it, retry shorter, or note a crossing ahead
-        (and du/ds beyond it, for ``prepare``). A step whose stages left its piece only across
-        jumps that the model bounds (``jump_kernel``) to at most tol / (|kappa| trial
-        jump_gain) µG is judged like any other step: its error from them is at most tol."""
+    def check_crossing(params, f, n, x_new, lane, tol, min_step, jump_gain):
+        """After a trial step of ``lane`` whose stages left its piece (n[_CHANGED] != 0): set
+        n[_CHANGED] to 0 where the step is to be judged like any other (by :func:`_judge_steps`)
+        and to -1 where it is discarded, with a crossing ahead noted (and du/ds beyond it, for
+        ``prepare``) or the step halved. A step that left its piece only across jumps that the
+        model bounds (``jump_kernel``) to at most tol / (|kappa| trial jump_gain) µG is judged
+        like any other: its error from them is at most tol."""
         trial = f[_TRIAL, lane]
-        err = f[_ERR, lane]
         x = _lane_vector(f, _X, lane)
         u = _lane_vector(f, _U, lane)
         k = _lane_vector(f, _K, lane)
         kappa = f[_KAPPA, lane]
-        changed = n[_CHANGED, lane]
-        if changed != 0:
-            end = (x_new[0, lane], x_new[1, lane], x_new[2, lane])
-            bound = jump_kernel(changed, x[0], x[1], x[2], end[0], end[1], end[2], params)
-            if abs(kappa) * trial * jump_gain * bound <= tol:
-                changed = 0
-        if changed != 0:
-            # a stage lay in another piece: locate the crossing within this step
-            n[_N_EVAL, lane] += 1
-            k_far, piece_far = derivative(params, kappa, _taylor(x, u, k, trial), u)
-            if piece_far != n[_PIECE, lane]:
-                f[_AHEAD, lane] = trial
-                _set_lane_vector(f, _K_FAR, lane, k_far)
-                n[_FAR_KNOWN, lane] = 1
-                n[_BEGIN, lane] = 1
-                return
-            if trial > min_step:  # the Taylor path does not see it: shorter steps
-                f[_H, lane] = 0.5 * trial
-                return
-        exponent = 1.0 / order
-        if not (err <= tol or trial <= min_step):
-            f[_H, lane] = trial * max(0.2, 0.9 * (tol / err) ** exponent)
+        end = (x_new[0, lane], x_new[1, lane], x_new[2, lane])
+        bound = jump_kernel(n[_CHANGED, lane], x[0], x[1], x[2], end[0], end[1], end[2], params)
+        n[_CHANGED, lane] = 0
+        if abs(kappa) * trial * jump_gain * bound <= tol:
             return
-        kn = (k_new[0, lane], k_new[1, lane], k_new[2, lane])
-        dk = (kn[0] - k[0], kn[1] - k[1], kn[2] - k[2])
-        u_unit, norm = _unit((u_new[0, lane], u_new[1, lane], u_new[2, lane]))
-        k = (kn[0] / norm, kn[1] / norm, kn[2] / norm)  # u x B is linear in u
-        _set_lane_vector(f, _X, lane, (x_new[0, lane], x_new[1, lane], x_new[2, lane]))
-        _set_lane_vector(f, _U, lane, u_unit)
-        _set_lane_vector(f, _K, lane, k)
-        f[_DK_RATE, lane] = _norm(dk) / max(trial, 1e-300) + k[0] * k[0] + k[1] * k[1] + k[2] * k[2]
-        n[_PIECE, lane] = n[_PIECE_NEW, lane]
-        f[_S, lane] += trial
-        n[_N_STEPS, lane] += 1
-        if f[_AHEAD, lane] > 0.0:
-            f[_AHEAD, lane] -= trial
-        target = f[_TARGET, lane]
-        if trial < target or target == f[_H_LIMIT, lane]:
-            f[_H, lane] = trial * _step_factor(tol, err, exponent)
-        # else: stopped short of a crossing, the step size stays for after it
-        n[_BEGIN, lane] = 1
+        # a stage lay in another piece: locate the crossing within this step
+        n[_N_EVAL, lane] += 1
+        k_far, piece_far = derivative(params, kappa, _taylor(x, u, k, trial), u)
+        if piece_far != n[_PIECE, lane]:
+            f[_AHEAD, lane] = trial
+            _set_lane_vector(f, _K_FAR, lane, k_far)
+            n[_FAR_KNOWN, lane] = 1
+            n[_BEGIN, lane] = 1
+            n[_CHANGED, lane] = -1
+        elif trial > min_step:  # the Taylor path does not see it: shorter steps
+            f[_H, lane] = 0.5 * trial
+            n[_CHANGED, lane] = -1
 
-    return start, prepare, finish_step
+    return start, prepare, check_crossing
+
+
+@njit_kernel
+def _judge_steps(f, n, x_new, u_new, k_new, w, tol, min_step, exponent, n_stages):
+    """After a trial step of each of the first w lanes (new point x_new, u_new, du/ds k_new):
+    accept it or retry shorter, where n[_CHANGED] is 0 (the others :func:`_lane_steps`'s
+    ``check_crossing`` discarded). Accepted: |u| = 1 restored, the next step scaled by
+    :func:`_step_factor` (kept where the step stopped short of a crossing).
+
+    Loops of selects over lanes that the compiler runs on SIMD lanes: the arrays are indexed
+    flat (row * LANES + lane), so that it sees that rows do not overlap, and every component
+    is written out. Each lane's arithmetic is that of a scalar loop."""
+    fl = f.reshape(f.size)
+    nl = n.reshape(n.size)
+    for lane in range(w):
+        trial = fl[_TRIAL * LANES + lane]
+        err = fl[_ERR * LANES + lane]
+        judged = nl[_CHANGED * LANES + lane] == 0
+        accept = judged and (err <= tol or trial <= min_step)
+        fl[_ACCEPT * LANES + lane] = 1.0 if accept else 0.0
+        # a step that stopped short of a crossing keeps its size for after it
+        target = fl[_TARGET * LANES + lane]
+        rescale = not accept or trial < target or target == fl[_H_LIMIT * LANES + lane]
+        h = trial * _step_factor(tol, err, exponent)
+        fl[_H * LANES + lane] = h if judged and rescale else fl[_H * LANES + lane]
+        s = fl[_S * LANES + lane]
+        fl[_S * LANES + lane] = s + trial if accept else s
+        ahead = fl[_AHEAD * LANES + lane]
+        fl[_AHEAD * LANES + lane] = ahead - trial if accept and ahead > 0.0 else ahead
+        piece = nl[_PIECE * LANES + lane]
+        nl[_PIECE * LANES + lane] = nl[_PIECE_NEW * LANES + lane] if accept else piece
+        nl[_N_STEPS * LANES + lane] += 1 if accept else 0
+        nl[_BEGIN * LANES + lane] = 1 if accept else nl[_BEGIN * LANES + lane]
+        nl[_N_EVAL * LANES + lane] += n_stages
+    for c in range(3):
+        xl = x_new[c]
+        for lane in range(w):
+            x = fl[(_X + c) * LANES + lane]
+            fl[(_X + c) * LANES + lane] = xl[lane] if fl[_ACCEPT * LANES + lane] == 1.0 else x
+    for lane in range(w):
+        u0, u1, u2 = u_new[0, lane], u_new[1, lane], u_new[2, lane]
+        norm = np.sqrt(u0 * u0 + u1 * u1 + u2 * u2)
+        fl[_NORM * LANES + lane] = norm
+        accept = fl[_ACCEPT * LANES + lane] == 1.0
+        fl[_U * LANES + lane] = u0 / norm if accept else fl[_U * LANES + lane]
+        fl[(_U + 1) * LANES + lane] = u1 / norm if accept else fl[(_U + 1) * LANES + lane]
+        fl[(_U + 2) * LANES + lane] = u2 / norm if accept else fl[(_U + 2) * LANES + lane]
+    for lane in range(w):
+        trial = fl[_TRIAL * LANES + lane]
+        norm = fl[_NORM * LANES + lane]
+        old0 = fl[_K * LANES + lane]
+        old1 = fl[(_K + 1) * LANES + lane]
+        old2 = fl[(_K + 2) * LANES + lane]
+        kn0, kn1, kn2 = k_new[0, lane], k_new[1, lane], k_new[2, lane]
+        dk = (kn0 - old0, kn1 - old1, kn2 - old2)
+        k0, k1, k2 = kn0 / norm, kn1 / norm, kn2 / norm  # u x B is linear in u
+        dk_rate = _norm(dk) / max(trial, 1e-300) + k0 * k0 + k1 * k1 + k2 * k2
+        accept = fl[_ACCEPT * LANES + lane] == 1.0
+        rate = fl[_DK_RATE * LANES + lane]
+        fl[_DK_RATE * LANES + lane] = dk_rate if accept else rate
+        fl[_K * LANES + lane] = k0 if accept else old0
+        fl[(_K + 1) * LANES + lane] = k1 if accept else old1
+        fl[(_K + 2) * LANES + lane] = k2 if accept else old2
 
 
 def _weighted_sum(weights, stages, component, first=0, stop=None):
@@ -578,7 +624,7 @@ def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
         def lane_params(params):
             return params
 
-    start, prepare, finish_step = _lane_steps(region_kernel, piece_kernel, jump_kernel)
+    start, prepare, check_crossing = _lane_steps(region_kernel, piece_kernel, jump_kernel)
 
     @njit_closure()
     def derivatives(params, f, n, xs, us, sk_i, pieces, w):
@@ -598,6 +644,7 @@ def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
     # |error of u| of a step of length h across a jump dk of du/ds <= h |dk| jump_gain: the
     # stages past the jump weigh dk by a partial sum of the weights b, the exact path by <= h
     jump_gain = 1.0 + float(np.sum(np.abs(TABLEAUS[order][1])))
+    exponent = 1.0 / order  # of the step-size factor
     namespace = {"np": np, "derivatives": derivatives}
     exec(_step_source(TABLEAUS[order]), namespace)
     batch_step = njit_closure()(namespace["batch_step"])
@@ -705,20 +752,11 @@ def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
                 break
             batch_step(params, f, n, su, sk, xs, x_new, width)
             for lane in range(width):
-                n[_N_EVAL, lane] += n_stages
-                finish_step(
-                    params,
-                    f,
-                    n,
-                    x_new,
-                    su[n_stages],
-                    sk[n_stages],
-                    lane,
-                    tol,
-                    min_step,
-                    order,
-                    jump_gain,
-                )
+                if n[_CHANGED, lane] != 0:
+                    check_crossing(params, f, n, x_new, lane, tol, min_step, jump_gain)
+            _judge_steps(
+                f, n, x_new, su[n_stages], sk[n_stages], width, tol, min_step, exponent, n_stages
+            )
 
     return trace_batch
 
