@@ -474,27 +474,28 @@ def _judge_steps(f, n, x_new, u_new, k_new, w, tol, min_step, exponent, n_stages
         trial = fl[_TRIAL * LANES + lane]
         err = fl[_ERR * LANES + lane]
         judged = nl[_CHANGED * LANES + lane] == 0
-        accept = judged and (err <= tol or trial <= min_step)
+        accept = judged & ((err <= tol) | (trial <= min_step))  # (no short circuits: SIMD)
         fl[_ACCEPT * LANES + lane] = 1.0 if accept else 0.0
         # a step that stopped short of a crossing keeps its size for after it
         target = fl[_TARGET * LANES + lane]
-        rescale = not accept or trial < target or target == fl[_H_LIMIT * LANES + lane]
+        rescale = (not accept) | (trial < target) | (target == fl[_H_LIMIT * LANES + lane])
         h = trial * _step_factor(tol, err, exponent)
-        fl[_H * LANES + lane] = h if judged and rescale else fl[_H * LANES + lane]
+        fl[_H * LANES + lane] = h if judged & rescale else fl[_H * LANES + lane]
         s = fl[_S * LANES + lane]
         fl[_S * LANES + lane] = s + trial if accept else s
         ahead = fl[_AHEAD * LANES + lane]
-        fl[_AHEAD * LANES + lane] = ahead - trial if accept and ahead > 0.0 else ahead
+        fl[_AHEAD * LANES + lane] = ahead - trial if accept & (ahead > 0.0) else ahead
         piece = nl[_PIECE * LANES + lane]
         nl[_PIECE * LANES + lane] = nl[_PIECE_NEW * LANES + lane] if accept else piece
         nl[_N_STEPS * LANES + lane] += 1 if accept else 0
         nl[_BEGIN * LANES + lane] = 1 if accept else nl[_BEGIN * LANES + lane]
         nl[_N_EVAL * LANES + lane] += n_stages
-    for c in range(3):
-        xl = x_new[c]
-        for lane in range(w):
-            x = fl[(_X + c) * LANES + lane]
-            fl[(_X + c) * LANES + lane] = xl[lane] if fl[_ACCEPT * LANES + lane] == 1.0 else x
+    for lane in range(w):
+        x0, x1, x2 = x_new[0, lane], x_new[1, lane], x_new[2, lane]
+        accept = fl[_ACCEPT * LANES + lane] == 1.0
+        fl[_X * LANES + lane] = x0 if accept else fl[_X * LANES + lane]
+        fl[(_X + 1) * LANES + lane] = x1 if accept else fl[(_X + 1) * LANES + lane]
+        fl[(_X + 2) * LANES + lane] = x2 if accept else fl[(_X + 2) * LANES + lane]
     for lane in range(w):
         u0, u1, u2 = u_new[0, lane], u_new[1, lane], u_new[2, lane]
         norm = np.sqrt(u0 * u0 + u1 * u1 + u2 * u2)
@@ -510,9 +511,10 @@ def _judge_steps(f, n, x_new, u_new, k_new, w, tol, min_step, exponent, n_stages
         old1 = fl[(_K + 1) * LANES + lane]
         old2 = fl[(_K + 2) * LANES + lane]
         kn0, kn1, kn2 = k_new[0, lane], k_new[1, lane], k_new[2, lane]
-        dk = (kn0 - old0, kn1 - old1, kn2 - old2)
+        d0, d1, d2 = kn0 - old0, kn1 - old1, kn2 - old2
         k0, k1, k2 = kn0 / norm, kn1 / norm, kn2 / norm  # u x B is linear in u
-        dk_rate = _norm(dk) / max(trial, 1e-300) + k0 * k0 + k1 * k1 + k2 * k2
+        length = trial if trial > 1e-300 else 1e-300  # (a select, not max(): SIMD)
+        dk_rate = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2) / length + k0 * k0 + k1 * k1 + k2 * k2
         accept = fl[_ACCEPT * LANES + lane] == 1.0
         rate = fl[_DK_RATE * LANES + lane]
         fl[_DK_RATE * LANES + lane] = dk_rate if accept else rate
