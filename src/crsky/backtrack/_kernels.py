@@ -51,12 +51,13 @@ length per round, and every Runge–Kutta stage evaluates the field at the lanes
 one loop, into which the field model's region kernel is inlined. With the model's parameters
 as a tuple of constants and a kernel written without libm calls or unpredictable branches
 (:mod:`crsky._vectormath`), the compiler turns that loop into SIMD code (AVX-512: 8 float64 per
-instruction). Judging the trial steps (accept, or retry shorter; the step-size factor from
-:mod:`crsky._vectormath`'s exp and log, not libm's pow) is one such loop too; the rest of the
-per-lane logic (a step that left its piece, bisecting onto a surface, leaving the sphere) stays
-scalar. A lane whose particle is done takes the next particle of its chunk, and the last lanes
-close up when the chunk runs out. Each particle's arithmetic is exactly that of
-tracing it alone: the same tracks bit for bit whatever the lanes, chunks and threads.
+instruction). The step limits, the trial lengths and the judgement of the trial steps (accept,
+or retry shorter; the step-size factor from :mod:`crsky._vectormath`'s exp and log, not libm's
+pow) are such loops too; the rest of the per-lane logic (a step that left its piece, bisecting
+onto a surface, leaving the sphere) stays scalar. A lane whose particle is done takes the next
+particle of its chunk, and the last lanes close up when the chunk runs out. Each particle's
+arithmetic is exactly that of tracing it alone: the same tracks bit for bit whatever the lanes,
+chunks and threads.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -148,15 +149,26 @@ def _taylor(x, u, k, s):
     )
 
 
-@njit_kernel
+@njit_kernel(inline="always")
+def _lesser(a, b):
+    """min(a, b) as a select (the same value as Python's min for numbers that are not NaN)."""
+    return b if b < a else a
+
+
+@njit_kernel(inline="always")
+def _greater(a, b):
+    """max(a, b) as a select (the same value as Python's max for numbers that are not NaN)."""
+    return b if b > a else a
+
+
+@njit_kernel(inline="always")
 def _distance_to_sphere(x, u, r_max):
     """Straight-line path (kpc) from x along u to the sphere |x| = r_max (0 if outside)."""
     xu = x[0] * u[0] + x[1] * u[1] + x[2] * u[2]
     r2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2]
     disc = xu * xu + r_max * r_max - r2
-    if disc <= 0.0:
-        return 0.0
-    return max(0.0, -xu + np.sqrt(disc))
+    distance = _greater(0.0, -xu + np.sqrt(disc if disc > 0.0 else 0.0))
+    return 0.0 if disc <= 0.0 else distance
 
 
 @njit_kernel(inline="always")
@@ -169,18 +181,32 @@ def _step_factor(tol, err, exponent):
     return 5.0 if vanishing else factor
 
 
+@njit_kernel(inline="always")
+def _region_step(h, x, fine_regions, j):
+    """Largest step (kpc) from x, at most h, that respects fine region j (centre, radius, step):
+    inside at most its step, outside no further than to its surface."""
+    dx = x[0] - fine_regions[j, 0]
+    dy = x[1] - fine_regions[j, 1]
+    dz = x[2] - fine_regions[j, 2]
+    gap = np.sqrt(dx * dx + dy * dy + dz * dz) - fine_regions[j, 3]
+    return _lesser(h, _greater(fine_regions[j, 4], gap))
+
+
 @njit_kernel
 def _local_max_step(x, max_step, fine_regions):
-    """Largest step (kpc) from x: ``max_step``, but inside a fine region (centre, radius, step)
-    at most its step, and outside no further than to the region's surface."""
+    """Largest step (kpc) from x: ``max_step`` within every fine region's limit."""
     h = max_step
     for j in range(fine_regions.shape[0]):
-        dx = x[0] - fine_regions[j, 0]
-        dy = x[1] - fine_regions[j, 1]
-        dz = x[2] - fine_regions[j, 2]
-        gap = np.sqrt(dx * dx + dy * dy + dz * dz) - fine_regions[j, 3]
-        h = min(h, max(fine_regions[j, 4], gap))
+        h = _region_step(h, x, fine_regions, j)
     return h
+
+
+@njit_kernel(inline="always")
+def _step_limit(x, u, s, local_max_step, r_max, max_path):
+    """Largest step (kpc) from x along u after path s: ``local_max_step``, and no further than
+    the sphere r_max (by ``BOUNDARY_OVERSHOOT_KPC``) or the path max_path."""
+    to_sphere = _distance_to_sphere(x, u, r_max) + BOUNDARY_OVERSHOOT_KPC
+    return _lesser(local_max_step, _lesser(max_path - s, to_sphere))
 
 
 @njit_kernel
@@ -267,7 +293,8 @@ _X, _U, _K = 0, 3, 6  # position (kpc), direction, du/ds (1/kpc): 3 rows each
 _S, _H, _DK_RATE, _AHEAD, _TARGET, _H_LIMIT, _TRIAL, _KAPPA, _ERR = range(9, 18)
 _K_FAR = 18  # du/ds on the far side of a crossing, at the Taylor point ``ahead`` (3 rows)
 _ACCEPT, _NORM = 21, 22  # per trial step: 1.0 where accepted, 0.0 not; |u| at its new point
-_N_FLOAT = 23
+_LOCAL_MAX_STEP = 23  # the largest step the fine regions allow (kpc)
+_N_FLOAT = 24
 # Rows of its integer state (_CHANGED: the OR of (stage piece XOR the lane's piece) over a trial
 # step's stages; _FAR_KNOWN: 1 where _K_FAR holds du/ds at ``ahead``).
 _PIECE, _N_STEPS, _N_EVAL, _PARTICLE, _BEGIN, _PIECE_NEW, _CHANGED, _FAR_KNOWN = range(8)
@@ -378,8 +405,7 @@ def _lane_steps(region_kernel, piece_kernel, jump_kernel):
         dk_rate = f[_DK_RATE, lane]
         ahead = f[_AHEAD, lane]
         kappa = f[_KAPPA, lane]
-        h_cap = min(max_path - s, _distance_to_sphere(x, u, r_max) + BOUNDARY_OVERSHOOT_KPC)
-        h_limit = min(_local_max_step(x, max_step, fine), h_cap)
+        h_limit = _step_limit(x, u, s, _local_max_step(x, max_step, fine), r_max, max_path)
         target = h_limit  # a step ends at most here (before a known crossing)
         if ahead > 0.0:
             probe = min(ahead, h_limit)
@@ -521,6 +547,45 @@ def _judge_steps(f, n, x_new, u_new, k_new, w, tol, min_step, exponent, n_stages
         fl[_K * LANES + lane] = k0 if accept else old0
         fl[(_K + 1) * LANES + lane] = k1 if accept else old1
         fl[(_K + 2) * LANES + lane] = k2 if accept else old2
+
+
+@njit_kernel
+def _limit_steps(f, n, w, r_max, max_path, max_step, fine_regions):
+    """Step limits (H_LIMIT, TARGET; kpc) of each of the first w lanes that begins a step with
+    no crossing known ahead, inside the sphere r_max and short of max_path (the others are left
+    to ``prepare``), in loops over lanes that run on SIMD lanes (see :func:`_judge_steps`)."""
+    fl = f.reshape(f.size)
+    nl = n.reshape(n.size)
+    for lane in range(w):
+        fl[_LOCAL_MAX_STEP * LANES + lane] = max_step
+    for j in range(fine_regions.shape[0]):
+        for lane in range(w):
+            x = (fl[_X * LANES + lane], fl[(_X + 1) * LANES + lane], fl[(_X + 2) * LANES + lane])
+            h = fl[_LOCAL_MAX_STEP * LANES + lane]
+            fl[_LOCAL_MAX_STEP * LANES + lane] = _region_step(h, x, fine_regions, j)
+    for lane in range(w):
+        x = (fl[_X * LANES + lane], fl[(_X + 1) * LANES + lane], fl[(_X + 2) * LANES + lane])
+        u = (fl[_U * LANES + lane], fl[(_U + 1) * LANES + lane], fl[(_U + 2) * LANES + lane])
+        s = fl[_S * LANES + lane]
+        inside = x[0] * x[0] + x[1] * x[1] + x[2] * x[2] < r_max * r_max
+        plain = (nl[_BEGIN * LANES + lane] == 1) & (fl[_AHEAD * LANES + lane] <= 0.0)
+        ready = plain & inside & (s < max_path)
+        local = fl[_LOCAL_MAX_STEP * LANES + lane]
+        h_limit = _step_limit(x, u, s, local, r_max, max_path)
+        fl[_H_LIMIT * LANES + lane] = h_limit if ready else fl[_H_LIMIT * LANES + lane]
+        fl[_TARGET * LANES + lane] = h_limit if ready else fl[_TARGET * LANES + lane]
+        nl[_BEGIN * LANES + lane] = 0 if ready else nl[_BEGIN * LANES + lane]
+
+
+@njit_kernel
+def _trial_lengths(f, w, min_step):
+    """Trial step (kpc) of each of the first w lanes: its step size within [min_step, H_LIMIT],
+    and no further than TARGET (before a crossing); one loop over lanes (SIMD)."""
+    fl = f.reshape(f.size)
+    for lane in range(w):
+        h = _lesser(_greater(fl[_H * LANES + lane], min_step), fl[_H_LIMIT * LANES + lane])
+        fl[_H * LANES + lane] = h
+        fl[_TRIAL * LANES + lane] = _lesser(h, fl[_TARGET * LANES + lane])
 
 
 def _weighted_sum(weights, stages, component, first=0, stop=None):
@@ -700,6 +765,7 @@ def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
             next_particle += 1
             width += 1
         while width > 0:
+            _limit_steps(f, n, width, r_max, max_path, max_step, fine)
             lane = 0
             while lane < width:
                 if n[_BEGIN, lane] == 1:
@@ -746,12 +812,10 @@ def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
                         for row in range(_N_INT):
                             n[row, lane] = n[row, width]
                     continue
-                h = min(max(f[_H, lane], min_step), f[_H_LIMIT, lane])
-                f[_H, lane] = h
-                f[_TRIAL, lane] = min(h, f[_TARGET, lane])
                 lane += 1
             if width == 0:
                 break
+            _trial_lengths(f, width, min_step)
             batch_step(params, f, n, su, sk, xs, x_new, width)
             for lane in range(width):
                 if n[_CHANGED, lane] != 0:
