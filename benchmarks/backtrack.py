@@ -1,24 +1,23 @@
 """Backtracking speed at matched accuracy, crsky against CRPropa 3.2 in the same run (not a test;
 prints one JSON object in the layout of benchmarks/record.py; one line per case on stderr).
 
-For protons at 1, 10 and 100 EeV from isotropic observed directions, in each field model: the
-edge directions of a converged run (crsky, tolerance 1e-12, steps 1e-8 to 0.02 kpc; checked
-against CRPropa's own converged run on a subset, `reference_check`), then for every tolerance of
-each engine the particles per second on one core (the fastest of `--repeats` runs, 3 by
-default, for both engines alike: single short runs on this machine swing by up to 30 %) and the
-median and 99th-percentile angular error against that reference: each engine's error-vs-cost
-curve (crsky: its three integrators, Dormand-Prince 5(4), Bogacki-Shampine 3(2) and
-Dormand-Prince 8(5,3)). `matched` (in each of
-`details.cases`) then gives, for every CRPropa point, the fastest crsky point whose median AND
-p99 errors are at most CRPropa's, and the ratio of their speeds; each matched point is also one
-entry of `ratios` (measured in this run). Both engines use the same step bounds (default 0.1 pc
-to 1 kpc; the field model's fine regions further limit crsky's steps, and CRPropa's everywhere, see
-`crsky.backtrack.crpropa_engine`). CRPropa runs its C++ candidate loop (`ModuleList.run` on a
-`CandidateVector`, OMP_NUM_THREADS=1, candidates built outside the timing). Where `import crpropa`
-fails, the CRPropa columns and ratios are absent and `details.anchor` says so.
-`throughput.field_evaluation_ns` is the cost of one field evaluation per model (crsky: one thread
-over 200,000 random points; CRPropa: its C++ `fromMagneticField` filling a 64³ grid); the two
-use different point sets, so no ratio of them is claimed.
+For protons at 1, 10 and 100 EeV from isotropic observed directions, in each field model: the edge
+directions of a converged run (crsky, tolerance 1e-12, steps 1e-8 to 0.02 kpc; checked against
+CRPropa's own converged run on a subset, `reference_check`), then for every tolerance of each
+engine the particles per second on one core (the fastest of `--repeats` runs, 3 by default, for
+both engines alike: single short runs on this machine swing by up to 30 %) and the median and
+99th-percentile angular error against that reference: each engine's error-vs-cost curve (crsky: its
+three integrators, Dormand-Prince 5(4), Bogacki-Shampine 3(2) and Dormand-Prince 8(5,3)). `matched`
+(in each of `details.cases`) then gives, for every CRPropa point, the fastest crsky point whose
+median AND p99 errors are at most CRPropa's, and the ratio of their speeds; each matched point is
+also one entry of `ratios` (measured in this run). Both engines use the same step bounds (default
+0.1 pc to 1 kpc; the field model's fine regions further limit crsky's steps, and CRPropa's
+everywhere, see `crsky.backtrack.crpropa_engine`). CRPropa runs its C++ candidate loop
+(`ModuleList.run` on a `CandidateVector`, OMP_NUM_THREADS=1, candidates built outside the timing).
+Where `import crpropa` fails, the CRPropa columns and ratios are absent and `details.anchor` says
+so. `throughput.field_evaluation_ns` is the cost of one field evaluation per model (crsky: one
+thread over 200,000 random points; CRPropa: its C++ `fromMagneticField` filling a 64³ grid); the
+two use different point sets, so no ratio of them is claimed.
 
     python benchmarks/backtrack.py [--particles 2000] [--repeats 3] [--fields jf12 uf23 kst24]
         [--energies-eev 1 10 100] [--tolerances 1e-4 3e-5 1e-5 ... 1e-9]
@@ -269,6 +268,8 @@ def main() -> None:
     parser.add_argument("--reference-check", type=int, default=200,
                         help="particles also traced by CRPropa at tolerance 1e-10")  # fmt: skip
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats: expected a whole number >= 1, got {args.repeats}")
     try:
         import crpropa
     except ImportError:
