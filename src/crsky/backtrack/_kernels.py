@@ -486,10 +486,11 @@ def _lane_steps(region_kernel, piece_kernel, jump_kernel):
 
 @njit_kernel
 def _judge_steps(f, n, x_new, u_new, k_new, w, tol, min_step, exponent, n_stages):
-    """After a trial step of each of the first w lanes (new point x_new, u_new, du/ds k_new):
-    accept it or retry shorter, where n[_CHANGED] is 0 (the others :func:`_lane_steps`'s
-    ``check_crossing`` discarded). Accepted: |u| = 1 restored, the next step scaled by
-    :func:`_step_factor` (kept where the step stopped short of a crossing).
+    """After a trial step of each of the first w lanes (new point x_new in kpc, Galactocentric,
+    direction u_new, du/ds k_new in 1/kpc; tol the bound of the direction's local error,
+    min_step in kpc): accept it or retry shorter, where n[_CHANGED] is 0 (the others
+    :func:`_lane_steps`'s ``check_crossing`` discarded). Accepted: |u| = 1 restored, the next
+    step scaled by :func:`_step_factor` (kept where the step stopped short of a crossing).
 
     Loops of selects over lanes that the compiler runs on SIMD lanes: the arrays are indexed
     flat (row * LANES + lane), so that it sees that rows do not overlap, and every component
