@@ -76,6 +76,10 @@ _KPC_M = 3.0856775814913673e19
 # Gyroradius of R = 1 EV in B = 1 µG, in kpc: R / (c B) = 1e18 V / (c * 1e-10 T)  (≈ 1.0810 kpc)
 GYRO_KPC = 1e18 / (_C_M_PER_S * 1e-10) / _KPC_M
 BOUNDARY_OVERSHOOT_KPC = 1e-6
+# a stage point at the end of a step beyond the sphere r_max sees the field this fraction of r_max
+# from the centre on its ray: inside the sphere also after rounding, so a model whose field ends
+# on that sphere (JF12 at 20 kpc) has no jump there for the step to locate
+_END_SHRINK = 1.0 - 1e-12
 # The start's field is evaluated this far ahead along u (kpc), on the side the particle moves to
 # (the Earth lies on JF12's and KST24's z = 0 surface).
 _START_NUDGE_KPC = 1e-12
@@ -225,6 +229,22 @@ def _cross(kappa, u, b):
     )
 
 
+@njit_kernel
+def _bridge(kappa, x, u, k, lo, hi, b_far):
+    """Cross from x (kpc) to the Taylor point at path hi (kpc), where the path has left its piece
+    (it is still in it at lo) for one with field ``b_far`` (µG) there: du/ds is k up to lo and
+    the far side's beyond. Returns (x, u, du/ds) there."""
+    k_far = _cross(kappa, u, b_far)
+    u_far, _ = _unit(
+        (
+            u[0] + lo * k[0] + (hi - lo) * k_far[0],
+            u[1] + lo * k[1] + (hi - lo) * k_far[1],
+            u[2] + lo * k[2] + (hi - lo) * k_far[2],
+        )
+    )
+    return _taylor(x, u, k, hi), u_far, _cross(kappa, u_far, b_far)
+
+
 # --- lockstep: W particles per batch, one SIMD loop per Runge–Kutta stage -----------------------
 
 # Lanes traced side by side: every Runge–Kutta stage evaluates the field for all of them in one
@@ -291,14 +311,15 @@ TABLEAUS = {3: _TABLEAU_BS3, 5: _TABLEAU_DOPRI5, 8: _TABLEAU_DOP853}
 # Rows of a batch's float state (each row holds the W lanes).
 _X, _U, _K = 0, 3, 6  # position (kpc), direction, du/ds (1/kpc): 3 rows each
 _S, _H, _DK_RATE, _AHEAD, _TARGET, _H_LIMIT, _TRIAL, _KAPPA, _ERR = range(9, 18)
-_K_FAR = 18  # du/ds on the far side of a crossing, at the Taylor point ``ahead`` (3 rows)
+_B_FAR = 18  # B (µG) on the far side of a crossing, at the Taylor point ``ahead`` (3 rows)
 _ACCEPT, _NORM = 21, 22  # per trial step: 1.0 where accepted, 0.0 not; |u| at its new point
 _LOCAL_MAX_STEP = 23  # the largest step the fine regions allow (kpc)
 _N_FLOAT = 24
 # Rows of its integer state (_CHANGED: the OR of (stage piece XOR the lane's piece) over a trial
-# step's stages; _FAR_KNOWN: 1 where _K_FAR holds du/ds at ``ahead``).
+# step's stages; _FAR_KNOWN: 1 where _B_FAR holds B at ``ahead`` and _PIECE_FAR its piece).
 _PIECE, _N_STEPS, _N_EVAL, _PARTICLE, _BEGIN, _PIECE_NEW, _CHANGED, _FAR_KNOWN = range(8)
-_N_INT = 8
+_PIECE_FAR = 8
+_N_INT = 9
 
 
 @njit_kernel(inline="always")
@@ -336,6 +357,12 @@ def _lane_steps(region_kernel, piece_kernel, jump_kernel):
         ), piece
 
     @njit_closure()
+    def field_near(params, p):
+        """(B in µG as a 3-tuple, piece index) at the point p (3-tuple, kpc)."""
+        bx, by, bz, piece = field_at(p[0], p[1], p[2], params)
+        return (bx, by, bz), piece
+
+    @njit_closure()
     def piece_at(params, p):
         return piece_kernel(p[0], p[1], p[2], params)
 
@@ -352,23 +379,6 @@ def _lane_steps(region_kernel, piece_kernel, jump_kernel):
                 hi = mid
             n += 1
         return lo, hi, n
-
-    @njit_closure()
-    def bridge(params, kappa, x, u, k, piece, lo, hi):
-        """Cross from x to the Taylor point at hi (kpc), where the path has left ``piece`` (it is
-        still in it at lo): du/ds is k up to lo and the far side's beyond. Returns (x, u, k,
-        piece) there."""
-        x_far = _taylor(x, u, k, hi)
-        bx, by, bz, piece_far = field_at(x_far[0], x_far[1], x_far[2], params)
-        k_far = _cross(kappa, u, (bx, by, bz))
-        u_far, _ = _unit(
-            (
-                u[0] + lo * k[0] + (hi - lo) * k_far[0],
-                u[1] + lo * k[1] + (hi - lo) * k_far[1],
-                u[2] + lo * k[2] + (hi - lo) * k_far[2],
-            )
-        )
-        return x_far, u_far, _cross(kappa, u_far, (bx, by, bz)), piece_far
 
     @njit_closure()
     def start(params, f, n, lane, particle, position, direction, kappa, min_step, max_step):
@@ -409,17 +419,19 @@ def _lane_steps(region_kernel, piece_kernel, jump_kernel):
         target = h_limit  # a step ends at most here (before a known crossing)
         if ahead > 0.0:
             probe = min(ahead, h_limit)
-            # the trial step that found the crossing evaluated du/ds beyond it, at ahead
-            k_far = _lane_vector(f, _K_FAR, lane)
+            # the trial step that found the crossing evaluated B beyond it, at ahead
+            b_far = _lane_vector(f, _B_FAR, lane)
+            piece_far = n[_PIECE_FAR, lane]
             crossed = n[_FAR_KNOWN, lane] == 1 and probe == ahead
             if not crossed:
                 n[_N_EVAL, lane] += 1
-                k_far, piece_far = derivative(params, kappa, _taylor(x, u, k, probe), u)
+                b_far, piece_far = field_near(params, _taylor(x, u, k, probe))
                 crossed = piece_far != piece
             n[_FAR_KNOWN, lane] = 0
             if not crossed:
                 ahead = -1.0
             else:
+                k_far = _cross(kappa, u, b_far)
                 jump = _norm((k_far[0] - k[0], k_far[1] - k[1], k_far[2] - k[2]))
                 # the crossing's error is about (hi - lo) |dk|: bracket it to tol / |dk|; the Taylor
                 # path bridges gaps where its error in u, gap² |dk/ds| / 2, is < tol / 10
@@ -431,12 +443,14 @@ def _lane_steps(region_kernel, piece_kernel, jump_kernel):
                     lo, hi, m = bisect(params, x, u, k, piece, lo, hi, bracket)
                     n[_N_EVAL, lane] += m
                 if hi <= max(bridgeable, 2.0 * bracket):
-                    x, u, k, piece = bridge(params, kappa, x, u, k, piece, lo, hi)
+                    if hi != probe:  # (else B there is known)
+                        n[_N_EVAL, lane] += 1
+                        b_far, piece_far = field_near(params, _taylor(x, u, k, hi))
+                    x, u, k = _bridge(kappa, x, u, k, lo, hi, b_far)
                     _set_lane_vector(f, _X, lane, x)
                     _set_lane_vector(f, _U, lane, u)
                     _set_lane_vector(f, _K, lane, k)
-                    n[_PIECE, lane] = piece
-                    n[_N_EVAL, lane] += 1
+                    n[_PIECE, lane] = piece_far
                     n[_N_STEPS, lane] += 1
                     f[_S, lane] = s + hi
                     f[_AHEAD, lane] = -1.0
@@ -470,10 +484,11 @@ def _lane_steps(region_kernel, piece_kernel, jump_kernel):
             return
         # a stage lay in another piece: locate the crossing within this step
         n[_N_EVAL, lane] += 1
-        k_far, piece_far = derivative(params, kappa, _taylor(x, u, k, trial), u)
+        b_far, piece_far = field_near(params, _taylor(x, u, k, trial))
         if piece_far != n[_PIECE, lane]:
             f[_AHEAD, lane] = trial
-            _set_lane_vector(f, _K_FAR, lane, k_far)
+            _set_lane_vector(f, _B_FAR, lane, b_far)
+            n[_PIECE_FAR, lane] = piece_far
             n[_FAR_KNOWN, lane] = 1
             n[_BEGIN, lane] = 1
             n[_CHANGED, lane] = -1
@@ -512,6 +527,8 @@ def _judge_steps(f, n, x_new, u_new, k_new, w, tol, min_step, exponent, n_stages
         fl[_S * LANES + lane] = s + trial if accept else s
         ahead = fl[_AHEAD * LANES + lane]
         fl[_AHEAD * LANES + lane] = ahead - trial if accept & (ahead > 0.0) else ahead
+    for lane in range(w):  # (the integer rows apart: with them the loop above stays scalar)
+        accept = fl[_ACCEPT * LANES + lane] == 1.0
         piece = nl[_PIECE * LANES + lane]
         nl[_PIECE * LANES + lane] = nl[_PIECE_NEW * LANES + lane] if accept else piece
         nl[_N_STEPS * LANES + lane] += 1 if accept else 0
@@ -642,15 +659,16 @@ def _error_source(e, e3, kind, n_stages):
 
 
 def _step_source(tableau):
-    """Source of ``batch_step(params, f, n, su, sk, xs, x_new, w)`` for one Runge–Kutta pair: a
-    trial step of length f[_TRIAL] for each of the first w lanes, with the tableau's non-zero
-    coefficients written out (so that each stage is one vectorisable loop per component).
-    Writes the stages into su, sk (directions, du/ds), the new point into x_new and su[-1],
-    du/ds there into sk[-1], and the error, clean flag and new piece into f and n."""
+    """Source of ``batch_step(params, f, n, su, sk, xs, x_new, w, r_max)`` for one Runge–Kutta
+    pair: a trial step of length f[_TRIAL] for each of the first w lanes, with the tableau's
+    non-zero coefficients written out (so that each stage is one vectorisable loop per
+    component). Writes the stages into su, sk (directions, du/ds), the new point into x_new and
+    su[-1], du/ds there into sk[-1], and the error, clean flag and new piece into f and n. The
+    stages at the step's end (c = 1, and the new point) use ``end_derivatives``."""
     a, b, e, e3, kind = tableau
     n_stages = a.shape[0]
     lines = [
-        "def batch_step(params, f, n, su, sk, xs, x_new, w):",
+        "def batch_step(params, f, n, su, sk, xs, x_new, w, r_max):",
         "    for c in range(3):",
         "        for lane in range(w):",
         f"            su[0, c, lane] = f[{_U} + c, lane]",
@@ -660,10 +678,12 @@ def _step_source(tableau):
     ]
     for i in range(1, n_stages):
         lines += _combination_source(a[i], i, "xs[{c}, lane]", f"su[{i}, {{c}}, lane]")
-        lines.append(f"    derivatives(params, f, n, xs, su[{i}], sk[{i}], n[{_PIECE_NEW}], w)")
+        name = "end_derivatives" if abs(a[i].sum() - 1.0) < 1e-12 else "derivatives"
+        lines.append(f"    {name}(params, f, n, xs, su[{i}], sk[{i}], n[{_PIECE_NEW}], w, r_max)")
     lines += _combination_source(b, n_stages, "x_new[{c}, lane]", f"su[{n_stages}, {{c}}, lane]")
     lines.append(
-        f"    derivatives(params, f, n, x_new, su[{n_stages}], sk[{n_stages}], n[{_PIECE_NEW}], w)"
+        f"    end_derivatives(params, f, n, x_new, su[{n_stages}], sk[{n_stages}], "
+        f"n[{_PIECE_NEW}], w, r_max)"
     )
     lines += _error_source(e, e3, kind, n_stages)
     return "\n".join(lines) + "\n"
@@ -694,26 +714,42 @@ def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
 
     start, prepare, check_crossing = _lane_steps(region_kernel, piece_kernel, jump_kernel)
 
-    @njit_closure()
-    def derivatives(params, f, n, xs, us, sk_i, pieces, w):
-        """du/ds at the stage points (xs, us) of the first w lanes into sk_i and their pieces
-        into ``pieces``; a lane whose point lies outside its piece notes the bits that differ."""
-        for lane in range(w):
-            bx, by, bz, piece = region_kernel(xs[0, lane], xs[1, lane], xs[2, lane], params)
-            kappa = f[_KAPPA, lane]
-            sk_i[0, lane] = kappa * (us[1, lane] * bz - us[2, lane] * by)
-            sk_i[1, lane] = kappa * (us[2, lane] * bx - us[0, lane] * bz)
-            sk_i[2, lane] = kappa * (us[0, lane] * by - us[1, lane] * bx)
-            pieces[lane] = piece
-        for lane in range(w):
-            n[_CHANGED, lane] |= pieces[lane] ^ n[_PIECE, lane]
+    def stage_derivatives(at_end):
+        """``derivatives(params, f, n, xs, us, sk_i, pieces, w, r_max)``: du/ds at the stage
+        points (xs, us) of the first w lanes into sk_i and their pieces into ``pieces``; a lane
+        whose point lies outside its piece notes the bits that differ. With ``at_end`` (stages
+        at the step's end) a point beyond the sphere r_max sees the field at its projection onto
+        the sphere (see the module's notes)."""
+
+        @njit_closure()
+        def derivatives(params, f, n, xs, us, sk_i, pieces, w, r_max):
+            for lane in range(w):
+                x0, x1, x2 = xs[0, lane], xs[1, lane], xs[2, lane]
+                if at_end:
+                    r2 = x0 * x0 + x1 * x1 + x2 * x2
+                    scale = _END_SHRINK * r_max / np.sqrt(r2) if r2 > r_max * r_max else 1.0
+                    x0, x1, x2 = x0 * scale, x1 * scale, x2 * scale
+                bx, by, bz, piece = region_kernel(x0, x1, x2, params)
+                kappa = f[_KAPPA, lane]
+                sk_i[0, lane] = kappa * (us[1, lane] * bz - us[2, lane] * by)
+                sk_i[1, lane] = kappa * (us[2, lane] * bx - us[0, lane] * bz)
+                sk_i[2, lane] = kappa * (us[0, lane] * by - us[1, lane] * bx)
+                pieces[lane] = piece
+            for lane in range(w):
+                n[_CHANGED, lane] |= pieces[lane] ^ n[_PIECE, lane]
+
+        return derivatives
 
     n_stages = TABLEAUS[order][0].shape[0]
     # |error of u| of a step of length h across a jump dk of du/ds <= h |dk| jump_gain: the
     # stages past the jump weigh dk by a partial sum of the weights b, the exact path by <= h
     jump_gain = 1.0 + float(np.sum(np.abs(TABLEAUS[order][1])))
     exponent = 1.0 / order  # of the step-size factor
-    namespace = {"np": np, "derivatives": derivatives}
+    namespace = {
+        "np": np,
+        "derivatives": stage_derivatives(False),
+        "end_derivatives": stage_derivatives(True),
+    }
     exec(_step_source(TABLEAUS[order]), namespace)
     batch_step = njit_closure()(namespace["batch_step"])
 
@@ -817,7 +853,7 @@ def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
             if width == 0:
                 break
             _trial_lengths(f, width, min_step)
-            batch_step(params, f, n, su, sk, xs, x_new, width)
+            batch_step(params, f, n, su, sk, xs, x_new, width, r_max)
             for lane in range(width):
                 if n[_CHANGED, lane] != 0:
                     check_crossing(params, f, n, x_new, lane, tol, min_step, jump_gain)
