@@ -596,6 +596,19 @@ def _limit_steps(f, n, w, r_max, max_path, max_step, fine_regions):
 
 
 @njit_kernel
+def _pull_inside(points, out, w, r_max):
+    """Copy the first w lanes' points (3, LANES; kpc) into out, those beyond the sphere r_max
+    moved onto their ray at _END_SHRINK r_max (just inside it); one SIMD loop."""
+    for lane in range(w):
+        x0, x1, x2 = points[0, lane], points[1, lane], points[2, lane]
+        r2 = x0 * x0 + x1 * x1 + x2 * x2
+        scale = _END_SHRINK * r_max / np.sqrt(r2) if r2 > r_max * r_max else 1.0
+        out[0, lane] = x0 * scale
+        out[1, lane] = x1 * scale
+        out[2, lane] = x2 * scale
+
+
+@njit_kernel
 def _trial_lengths(f, w, min_step):
     """Trial step (kpc) of each of the first w lanes: its step size within [min_step, H_LIMIT],
     and no further than TARGET (before a crossing); one loop over lanes (SIMD)."""
@@ -664,7 +677,8 @@ def _step_source(tableau):
     non-zero coefficients written out (so that each stage is one vectorisable loop per
     component). Writes the stages into su, sk (directions, du/ds), the new point into x_new and
     su[-1], du/ds there into sk[-1], and the error, clean flag and new piece into f and n. The
-    stages at the step's end (c = 1, and the new point) use ``end_derivatives``."""
+    stages at the step's end (c = 1, and the new point) evaluate the field at their points
+    pulled inside the sphere r_max (:func:`_pull_inside`)."""
     a, b, e, e3, kind = tableau
     n_stages = a.shape[0]
     lines = [
@@ -678,13 +692,14 @@ def _step_source(tableau):
     ]
     for i in range(1, n_stages):
         lines += _combination_source(a[i], i, "xs[{c}, lane]", f"su[{i}, {{c}}, lane]")
-        name = "end_derivatives" if abs(a[i].sum() - 1.0) < 1e-12 else "derivatives"
-        lines.append(f"    {name}(params, f, n, xs, su[{i}], sk[{i}], n[{_PIECE_NEW}], w, r_max)")
+        if abs(a[i].sum() - 1.0) < 1e-12:  # a stage at the step's end
+            lines.append("    _pull_inside(xs, xs, w, r_max)")
+        lines.append(f"    derivatives(params, f, n, xs, su[{i}], sk[{i}], n[{_PIECE_NEW}], w)")
     lines += _combination_source(b, n_stages, "x_new[{c}, lane]", f"su[{n_stages}, {{c}}, lane]")
-    lines.append(
-        f"    end_derivatives(params, f, n, x_new, su[{n_stages}], sk[{n_stages}], "
-        f"n[{_PIECE_NEW}], w, r_max)"
-    )
+    lines += [
+        "    _pull_inside(x_new, xs, w, r_max)",
+        f"    derivatives(params, f, n, xs, su[{n_stages}], sk[{n_stages}], n[{_PIECE_NEW}], w)",
+    ]
     lines += _error_source(e, e3, kind, n_stages)
     return "\n".join(lines) + "\n"
 
@@ -714,42 +729,26 @@ def lockstep_tracer(region_kernel, piece_kernel, jump_kernel, n_params, order):
 
     start, prepare, check_crossing = _lane_steps(region_kernel, piece_kernel, jump_kernel)
 
-    def stage_derivatives(at_end):
-        """``derivatives(params, f, n, xs, us, sk_i, pieces, w, r_max)``: du/ds at the stage
-        points (xs, us) of the first w lanes into sk_i and their pieces into ``pieces``; a lane
-        whose point lies outside its piece notes the bits that differ. With ``at_end`` (stages
-        at the step's end) a point beyond the sphere r_max sees the field at its projection onto
-        the sphere (see the module's notes)."""
-
-        @njit_closure()
-        def derivatives(params, f, n, xs, us, sk_i, pieces, w, r_max):
-            for lane in range(w):
-                x0, x1, x2 = xs[0, lane], xs[1, lane], xs[2, lane]
-                if at_end:
-                    r2 = x0 * x0 + x1 * x1 + x2 * x2
-                    scale = _END_SHRINK * r_max / np.sqrt(r2) if r2 > r_max * r_max else 1.0
-                    x0, x1, x2 = x0 * scale, x1 * scale, x2 * scale
-                bx, by, bz, piece = region_kernel(x0, x1, x2, params)
-                kappa = f[_KAPPA, lane]
-                sk_i[0, lane] = kappa * (us[1, lane] * bz - us[2, lane] * by)
-                sk_i[1, lane] = kappa * (us[2, lane] * bx - us[0, lane] * bz)
-                sk_i[2, lane] = kappa * (us[0, lane] * by - us[1, lane] * bx)
-                pieces[lane] = piece
-            for lane in range(w):
-                n[_CHANGED, lane] |= pieces[lane] ^ n[_PIECE, lane]
-
-        return derivatives
+    @njit_closure()
+    def derivatives(params, f, n, xs, us, sk_i, pieces, w):
+        """du/ds at the stage points (xs, us) of the first w lanes into sk_i and their pieces
+        into ``pieces``; a lane whose point lies outside its piece notes the bits that differ."""
+        for lane in range(w):
+            bx, by, bz, piece = region_kernel(xs[0, lane], xs[1, lane], xs[2, lane], params)
+            kappa = f[_KAPPA, lane]
+            sk_i[0, lane] = kappa * (us[1, lane] * bz - us[2, lane] * by)
+            sk_i[1, lane] = kappa * (us[2, lane] * bx - us[0, lane] * bz)
+            sk_i[2, lane] = kappa * (us[0, lane] * by - us[1, lane] * bx)
+            pieces[lane] = piece
+        for lane in range(w):
+            n[_CHANGED, lane] |= pieces[lane] ^ n[_PIECE, lane]
 
     n_stages = TABLEAUS[order][0].shape[0]
     # |error of u| of a step of length h across a jump dk of du/ds <= h |dk| jump_gain: the
     # stages past the jump weigh dk by a partial sum of the weights b, the exact path by <= h
     jump_gain = 1.0 + float(np.sum(np.abs(TABLEAUS[order][1])))
     exponent = 1.0 / order  # of the step-size factor
-    namespace = {
-        "np": np,
-        "derivatives": stage_derivatives(False),
-        "end_derivatives": stage_derivatives(True),
-    }
+    namespace = {"np": np, "derivatives": derivatives, "_pull_inside": _pull_inside}
     exec(_step_source(TABLEAUS[order]), namespace)
     batch_step = njit_closure()(namespace["batch_step"])
 
