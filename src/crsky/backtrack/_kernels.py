@@ -42,9 +42,13 @@ other, and the crossing is neither located nor bridged.
 
 A step never goes past the sphere of radius ``r_max_kpc`` along the straight line by more than
 ``BOUNDARY_OVERSHOOT_KPC``, nor past ``max_path_kpc``, so the particle stops on the sphere or at the
-maximum path length, not a step beyond. Within the field model's fine regions (spheres where it
-has structure thinner than a step could see, ``FieldModel.fine_regions``) steps are at most the
-region's ``max_step`` long, and a step never reaches into such a sphere from outside.
+maximum path length, not a step beyond. The stages at a step's end (c = 1, and the new point) that
+lie beyond the sphere (the last step's, by up to its bend h² |du/ds| / 2) see the field just
+inside it on their ray: the track ends there, and a model whose field ends on that sphere (JF12
+at 20 kpc) then has no jump for the last step to locate. Within the field model's fine regions
+(spheres where it has structure thinner than a step could see, ``FieldModel.fine_regions``)
+steps are at most the region's ``max_step`` long, and a step never reaches into such a sphere
+from outside.
 
 Lockstep. The tracer advances ``LANES`` particles together: each takes one trial step of its own
 length per round, and every Runge–Kutta stage evaluates the field at the lanes' stage points in
