@@ -1,6 +1,8 @@
 """Field kernels in a loop over points vectorise (packed AVX instructions, no libm calls) with the
 parameter vector as a tuple, as in the tracer's lockstep loop over lanes
-(:func:`crsky.backtrack._kernels.lockstep_tracer`), with the values of the point-by-point call."""
+(:func:`crsky.backtrack._kernels.lockstep_tracer`), with the values of the point-by-point call;
+so do the tracer's own loops over lanes (judging the trial steps, the step limits, the end
+stages pulled inside the sphere)."""
 
 import platform
 import re
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 from numba import njit
 
+from crsky.backtrack import _kernels
 from crsky.fields import get_field
 
 CASES = [
@@ -57,3 +60,27 @@ def test_region_kernel_loop_is_vectorised(name, options):
     packed = re.findall(r"\bv\w+pd\s+[^\n]*%[yz]mm", asm)
     assert len(packed) > 50, "the loop over points did not vectorise"
     assert not re.search(r"call\w*\s+[^\n]*(exp|log|sin|cos|atan|pow)", asm)
+
+
+def _lane_loop_asm(function, *args) -> str:
+    """Assembly of one of the tracer's loops over lanes, compiled without the disk cache."""
+    compiled = njit(cache=False, error_model="numpy", nogil=True)(function.py_func)
+    compiled(*args)
+    return compiled.inspect_asm(compiled.signatures[0])
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 assembly")
+def test_tracer_lane_loops_are_vectorised():
+    # A loop that stays scalar costs the tracer speed, not accuracy, so only this test sees it:
+    # judging the trial steps stayed scalar unnoticed once (integer rows in the float loop).
+    lanes = _kernels.LANES
+    f = np.zeros((_kernels._N_FLOAT, lanes))
+    n = np.zeros((_kernels._N_INT, lanes), dtype=np.int64)
+    rows = np.zeros((3, lanes))
+    judge = _lane_loop_asm(_kernels._judge_steps, f, n, rows, rows, rows, 32, 1e-4, 1e-4, 0.2, 6)
+    # the step-size factor's exp builds 2^k from its bits: a packed shift by 52 when vectorised
+    assert re.search(r"vpsllq\s+\$52,[^\n]*%[yz]mm", judge), "judging the steps stayed scalar"
+    limits = _lane_loop_asm(_kernels._limit_steps, f, n, 32, 20.0, 1e3, 1.0, np.zeros((0, 5)))
+    pull = _lane_loop_asm(_kernels._pull_inside, rows, rows.copy(), 32, 20.0)
+    for name, asm in (("step limits", limits), ("pull inside", pull)):
+        assert re.search(r"vsqrtpd\s+[^\n]*%[yz]mm", asm), f"the {name} loop stayed scalar"
