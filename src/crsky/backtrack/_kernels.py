@@ -350,17 +350,6 @@ def _lane_steps(region_kernel, piece_kernel, jump_kernel):
         return region_kernel(x_kpc, y_kpc, z_kpc, params)
 
     @njit_closure()
-    def derivative(params, kappa, x, u):
-        """(kappa * u x B(x), piece): derivative of the unit direction u (3-tuple) at x (3-tuple) in
-        1/kpc, and the field model's piece index at x."""
-        bx, by, bz, piece = field_at(x[0], x[1], x[2], params)
-        return (
-            kappa * (u[1] * bz - u[2] * by),
-            kappa * (u[2] * bx - u[0] * bz),
-            kappa * (u[0] * by - u[1] * bx),
-        ), piece
-
-    @njit_closure()
     def field_near(params, p):
         """(B in µG as a 3-tuple, piece index) at the point p (3-tuple, kpc)."""
         bx, by, bz, piece = field_at(p[0], p[1], p[2], params)
@@ -390,7 +379,8 @@ def _lane_steps(region_kernel, piece_kernel, jump_kernel):
         x = (position[particle, 0], position[particle, 1], position[particle, 2])
         u = (direction[particle, 0], direction[particle, 1], direction[particle, 2])
         kap = kappa[particle]
-        k, piece = derivative(params, kap, _taylor(x, u, (0.0, 0.0, 0.0), _START_NUDGE_KPC), u)
+        b, piece = field_near(params, _taylor(x, u, (0.0, 0.0, 0.0), _START_NUDGE_KPC))
+        k = _cross(kap, u, b)
         _set_lane_vector(f, _X, lane, x)
         _set_lane_vector(f, _U, lane, u)
         _set_lane_vector(f, _K, lane, k)
